@@ -1,0 +1,3 @@
+from vmimage.cli import main
+
+main(prog_name="vmimage")

@@ -1,0 +1,85 @@
+"""Local image files (.ova, .ovf, .iso): what kind they are and what their descriptor says."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from vmimage.errors import ImageError
+from vmimage.manifest import parse_manifest, verify_digest
+from vmimage.ova import read_ova_descriptor
+from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
+
+ContentType = Literal["OVF", "ISO"]
+EXTENSIONS: dict[str, ContentType] = {".ova": "OVF", ".ovf": "OVF", ".iso": "ISO"}
+
+# ISO 9660 / UDF volume descriptors start at sector 16; bytes 1-5 name the standard.
+_ISO_DESCRIPTOR_OFFSET = 16 * 2048 + 1
+_ISO_IDENTIFIERS = {b"CD001", b"BEA01", b"NSR02", b"NSR03", b"TEA01"}
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: str
+    type: ContentType
+    descriptor: Descriptor | None  # None for an ISO
+
+
+def content_type(path: str) -> ContentType:
+    """OVF or ISO, from the file's extension; anything else is an error."""
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        return EXTENSIONS[extension]
+    except KeyError:
+        found = extension or "(no extension)"
+        raise ImageError(path, f"unknown image type {found!r}; expected .ova, .ovf or .iso") from None
+
+
+def default_display_name(path: str) -> str:
+    """The file name without its extension, the display name when the user gives none."""
+    return Path(path).stem
+
+
+def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
+    """Read what `inspect` needs: the descriptor of an OVA/OVF (checked against its
+    manifest when there is one), or a check that an ISO is one."""
+    kind = content_type(path)
+    try:
+        if kind == "ISO":
+            _check_iso(path)
+            return ImageFile(path, kind, None)
+        if path.lower().endswith(".ova"):
+            with open(path, "rb") as stream:
+                ova = read_ova_descriptor(stream, path)
+            data, name = ova.data, ova.name
+            source = f"{path}:{ova.name}"
+        else:
+            data, name, source = _read_bounded(path), os.path.basename(path), path
+            if manifest_path is None:
+                beside = os.path.splitext(path)[0] + ".mf"
+                manifest_path = beside if os.path.exists(beside) else None
+        if manifest_path is not None:
+            with open(manifest_path, "rb") as stream:
+                manifest = parse_manifest(stream.read(), manifest_path)
+            verify_digest(manifest, os.path.basename(name), data, manifest_path)
+        return ImageFile(path, kind, parse_descriptor(data, source))
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+
+
+def _read_bounded(path: str) -> bytes:
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_DESCRIPTOR_BYTES + 1)
+    if len(data) > MAX_DESCRIPTOR_BYTES:
+        raise ImageError(path, f"descriptor is over the {MAX_DESCRIPTOR_BYTES} byte limit")
+    return data
+
+
+def _check_iso(path: str) -> None:
+    with open(path, "rb") as stream:
+        stream.seek(_ISO_DESCRIPTOR_OFFSET)
+        identifier = stream.read(5)
+    if identifier not in _ISO_IDENTIFIERS:
+        raise ImageError(path, "not an ISO 9660 or UDF image (no volume descriptor at sector 16)")
