@@ -97,7 +97,7 @@ def _parse_xml(data: bytes, source: str) -> Element:
         raise ImageError(source, f"descriptor refused for safety: {exc}") from None
     except ParseError as exc:
         raise ImageError(source, f"not well-formed XML ({exc})") from None
-    except (UnicodeError, ValueError) as exc:
+    except (UnicodeError, ValueError, LookupError) as exc:
         raise ImageError(source, f"not readable as XML text ({exc})") from None
 
 

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that compose the catalog's resources."""

@@ -1,0 +1,132 @@
+"""The stack configuration of the catalog, as pydantic models with readable errors.
+
+`pulumi config` values arrive as plain JSON-like data under the project's namespace
+(``vmimage:libraries``, ``vmimage:images``); `load_catalog_config` validates them and
+turns every problem into one line that names the key and says what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from vmimage.labels import is_label_name
+from vmimage.source import EXTENSIONS
+
+NAMESPACE = "vmimage"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(Exception):
+    """Invalid stack configuration; the message has one line per problem."""
+
+
+def _capability(value: str) -> str:
+    if not is_label_name(value):
+        raise ValueError("a capability is 1-63 letters, digits, '-', '_' or '.', starting and ending alphanumeric")
+    return value
+
+
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError("a namespace is a DNS label: lower-case letters, digits and '-', at most 63 characters")
+    return value
+
+
+def _source(value: str) -> str:
+    lowered = value.lower().split("?", 1)[0]
+    if lowered.startswith("http://"):
+        raise ValueError("vCenter pulls sources over https only; use an https:// URL")
+    if not any(lowered.endswith(extension) for extension in EXTENSIONS):
+        raise ValueError("a source is a path or https URL ending in .ova, .ovf or .iso")
+    return value
+
+
+Capability = Annotated[str, AfterValidator(_capability)]
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class LibraryConfig(ConfigModel):
+    """A content library: created on `datastore`, or an existing one referenced by name."""
+
+    name: str = Field(min_length=1, max_length=80)
+    datastore: str | None = Field(None, min_length=1)
+    description: str | None = None
+    subscription_url: str | None = Field(None, pattern=r"^https://")
+    existing: bool = False
+
+    @model_validator(mode="after")
+    def _needs_storage(self) -> LibraryConfig:
+        if not self.existing and self.datastore is None:
+            raise ValueError("a library to create needs a datastore (or set existing: true to use one as it is)")
+        return self
+
+
+class ImageConfig(ConfigModel):
+    """One image: a source file or URL published as a library item, visible in a scope."""
+
+    display_name: str = Field(min_length=1, max_length=80)
+    source: Annotated[str, AfterValidator(_source)]
+    library: str = Field(min_length=1)
+    scope: Literal["cluster"] | tuple[str, ...] = "cluster"
+    capabilities: list[Capability] = []
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope(cls, value: Any) -> Any:
+        if value == "cluster":
+            return value
+        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
+            raise ValueError("scope is 'cluster' or a non-empty list of namespaces")
+        for index, namespace in enumerate(value):
+            try:
+                _namespace(namespace)
+            except ValueError as exc:
+                raise ValueError(f"[{index}] {namespace!r}: {exc}") from None
+        return tuple(value)
+
+
+class CatalogConfig(ConfigModel):
+    libraries: list[LibraryConfig] = []
+    images: list[ImageConfig] = []
+
+    def problems(self) -> list[str]:
+        """Cross-entry problems, as ``key: message`` lines."""
+        lines = []
+        names = {library.name for library in self.libraries}
+        for index, image in enumerate(self.images):
+            if image.library not in names:
+                known = ", ".join(sorted(names)) or "none declared"
+                lines.append(f"{NAMESPACE}:images[{index}].library: {image.library!r} is not in libraries ({known})")
+        return lines
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = NAMESPACE
+    for index, part in enumerate(loc):
+        path += f"[{part}]" if isinstance(part, int) else (":" if index == 0 else ".") + str(part)
+    return path
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key; check its spelling against the configuration reference in README.md"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def load_catalog_config(values: dict[str, Any]) -> CatalogConfig:
+    """Validate the project's config values (keys without the ``vmimage:`` prefix)."""
+    try:
+        config = CatalogConfig.model_validate(values)
+        lines = config.problems()
+    except ValidationError as exc:
+        lines = [f"{_location(e['loc'])}: {_message(e)}" for e in exc.errors()]
+    if lines:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(lines))
+    return config
