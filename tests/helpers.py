@@ -10,7 +10,9 @@ from vmimage.image import file_status, image_object
 from vmimage.source import default_display_name, read_image_file
 
 FIXED_NOW = datetime(2024, 1, 15, 10, 0, 0, tzinfo=UTC)
-READY = [{"type": "Ready", "status": "True", "reason": "True", "message": "", "lastTransitionTime": "2024-01-15T10:00:00Z"}]
+READY = [
+    {"type": "Ready", "status": "True", "reason": "True", "message": "", "lastTransitionTime": "2024-01-15T10:00:00Z"}
+]
 
 
 def inspect_file(path: Path, **options: Any) -> dict[str, Any]:

@@ -14,7 +14,11 @@ def test_reference_example():
 
 @pytest.mark.parametrize(
     "spelling",
-    ["E1968C25-DD84-4506-8DC7-9BEACB6B688E", "e1968c25dd8445068dc79beacb6b688e", " e1968c25-dd84-4506-8dc7-9beacb6b688e "],
+    [
+        "E1968C25-DD84-4506-8DC7-9BEACB6B688E",
+        "e1968c25dd8445068dc79beacb6b688e",
+        " e1968c25-dd84-4506-8dc7-9beacb6b688e ",
+    ],
 )
 def test_any_case_and_hyphenation_give_the_same_id(spelling):
     assert vmi_id(spelling) == "vmi-0a0044d7c690bcbea"

@@ -72,7 +72,9 @@ def test_manifest_inside_ova_is_checked(tmp_path):
 
 def test_manifest_without_entry_for_descriptor_is_refused(tmp_path):
     digest = hashlib.sha1(b"other").hexdigest()
-    ova = tar_with(tmp_path / "x.ova", [("x.ovf", PHOTON.descriptor("d", 1)), ("x.mf", f"SHA1(d.vmdk)= {digest}".encode())])
+    ova = tar_with(
+        tmp_path / "x.ova", [("x.ovf", PHOTON.descriptor("d", 1)), ("x.mf", f"SHA1(d.vmdk)= {digest}".encode())]
+    )
     with pytest.raises(ImageError, match="no digest for 'x.ovf'"):
         read_image_file(str(ova))
 

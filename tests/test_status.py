@@ -35,8 +35,19 @@ def test_os_family(guest_id, family):
 
 @pytest.mark.parametrize(
     ("n_bytes", "quantity"),
-    [(0, "0"), (1, "1"), (1023, "1023"), (1024, "1Ki"), (30 * 2**20, "30Mi"), (20 * 2**30, "20Gi"),
-     (1500 * 2**20, "1500Mi"), (3 * 2**40, "3Ti"), (18743296, "18304Ki"), (10**9, "1000000000"), (1000 * 2**10, "1000Ki")],
+    [
+        (0, "0"),
+        (1, "1"),
+        (1023, "1023"),
+        (1024, "1Ki"),
+        (30 * 2**20, "30Mi"),
+        (20 * 2**30, "20Gi"),
+        (1500 * 2**20, "1500Mi"),
+        (3 * 2**40, "3Ti"),
+        (18743296, "18304Ki"),
+        (10**9, "1000000000"),
+        (1000 * 2**10, "1000Ki"),
+    ],
 )
 def test_binary_quantity(n_bytes, quantity):
     assert binary_quantity(n_bytes) == quantity
@@ -73,7 +84,9 @@ def test_labels_leave_out_invalid_values_instead_of_mangling_them():
     }
 
 
-@pytest.mark.parametrize(("value", "valid"), [("", True), ("5.0", True), ("a" * 63, True), ("a" * 64, False),
-                                              ("-a", False), ("a_b.c-d", True), ("v1 ", False)])
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("", True), ("5.0", True), ("a" * 63, True), ("a" * 64, False), ("-a", False), ("a_b.c-d", True), ("v1 ", False)],
+)
 def test_label_values(value, valid):
     assert is_label_value(value) is valid

@@ -41,8 +41,8 @@ class SampleImage:
         if self.capabilities:
             props["capabilities.image.vmoperator.vmware.com"] = ",".join(self.capabilities)
         property_xml = "".join(
-            f"\n      <Property ovf:key={quoteattr(k)} ovf:type=\"string\" ovf:userConfigurable="
-            f"\"{'false' if k.startswith('capabilities.') else 'true'}\" ovf:value={quoteattr(v)}/>"
+            f'\n      <Property ovf:key={quoteattr(k)} ovf:type="string" ovf:userConfigurable='
+            f'"{"false" if k.startswith("capabilities.") else "true"}" ovf:value={quoteattr(v)}/>'
             for k, v in props.items()
         )
         os_version = f" ovf:version={quoteattr(self.os_version)}" if self.os_version else ""
@@ -107,20 +107,22 @@ def manifest_text(digests: dict[str, Digest]) -> bytes:
     return "".join(f"{d.algorithm}({name})= {d.hexdigest}\n" for name, d in digests.items()).encode()
 
 
-def write_ova(path: Path, image: SampleImage, disk_bytes: int = 4096, manifest: bool = True) -> Path:
+def write_ova(
+    path: Path, image: SampleImage, disk_bytes: int = 4096, manifest: bool = True, hash_disk: bool = True
+) -> Path:
     """An OVA: descriptor, manifest, then a disk of ``disk_bytes`` zeros written as a hole.
 
     The disk's bytes are never written, so a multi-GB OVA costs no disk space; the
-    manifest still lists the true SHA-256 of every member.
+    manifest lists the true SHA-256 of every member (of the descriptor only when
+    ``hash_disk`` is false, which spares hashing tens of GB of zeros).
     """
     stem = path.stem
     disk_name = f"{stem}-disk1.vmdk"
     descriptor_name = f"{stem}.ovf"
     descriptor = image.descriptor(disk_name, disk_bytes)
-    digests = {
-        descriptor_name: Digest("SHA256", hashlib.sha256(descriptor).hexdigest()),
-        disk_name: Digest("SHA256", _sha256_of_zeros(disk_bytes)),
-    }
+    digests = {descriptor_name: Digest("SHA256", hashlib.sha256(descriptor).hexdigest())}
+    if hash_disk:
+        digests[disk_name] = Digest("SHA256", _sha256_of_zeros(disk_bytes))
     with open(path, "wb") as out:
         _add_member(out, descriptor_name, descriptor)
         if manifest:

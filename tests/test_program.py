@@ -1,0 +1,76 @@
+"""The Pulumi program under Pulumi's own mocks: config in, validated, or a readable error."""
+
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+def stack_config(path: Path) -> dict[str, str]:
+    """A stack file's config as the engine hands it to the program: JSON strings by key."""
+    values: dict[str, Any] = yaml.safe_load(path.read_text())["config"]
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+
+
+def run_program(config: dict[str, str], stack: str = "test") -> None:
+    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack=stack, preview=False)
+    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+def test_the_project_file():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "vmimage"
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"] == "venv"
+    assert project["stackConfigDir"] == "stacks"
+
+
+@pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name)
+def test_every_stack_file_is_valid(path):
+    run_program(stack_config(path), stack=path.name.split(".")[1])
+
+
+def test_dev_stack_exists():
+    assert ROOT / "stacks" / "Pulumi.dev.yaml" in STACKS
+
+
+def test_bad_config_fails_with_the_key_and_what_is_expected():
+    config = {
+        "vmimage:libraries": json.dumps([{"name": "lib", "datastore": "ds"}]),
+        "vmimage:images": json.dumps([{"displayName": "x", "source": "x.vmdk", "library": "nope", "scope": "all"}]),
+    }
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(config)
+    message = str(caught.value)
+    assert "vmimage:images[0].source: a source is a path or https URL ending in .ova, .ovf or .iso" in message
+    assert "vmimage:images[0].scope: scope is 'cluster' or a non-empty list of namespaces" in message
+
+
+def test_unknown_library_is_named():
+    config = {
+        "vmimage:libraries": json.dumps([{"name": "lib", "datastore": "ds"}]),
+        "vmimage:images": json.dumps([{"displayName": "x", "source": "x.ova", "library": "other"}]),
+    }
+    with pytest.raises(pulumi.RunError, match=r"vmimage:images\[0\].library: 'other' is not in libraries \(lib\)"):
+        run_program(config)
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(pulumi.RunError, match=r"vmimage:libraries\[0\].datastoer: unknown key"):
+        run_program({"vmimage:libraries": json.dumps([{"name": "lib", "datastoer": "ds"}])})
