@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vmimage.image import file_status  # noqa: E402
-from vmimage.samples import SAMPLES, write_ova  # noqa: E402
-from vmimage.source import read_image_file  # noqa: E402
+from vmimage.image import file_status
+from vmimage.samples import SAMPLES, write_ova
+from vmimage.source import read_image_file
 
 
 def timings(call, rounds: int) -> list[float]:
@@ -53,7 +53,9 @@ def main() -> None:
         small = write_ova(Path(directory) / "small.ova", SAMPLES[0], disk_bytes=4096)
         ovf = Path(directory) / "big.ovf"
         ovf.write_bytes(SAMPLES[0].descriptor("big-disk1.vmdk", args.size_gib * 2**30))
-        print(f"OVA: {ova.stat().st_size / 2**30:.1f} GiB apparent, {ova.stat().st_blocks * 512 / 2**10:.0f} KiB on disk")
+        print(
+            f"OVA: {ova.stat().st_size / 2**30:.1f} GiB apparent, {ova.stat().st_blocks * 512 / 2**10:.0f} KiB on disk"
+        )
         print(f"small OVA: {small.stat().st_size} bytes; OVF: {ovf.stat().st_size} bytes")
 
         def inspect(path: Path) -> None:
