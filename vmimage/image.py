@@ -18,7 +18,7 @@ from vmimage.models import (
     ProviderRef,
 )
 from vmimage.source import ImageFile
-from vmimage.status import iso_status, ovf_status
+from vmimage.status import image_status
 
 
 def image_object(
@@ -60,8 +60,11 @@ def file_status(
     now: datetime | None = None,
 ) -> ImageStatus:
     """The status of a local image file, as it would be once uploaded as that item."""
-    now = now or datetime.now(UTC).replace(microsecond=0)
-    common = dict(name=name, now=now, capabilities=capabilities, item_id=item_id, content_version=content_version)
-    if image_file.descriptor is None:
-        return iso_status(**common)
-    return ovf_status(image_file.descriptor, **common)
+    return image_status(
+        image_file.descriptor,
+        name=name,
+        now=now or datetime.now(UTC).replace(microsecond=0),
+        capabilities=capabilities,
+        item_id=item_id,
+        content_version=content_version,
+    )

@@ -96,8 +96,8 @@ def _or_none(items: list) -> list | None:
     return items or None
 
 
-def ovf_status(
-    descriptor: Descriptor,
+def image_status(
+    descriptor: Descriptor | None,
     *,
     name: str,
     now: datetime,
@@ -105,51 +105,39 @@ def ovf_status(
     item_id: str | None = None,
     content_version: str | None = None,
 ) -> ImageStatus:
-    """The status of an OVF/OVA image whose descriptor was read."""
-    firmware = "EFI" if (descriptor.firmware or "").strip().lower() == "efi" else "BIOS"
-    return ImageStatus(
+    """The status of an image whose metadata was read: OVF with its descriptor, ISO without one."""
+    status = ImageStatus(
         name=name,
-        type="OVF",
-        firmware=firmware,
-        hardware_version=max(descriptor.hardware_versions) if descriptor.hardware_versions else None,
+        type="ISO" if descriptor is None else "OVF",
         capabilities=_or_none(image_capabilities(descriptor, capabilities)),
-        os_info=_os_info(descriptor),
-        product_info=_product_info(descriptor),
-        disks=_or_none(_disks(descriptor)),
-        ovf_properties=_or_none(
+        provider_item_id=item_id,
+        provider_content_version=content_version,
+        conditions=[ready_condition(now)],
+    )
+    if descriptor is None:  # ISO items carry no OVF metadata
+        return status
+    return status.model_copy(update=_descriptor_fields(descriptor))
+
+
+def _descriptor_fields(descriptor: Descriptor) -> dict:
+    return {
+        "firmware": "EFI" if (descriptor.firmware or "").strip().lower() == "efi" else "BIOS",
+        "hardware_version": max(descriptor.hardware_versions) if descriptor.hardware_versions else None,
+        "os_info": _os_info(descriptor),
+        "product_info": _product_info(descriptor),
+        "disks": _or_none(_disks(descriptor)),
+        "ovf_properties": _or_none(
             [
                 OVFProperty(key=p.key, type=p.type, default=p.value or None)
                 for p in descriptor.properties
                 if p.user_configurable
             ]
         ),
-        vmware_system_properties=_or_none(
+        "vmware_system_properties": _or_none(
             [
                 KeyValue(key=p.key, value=p.value or None)
                 for p in descriptor.properties
                 if p.plain_key.startswith(SYSTEM_PROPERTY_PREFIX)
             ]
         ),
-        provider_item_id=item_id,
-        provider_content_version=content_version,
-        conditions=[ready_condition(now)],
-    )
-
-
-def iso_status(
-    *,
-    name: str,
-    now: datetime,
-    capabilities: Iterable[str] = (),
-    item_id: str | None = None,
-    content_version: str | None = None,
-) -> ImageStatus:
-    """The status of an ISO image: it carries no OVF metadata."""
-    return ImageStatus(
-        name=name,
-        type="ISO",
-        capabilities=_or_none(image_capabilities(None, capabilities)),
-        provider_item_id=item_id,
-        provider_content_version=content_version,
-        conditions=[ready_condition(now)],
-    )
+    }
