@@ -41,6 +41,14 @@ class DescriptorDisk:
 
 
 @dataclass(frozen=True)
+class FileReference:
+    """A file the package carries beside its descriptor (References/File)."""
+
+    href: str
+    size: int | None
+
+
+@dataclass(frozen=True)
 class Product:
     product: str | None = None
     vendor: str | None = None
@@ -60,6 +68,7 @@ class Descriptor:
     properties: tuple[Property, ...] = ()
     extra_config: dict[str, str] = field(default_factory=dict)
     disks: tuple[DescriptorDisk, ...] = ()
+    files: tuple[FileReference, ...] = ()
 
 
 def parse_descriptor(data: bytes, source: str) -> Descriptor:
@@ -81,6 +90,7 @@ def parse_descriptor(data: bytes, source: str) -> Descriptor:
         properties=properties,
         extra_config=_extra_config(hardware),
         disks=tuple(_disks(root, properties)),
+        files=tuple(_files(root)),
     )
 
 
@@ -241,3 +251,11 @@ def _disks(root: Element, properties: tuple[Property, ...]) -> Iterator[Descript
                 capacity_bytes=_byte_count(capacity, _unit_factor(_attr(disk, "capacityAllocationUnits"))),
                 populated_bytes=_byte_count(_attr(disk, "populatedSize")),
             )
+
+
+def _files(root: Element) -> Iterator[FileReference]:
+    for references in _children(root, "References"):
+        for element in _children(references, "File"):
+            href = _attr(element, "href")
+            if href:
+                yield FileReference(href=href, size=_byte_count(_attr(element, "size")))

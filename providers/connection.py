@@ -1,0 +1,86 @@
+"""What every provider shares: vCenter credentials kept out of the state, and clean errors.
+
+A dynamic provider object is pickled (dill) into the Pulumi state with all its
+attributes, so credentials never become attributes. `configure()` stores the stack's
+`vsphere:*` config in this module's globals, which are not pickled; the environment
+(VSPHERE_SERVER, VSPHERE_USER, VSPHERE_PASSWORD, ...) fills what the config leaves out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pulumi.dynamic import ConfigureRequest
+
+from vmimage.errors import ImageError
+from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.rest import VapiSession
+from vmimage.vsphere.settings import (
+    ALLOW_UNVERIFIED_SSL,
+    CA_FILE,
+    PASSWORD,
+    SERVER,
+    USER,
+    ConnectionSettings,
+    resolve_settings,
+)
+
+_KEYS = tuple(key for key, _ in (SERVER, USER, PASSWORD, ALLOW_UNVERIFIED_SSL, CA_FILE))
+_CONFIG: dict[str, Any] = {}  # module state: never part of a pickled provider
+
+
+def configure(request: ConfigureRequest) -> None:
+    """Keep the vsphere:* values the engine hands over in Configure (secrets already unwrapped)."""
+    for key in _KEYS:
+        value = request.config.get(key)
+        if value is not None:
+            _CONFIG[key] = value
+
+
+def settings() -> ConnectionSettings:
+    return resolve_settings(_CONFIG, os.environ)
+
+
+@contextmanager
+def content_library() -> Iterator[ContentLibraryClient]:
+    """A logged-in content library client for one provider call."""
+    with VapiSession(settings()) as session:
+        yield ContentLibraryClient(session)
+
+
+class _UserErrorsWithoutTraceback:
+    """Stands in for the `traceback` module inside Pulumi's dynamic provider host.
+
+    The host reports any exception as `traceback.format_exc()`, so a user mistake
+    (a missing file, a refused login) would reach `pulumi up` as a Python traceback.
+    For vmimage's own ImageError this returns the one-line message; anything else
+    (a bug) keeps its full traceback.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def format_exc(self, *args: Any, **kwargs: Any) -> str:
+        error = sys.exc_info()[1]
+        if isinstance(error, ImageError):
+            return str(error)
+        return self._real.format_exc(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def install_clean_errors() -> None:
+    """Swap the host module's `traceback` for the shim above; a no-op outside the host."""
+    host = sys.modules.get("__main__")
+    in_host = host is not None and hasattr(host, "DynamicResourceProviderServicer")
+    if in_host and not isinstance(getattr(host, "traceback", None), _UserErrorsWithoutTraceback):
+        host.traceback = _UserErrorsWithoutTraceback(traceback)
+
+
+install_clean_errors()

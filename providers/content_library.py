@@ -1,0 +1,136 @@
+"""ContentLibrary: a local (or subscribed) vSphere content library on a datastore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from providers import connection
+from providers.common import changed, is_unknown, require_text
+from vmimage.errors import ImageError
+from vmimage.vsphere.content_library import LibraryInfo
+from vmimage.vsphere.inventory import find_datastore_id
+from vmimage.vsphere.rest import NotFoundError
+
+INPUTS = ("name", "datastore", "description", "subscription_url")
+IN_PLACE = ("name", "description")
+REPLACING = ("datastore", "subscription_url")
+
+
+def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": library.name,
+        "datastore": inputs.get("datastore"),
+        "description": library.description,
+        "subscription_url": library.subscription_url,
+        "library_id": library.id,
+        "type": library.type,
+        "datastore_id": library.datastore_ids[0] if library.datastore_ids else None,
+    }
+
+
+class ContentLibraryProvider(ResourceProvider):
+    """Creates, updates (name, description) and deletes a content library; a new datastore replaces it."""
+
+    def configure(self, req: ConfigureRequest) -> None:
+        connection.configure(req)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        require_text(news, "name", failures)
+        require_text(news, "datastore", failures, limit=255)
+        url = news.get("subscription_url")
+        if url and not is_unknown(url) and not str(url).startswith("https://"):
+            failures.append(CheckFailure("subscription_url", "subscription_url must be an https:// URL"))
+        inputs = {key: news.get(key) for key in INPUTS}
+        inputs["description"] = inputs["description"] or ""
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        updates = changed(olds, news, IN_PLACE)
+        replaces = changed(olds, news, REPLACING)
+        # Library names are unique in vCenter: the old library must go before its replacement comes.
+        return DiffResult(changes=bool(updates or replaces), replaces=replaces, delete_before_replace=bool(replaces))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        settings = connection.settings()
+        datastore_id = find_datastore_id(settings, props["datastore"])
+        with connection.content_library() as client:
+            existing = client.find_libraries(props["name"])
+            if existing:
+                raise ImageError(
+                    f"library {props['name']!r}",
+                    f"vCenter already has a library with this name ({existing[0]}); "
+                    "reference it as an existing library or choose another name",
+                )
+            library_id = client.create_library(
+                props["name"], datastore_id, props.get("description") or "", props.get("subscription_url")
+            )
+            library = client.get_library(library_id)
+        pulumi.log.info(f"created content library {library.name!r} ({library.id})")
+        return CreateResult(library_id, _outputs(library, props))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with connection.content_library() as client:
+            try:
+                library = client.get_library(id_)
+            except NotFoundError:
+                return ReadResult("", {})  # deleted out of band: the next `up` creates it again
+        outputs = _outputs(library, props)
+        return ReadResult(id_, outputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        with connection.content_library() as client:
+            library = client.get_library(id_)
+            client.update_library(library, news["name"], news.get("description") or "")
+            library = client.get_library(id_)
+        return UpdateResult(_outputs(library, news))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with connection.content_library() as client:
+            try:
+                library = client.get_library(id_)
+            except NotFoundError:
+                return  # already gone
+            client.delete_library(library)
+
+
+class ContentLibrary(pulumi.dynamic.Resource, module="vmimage", name="ContentLibrary"):
+    """A vSphere content library. Type token: pulumi-python:dynamic/vmimage:ContentLibrary."""
+
+    library_id: pulumi.Output[str]
+    name: pulumi.Output[str]
+    datastore_id: pulumi.Output[str]
+    type: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str],
+        datastore: pulumi.Input[str],
+        description: pulumi.Input[str] | None = None,
+        subscription_url: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        inputs = {
+            "name": name,
+            "datastore": datastore,
+            "description": description,
+            "subscription_url": subscription_url,
+            "library_id": None,
+            "type": None,
+            "datastore_id": None,
+        }
+        super().__init__(ContentLibraryProvider(), resource_name, inputs, opts)

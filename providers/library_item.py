@@ -1,0 +1,277 @@
+"""ContentLibraryItem: a VM image file published as a content library item.
+
+A changed source is uploaded into the same item through a new update session, so the
+item UUID — and with it the VMI ID — stays the same while the content version moves on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from providers import connection
+from providers.common import changed, is_unknown, require_text
+from vmimage.errors import ImageError
+from vmimage.ids import vmi_id
+from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.source import EXTENSIONS, content_type, read_image_file
+from vmimage.status import image_status
+from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
+from vmimage.vsphere.publish import UploadResult, is_url, upload_source
+from vmimage.vsphere.rest import NotFoundError
+
+INPUTS = ("library_id", "name", "source", "description", "sha256", "fingerprint")
+IN_PLACE = ("name", "description", "fingerprint")
+REPLACING = ("library_id",)
+PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def fingerprint(source: str, sha256: str | None) -> str:
+    """What identifies the content without reading it: size and mtime (or the URL), plus sha256 when given."""
+    if is_url(source):
+        base = f"url:{source}"
+    else:
+        stat = os.stat(source)
+        base = f"file:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{base}:sha256:{sha256.lower()}" if sha256 else base
+
+
+class _ProgressLog:
+    """Upload progress through pulumi.log, at most every PROGRESS_INTERVAL seconds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, sent: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL or sent == total:
+            self.last = now
+            percent = 100 * sent / total if total else 100
+            rate = sent / max(now - self.started, 1e-6) / 2**20
+            pulumi.log.info(f"uploading {self.name}: {sent} of {total} bytes ({percent:.0f}%, {rate:.1f} MiB/s)")
+
+
+def _content_version(client: ContentLibraryClient, item: ItemInfo) -> str | None:
+    """vCenter's content version; the simulator has none, so fall back to its files' version."""
+    if item.content_version:
+        return item.content_version
+    versions = [f.version for f in client.item_files(item.id) if f.version]
+    return max(versions, key=lambda v: (len(v), v)) if versions else None
+
+
+def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
+    kind = "ISO" if item.type.lower() == "iso" else "OVF"
+    parsed = parse_descriptor(descriptor, source_name) if descriptor is not None else None
+    if kind == "OVF" and parsed is None:
+        raise ImageError(source_name, "the item has no .ovf descriptor")
+    status = image_status(
+        parsed,
+        name=item.name,
+        now=datetime.now(UTC).replace(microsecond=0),
+        item_id=item.id,
+        content_version=content_version,
+    )
+    return status.wire()
+
+
+def _descriptor_of(client: ContentLibraryClient, item: ItemInfo) -> tuple[bytes | None, str | None]:
+    if item.type.lower() == "iso":
+        return None, None
+    names = [f.name for f in client.item_files(item.id) if f.name.lower().endswith(".ovf")]
+    if not names:
+        return None, None
+    return client.download(item.id, names[0], MAX_DESCRIPTOR_BYTES), names[0]
+
+
+def _outputs(
+    client: ContentLibraryClient,
+    item: ItemInfo,
+    inputs: dict[str, Any],
+    upload: UploadResult | None,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    files = client.item_files(item.id)
+    content_version = _content_version(client, item)
+    if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
+        image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)
+    elif previous and previous.get("image") and previous.get("content_version") == content_version:
+        image = {**previous["image"], "name": item.name}  # same content: keep status and its transition time
+    else:
+        descriptor, name = _descriptor_of(client, item)
+        image = _image(descriptor, f"item {item.id}:{name}", item, content_version)
+    return {
+        **{key: inputs.get(key) for key in INPUTS},
+        "name": item.name,
+        "description": item.description,
+        "item_id": item.id,
+        "vmi_id": vmi_id(item.id),
+        "content_version": content_version,
+        "size_bytes": item.size or sum(f.size for f in files),
+        "files": [{"name": f.name, "size": f.size} for f in files],
+        "source_sha256": (upload.source_sha256 if upload else None) or (previous or {}).get("source_sha256"),
+        "image": image,
+    }
+
+
+class ContentLibraryItemProvider(ResourceProvider):
+    """Publishes an .ova/.ovf/.iso (local or https) as a library item and keeps it in step."""
+
+    def configure(self, req: ConfigureRequest) -> None:
+        connection.configure(req)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        require_text(news, "name", failures)
+        require_text(news, "library_id", failures, limit=255)
+        inputs = {key: news.get(key) for key in INPUTS if key != "fingerprint"}
+        inputs["description"] = inputs["description"] or ""
+        sha256 = news.get("sha256")
+        if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
+            failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
+            sha256 = None
+        source = news.get("source")
+        if is_unknown(source) or is_unknown(sha256):
+            inputs["fingerprint"] = source if is_unknown(source) else sha256
+            return CheckResult(inputs, failures)
+        problem = self._source_problem(source)
+        if problem:
+            failures.append(CheckFailure("source", problem))
+        else:
+            inputs["fingerprint"] = fingerprint(source, sha256)
+        return CheckResult(inputs, failures)
+
+    @staticmethod
+    def _source_problem(source: Any) -> str | None:
+        """Why the source cannot be published, read cheaply (a multi-GB OVA costs its first KBs)."""
+        if not isinstance(source, str) or not source:
+            return "source must be a path to an .ova, .ovf or .iso file, or an https:// URL"
+        path = source.split("?", 1)[0]
+        if not any(path.lower().endswith(extension) for extension in EXTENSIONS):
+            return f"source {source!r} has an unknown extension; expected .ova, .ovf or .iso"
+        if is_url(source):
+            return None
+        if source.lower().startswith("http://"):
+            return "source URLs must be https:// (vCenter pulls them itself)"
+        if not os.path.isfile(source):
+            return f"source file {source!r} does not exist (relative paths start at the project directory)"
+        try:
+            read_image_file(source)
+        except ImageError as error:
+            return f"source is unreadable: {error}"
+        return None
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        updates = changed(olds, news, IN_PLACE)
+        replaces = changed(olds, news, REPLACING)
+        return DiffResult(changes=bool(updates or replaces), replaces=replaces)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        source = props["source"]
+        with connection.content_library() as client:
+            existing = client.find_items(props["library_id"], props["name"])
+            if existing:
+                raise ImageError(
+                    f"item {props['name']!r}",
+                    f"library {props['library_id']} already has an item with this name ({existing[0]}): "
+                    "two resources declare the same item, or it was made outside Pulumi",
+                )
+            kind = content_type(source.split("?", 1)[0])
+            item_id = client.create_item(props["library_id"], props["name"], props.get("description") or "", kind)
+            try:
+                upload = upload_source(
+                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
+                )
+                outputs = _outputs(client, client.get_item(item_id), props, upload)
+            except BaseException:
+                client.delete_item(item_id)  # nothing half-made stays behind
+                raise
+        pulumi.log.info(f"published {props['name']!r} as item {item_id} ({outputs['vmi_id']})")
+        return CreateResult(item_id, outputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        with connection.content_library() as client:
+            if olds.get("name") != news["name"] or olds.get("description") != news.get("description"):
+                client.update_item(id_, news["name"], news.get("description") or "")
+            upload = None
+            if olds.get("fingerprint") != news.get("fingerprint"):
+                upload = upload_source(
+                    client, id_, news["source"], expected_sha256=news.get("sha256"), progress=_ProgressLog(news["name"])
+                )
+            outputs = _outputs(client, client.get_item(id_), news, upload, previous=olds)
+        return UpdateResult(outputs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with connection.content_library() as client:
+            try:
+                item = client.get_item(id_)
+            except NotFoundError:
+                return ReadResult("", {})  # deleted out of band: the next `up` creates it again
+            inputs = {key: props.get(key) for key in INPUTS}
+            inputs.update(library_id=item.library_id, name=item.name, description=item.description)
+            outputs = _outputs(client, item, inputs, None, previous=props)
+        return ReadResult(id_, outputs, inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with connection.content_library() as client:
+            client.delete_item(id_)  # already gone counts as done
+
+
+class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="ContentLibraryItem"):
+    """An image file as a content library item. Type token: pulumi-python:dynamic/vmimage:ContentLibraryItem."""
+
+    item_id: pulumi.Output[str]
+    vmi_id: pulumi.Output[str]
+    content_version: pulumi.Output[str]
+    size_bytes: pulumi.Output[int]
+    files: pulumi.Output[list]
+    image: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        library_id: pulumi.Input[str],
+        name: pulumi.Input[str],
+        source: pulumi.Input[str],
+        description: pulumi.Input[str] | None = None,
+        sha256: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        inputs = {
+            "library_id": library_id,
+            "name": name,
+            "source": source,
+            "description": description,
+            "sha256": sha256,
+            **{
+                key: None
+                for key in (
+                    "item_id",
+                    "vmi_id",
+                    "content_version",
+                    "size_bytes",
+                    "files",
+                    "image",
+                    "fingerprint",
+                    "source_sha256",
+                )
+            },
+        }
+        super().__init__(ContentLibraryItemProvider(), resource_name, inputs, opts)

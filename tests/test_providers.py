@@ -1,0 +1,288 @@
+"""The content library and item providers, driven through the engine protocol against vcsim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from providers.common import is_unknown
+from providers.content_library import ContentLibraryProvider
+from providers.library_item import ContentLibraryItemProvider
+from tests.engine import UNKNOWN, provider_host
+from tests.helpers import inspect_file
+from vmimage.ids import vmi_id
+from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
+
+pytestmark = pytest.mark.vcsim
+
+LIBRARY = "pulumi-python:dynamic/vmimage:ContentLibrary"
+ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+PASSWORD = "s3cr3t-Pa55word!"
+
+
+def vsphere_config(vcsim, password: str = PASSWORD, server: str | None = None) -> dict:
+    return {
+        "vsphere:vsphereServer": server or vcsim.server,
+        "vsphere:user": "administrator@vsphere.local",
+        "vsphere:password": {**SECRET_SIG, "value": password},  # secret config, as the engine sends it
+        "vsphere:caFile": str(vcsim.ca_file),
+    }
+
+
+@pytest.fixture(scope="module")
+def host(vcsim):
+    with provider_host(vsphere_config(vcsim), env={"VMIMAGE_PROGRESS_INTERVAL": "0"}) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def library(host):
+    step = host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-test", "datastore": "LocalDS_0"})
+    assert step.op == "create", step
+    return step
+
+
+@pytest.fixture
+def ova(tmp_path) -> Path:
+    return write_ova(tmp_path / "photon.ova", SAMPLES[0], disk_bytes=3 * 2**20 + 5)
+
+
+def item_inputs(library, source: Path | str, name: str, **extra) -> dict:
+    return {"library_id": library.id, "name": name, "source": str(source), **extra}
+
+
+# --- libraries -----------------------------------------------------------------------------
+
+
+def test_library_create_outputs_and_no_op(host, library):
+    assert library.outputs["library_id"] == library.id
+    assert library.outputs["type"] == "LOCAL"
+    assert "LocalDS_0" in library.outputs["datastore_id"]
+    again = host.up(
+        LIBRARY,
+        ContentLibraryProvider(),
+        {"name": "providers-test", "datastore": "LocalDS_0"},
+        state=library.state,
+        old_inputs=library.inputs,
+    )
+    assert again.op == "same"
+
+
+def test_library_rename_is_in_place_and_datastore_replaces(host):
+    created = host.up(LIBRARY, ContentLibraryProvider(), {"name": "lib-a", "datastore": "LocalDS_0"})
+    renamed = host.up(
+        LIBRARY,
+        ContentLibraryProvider(),
+        {"name": "lib-b", "datastore": "LocalDS_0", "description": "renamed"},
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert (renamed.op, renamed.id, renamed.outputs["name"]) == ("update", created.id, "lib-b")
+    diff = host.diff(created.id, renamed.outputs, {**renamed.inputs, "datastore": "OtherDS"})
+    assert diff.replaces == ["datastore"] and diff.delete_before_replace
+    host.delete(created.id, renamed.outputs)
+    assert host.read(created.id, renamed.outputs, renamed.inputs)[0] == ""
+    host.delete(created.id, renamed.outputs)  # already gone counts as done
+
+
+def test_library_name_taken_is_a_clear_error(host, library):
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-test", "datastore": "LocalDS_0"})
+    assert "already has a library with this name" in caught.value.details()
+    assert "Traceback" not in caught.value.details()
+
+
+def test_unknown_datastore_names_what_exists(host):
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(LIBRARY, ContentLibraryProvider(), {"name": "nowhere", "datastore": "NoSuchDS"})
+    assert "no datastore named 'NoSuchDS' (found: LocalDS_0)" in caught.value.details()
+
+
+# --- items ---------------------------------------------------------------------------------
+
+
+def test_item_create_publishes_the_ova(host, library, ova):
+    step = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-create"))
+    assert step.op == "create"
+    outputs = step.outputs
+    assert outputs["item_id"] == step.id
+    assert outputs["vmi_id"] == vmi_id(step.id)
+    assert outputs["content_version"] == "1"
+    assert sorted(f["name"] for f in outputs["files"]) == ["photon-disk1.vmdk", "photon.mf", "photon.ovf"]
+    assert {f["name"]: f["size"] for f in outputs["files"]}["photon-disk1.vmdk"] == 3 * 2**20 + 5
+    expected = inspect_file(ova, name="photon-create", item_id=step.id, content_version="1")["status"]
+    image = outputs["image"]
+    assert image["conditions"][0]["status"] == "True"
+    assert {k: v for k, v in image.items() if k != "conditions"} == {
+        k: v for k, v in expected.items() if k != "conditions"
+    }
+    assert any("uploading photon-create" in line and "(100%" in line for line in host.stderr)
+
+
+def test_no_op_diff_reads_nothing(host, library, ova):
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-noop"))
+    again = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(library, ova, "photon-noop"),
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert again.op == "same"
+    # a different pickled provider string is not a change
+    olds = {**created.outputs, "__provider": "something-else"}
+    assert host.diff(created.id, olds, again.inputs).changes is False
+
+
+def test_changed_source_updates_in_place_keeping_uuid_and_vmi_id(host, library, tmp_path):
+    source = write_ova(tmp_path / "img.ova", SAMPLES[0])
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, source, "photon-update"))
+    newer = SampleImage(name="img", version="5.1", full_version="5.1.0", hardware_version=20)
+    write_ova(source, newer, disk_bytes=8192)
+    step = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(library, source, "photon-update"),
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert step.op == "update" and step.diff.replaces == []
+    assert step.id == created.id
+    assert step.outputs["vmi_id"] == created.outputs["vmi_id"]
+    assert step.outputs["image"]["productInfo"]["version"] == "5.1"
+    assert step.outputs["image"]["hardwareVersion"] == 20
+
+
+def test_rename_and_description_update_in_place(host, library, ova):
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-rename"))
+    step = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(library, ova, "photon-renamed", description="now described"),
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert (step.op, step.id) == ("update", created.id)
+    assert step.outputs["name"] == "photon-renamed" and step.outputs["description"] == "now described"
+    assert step.outputs["image"]["name"] == "photon-renamed"
+
+
+def test_other_library_replaces(host, library, ova):
+    other = host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-other", "datastore": "LocalDS_0"})
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-move"))
+    step = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(other, ova, "photon-move"),
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert step.op == "replace" and step.diff.replaces == ["library_id"]
+    assert step.id != created.id
+    assert host.read(created.id, created.outputs, created.inputs)[0] == ""
+
+
+def test_refresh_notices_an_out_of_band_delete_and_up_recreates(host, library, ova):
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-oob"))
+    host.delete(created.id, created.outputs)  # as someone deleting it in the vSphere Client
+    assert host.read(created.id, created.outputs, created.inputs)[0] == ""
+    again = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-oob"))
+    assert again.op == "create" and again.id != created.id
+
+
+def test_refresh_reports_out_of_band_rename(host, library, ova, vcsim):
+    from vmimage.vsphere.content_library import ContentLibraryClient
+    from vmimage.vsphere.rest import VapiSession
+    from vmimage.vsphere.settings import resolve_settings
+
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-drift"))
+    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
+    with VapiSession(resolve_settings(config, {})) as session:
+        ContentLibraryClient(session).update_item(created.id, "photon-drifted", "edited by hand")
+    id_, outputs, inputs = host.read(created.id, created.outputs, created.inputs)
+    assert id_ == created.id
+    assert inputs["name"] == outputs["name"] == "photon-drifted"
+    assert host.diff(created.id, outputs, created.inputs).changes is True  # the next up puts the name back
+
+
+def test_import_reads_an_item_by_uuid(host, library, ova):
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-import"))
+    program = item_inputs(library, ova, "photon-import")
+    checked = host.check(ITEM, ContentLibraryItemProvider(), {}, program)
+    id_, outputs, _ = host.read(created.id, {}, checked.inputs)  # state unknown: only the id and the inputs
+    assert id_ == created.id
+    assert outputs["vmi_id"] == vmi_id(created.id)
+    assert outputs["image"]["providerItemID"] == created.id
+    assert host.diff(id_, outputs, checked.inputs).changes is False
+
+
+def test_delete_and_delete_again(host, library, ova):
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-delete"))
+    host.delete(created.id, created.outputs)
+    host.delete(created.id, created.outputs)
+    assert host.read(created.id, created.outputs, created.inputs)[0] == ""
+
+
+def test_preview_with_unknown_inputs(host, ova):
+    checked = host.check(
+        ITEM, ContentLibraryItemProvider(), {}, {"library_id": UNKNOWN, "name": "photon-preview", "source": str(ova)}
+    )
+    assert checked.failures == []
+    assert is_unknown(checked.inputs["library_id"])
+    assert checked.inputs["fingerprint"].startswith("file:")
+    olds = host.check(
+        ITEM, ContentLibraryItemProvider(), {}, {"library_id": "x", "name": "photon-preview", "source": str(ova)}
+    ).inputs
+    diff = host.diff("some-id", olds, {**olds, "library_id": UNKNOWN})
+    assert diff.changes and diff.replaces == ["library_id"]
+    unknown_source = host.check(
+        ITEM, ContentLibraryItemProvider(), {}, {"library_id": "x", "name": "p", "source": UNKNOWN}
+    )
+    assert unknown_source.failures == [] and is_unknown(unknown_source.inputs["fingerprint"])
+
+
+def test_iso_and_ovf_sources(host, library, tmp_path):
+    iso = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, write_iso(tmp_path / "tools.iso"), "tools"))
+    assert iso.outputs["image"]["type"] == "ISO"
+    assert [f["name"] for f in iso.outputs["files"]] == ["tools.iso"]
+    package = tmp_path / "package"
+    package.mkdir()
+    ovf = write_ovf(package, SAMPLES[1], disk_bytes=70000)
+    step = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ovf, "ubuntu-ovf"))
+    assert sorted(f["name"] for f in step.outputs["files"]) == [
+        "ubuntu-24.04-sample-disk1.vmdk",
+        "ubuntu-24.04-sample.mf",
+        "ubuntu-24.04-sample.ovf",
+    ]
+    assert step.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "prop", "reason"),
+    [
+        (lambda d: {"source": str(d / "missing.ova")}, "source", "does not exist"),
+        (lambda d: {"source": str(d / "x.vmdk")}, "source", "unknown extension"),
+        (lambda d: {"name": ""}, "name", "non-empty"),
+        (lambda d: {"sha256": "abc"}, "sha256", "64 hexadecimal digits"),
+        (lambda d: {"source": "http://example.invalid/x.ova"}, "source", "https://"),
+        (lambda d: {"source": str(_garbage_ova(d))}, "source", "unreadable"),
+    ],
+    ids=["missing", "extension", "empty-name", "sha256", "http", "garbage"],
+)
+def test_check_failures_name_the_property(host, tmp_path, ova, change, prop, reason):
+    inputs = {"library_id": "lib", "name": "x", "source": str(ova), **change(tmp_path)}
+    checked = host.check(ITEM, ContentLibraryItemProvider(), {}, inputs)
+    assert [p for p, _ in checked.failures] == [prop]
+    assert reason in checked.failures[0][1]
+
+
+def _garbage_ova(directory: Path) -> Path:
+    path = directory / "garbage.ova"
+    path.write_bytes(b"not a tar" * 100)
+    return path

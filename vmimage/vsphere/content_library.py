@@ -1,0 +1,355 @@
+"""Content libraries, library items and their update/download sessions over `VapiSession`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import httpx
+
+from vmimage.vsphere.rest import Call, NotFoundError, VapiSession, VSphereError
+
+CL = "/com/vmware/content"
+ITEM_TYPES = {"OVF": "ovf", "ISO": "iso"}
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    id: str
+    name: str
+    type: str  # LOCAL or SUBSCRIBED
+    description: str
+    datastore_ids: tuple[str, ...]
+    subscription_url: str | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> LibraryInfo:
+        subscription = body.get("subscription_info") or {}
+        return cls(
+            id=body["id"],
+            name=body.get("name", ""),
+            type=body.get("type", "LOCAL"),
+            description=body.get("description") or "",
+            datastore_ids=tuple(b.get("datastore_id", "") for b in body.get("storage_backings") or ()),
+            subscription_url=subscription.get("subscription_url") or None,
+        )
+
+
+@dataclass(frozen=True)
+class ItemFile:
+    name: str
+    size: int
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    id: str
+    library_id: str
+    name: str
+    description: str
+    type: str
+    size: int
+    content_version: str | None
+    metadata_version: str | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ItemInfo:
+        return cls(
+            id=body["id"],
+            library_id=body.get("library_id", ""),
+            name=body.get("name", ""),
+            description=body.get("description") or "",
+            type=body.get("type", ""),
+            size=int(body.get("size") or 0),
+            content_version=body.get("content_version") or None,
+            metadata_version=body.get("metadata_version") or None,
+        )
+
+
+def _list(value: Any) -> list:
+    return list(value or [])  # the simulator answers an empty list as null
+
+
+class ContentLibraryClient:
+    """The content library operations the providers need, in both API flavours."""
+
+    def __init__(self, session: VapiSession) -> None:
+        self.session = session
+
+    # --- libraries ------------------------------------------------------------------------
+
+    def find_libraries(self, name: str) -> list[str]:
+        return _list(
+            self.session.call(
+                Call(
+                    "POST",
+                    f"{CL}/library",
+                    "/content/library",
+                    {"spec": {"name": name}},
+                    {"name": name},
+                    rest_action="find",
+                )
+            )
+        )
+
+    def get_library(self, library_id: str) -> LibraryInfo:
+        body = self.session.call(Call("GET", f"{CL}/library/id:{library_id}", f"/content/library/{library_id}"))
+        return LibraryInfo.parse(body)
+
+    def create_library(
+        self, name: str, datastore_id: str, description: str = "", subscription_url: str | None = None
+    ) -> str:
+        spec: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "type": "SUBSCRIBED" if subscription_url else "LOCAL",
+            "storage_backings": [{"type": "DATASTORE", "datastore_id": datastore_id}],
+        }
+        kind = "local-library"
+        if subscription_url:
+            kind = "subscribed-library"
+            spec["subscription_info"] = {
+                "subscription_url": subscription_url,
+                "authentication_method": "NONE",
+                "automatic_sync_enabled": True,
+                "on_demand": True,
+            }
+        token = str(uuid.uuid4())
+        return self.session.call(
+            Call(
+                "POST",
+                f"{CL}/{kind}",
+                f"/content/{kind}",
+                {"create_spec": spec, "client_token": token},
+                spec,
+                idempotent=False,
+            )
+        )
+
+    def update_library(self, library: LibraryInfo, name: str, description: str) -> None:
+        kind = "subscribed-library" if library.type == "SUBSCRIBED" else "local-library"
+        spec = {"name": name, "description": description}
+        self.session.call(
+            Call("PATCH", f"{CL}/{kind}/id:{library.id}", f"/content/{kind}/{library.id}", {"update_spec": spec}, spec)
+        )
+
+    def delete_library(self, library: LibraryInfo) -> None:
+        kind = "subscribed-library" if library.type == "SUBSCRIBED" else "local-library"
+        self.session.call(Call("DELETE", f"{CL}/{kind}/id:{library.id}", f"/content/{kind}/{library.id}"), allow=(404,))
+
+    # --- items ----------------------------------------------------------------------------
+
+    def list_items(self, library_id: str) -> list[str]:
+        params = {"library_id": library_id}
+        return _list(self.session.call(Call("GET", f"{CL}/library/item", "/content/library/item", params=params)))
+
+    def find_items(self, library_id: str, name: str) -> list[str]:
+        spec = {"library_id": library_id, "name": name}
+        return _list(
+            self.session.call(
+                Call("POST", f"{CL}/library/item", "/content/library/item", {"spec": spec}, spec, rest_action="find")
+            )
+        )
+
+    def get_item(self, item_id: str) -> ItemInfo:
+        body = self.session.call(Call("GET", f"{CL}/library/item/id:{item_id}", f"/content/library/item/{item_id}"))
+        return ItemInfo.parse(body)
+
+    def create_item(self, library_id: str, name: str, description: str, content_type: str) -> str:
+        spec = {"library_id": library_id, "name": name, "description": description, "type": ITEM_TYPES[content_type]}
+        token = str(uuid.uuid4())
+        return self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item",
+                "/content/library/item",
+                {"create_spec": spec, "client_token": token},
+                spec,
+                idempotent=False,
+            )
+        )
+
+    def update_item(self, item_id: str, name: str, description: str) -> None:
+        spec = {"name": name, "description": description}
+        self.session.call(
+            Call(
+                "PATCH",
+                f"{CL}/library/item/id:{item_id}",
+                f"/content/library/item/{item_id}",
+                {"update_spec": spec},
+                spec,
+            )
+        )
+
+    def delete_item(self, item_id: str) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            self.session.call(Call("DELETE", f"{CL}/library/item/id:{item_id}", f"/content/library/item/{item_id}"))
+        except NotFoundError:
+            return False
+        return True
+
+    def item_files(self, item_id: str) -> list[ItemFile]:
+        body = self.session.call(
+            Call("GET", f"{CL}/library/item/file", "/content/library/item/file", params={"library_item_id": item_id})
+        )
+        files: dict[str, ItemFile] = {}
+        for entry in _list(body):  # the simulator repeats a name after each update: the last one wins
+            files[entry["name"]] = ItemFile(entry["name"], int(entry.get("size") or 0), entry.get("version"))
+        return list(files.values())
+
+    # --- update sessions ------------------------------------------------------------------
+
+    def create_update_session(self, item_id: str) -> str:
+        spec = {"library_item_id": item_id}
+        return self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/update-session",
+                "/content/library/item/update-session",
+                {"create_spec": spec, "client_token": str(uuid.uuid4())},
+                spec,
+                idempotent=False,
+            )
+        )
+
+    def add_file(self, session_id: str, name: str, size: int | None = None, source_url: str | None = None) -> str:
+        """Announce a file; returns the upload URI (PUSH), or "" when vCenter pulls ``source_url``."""
+        spec: dict[str, Any] = {"name": name, "source_type": "PULL" if source_url else "PUSH"}
+        if size is not None:
+            spec["size"] = size
+        if source_url:
+            spec["source_endpoint"] = {"uri": source_url}
+        result = self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/updatesession/file/id:{session_id}",
+                f"/content/library/item/updatesession/{session_id}/file",
+                {"file_spec": spec},
+                spec,
+                rest_action="add",
+                idempotent=False,
+            )
+        )
+        endpoint = (result or {}).get("upload_endpoint") or {}
+        return endpoint.get("uri", "")
+
+    def session_files(self, session_id: str) -> list[dict[str, Any]]:
+        return _list(
+            self.session.call(
+                Call(
+                    "GET",
+                    f"{CL}/library/item/updatesession/file",
+                    f"/content/library/item/updatesession/{session_id}/file",
+                    params={"update_session_id": session_id} if self.session.flavour == "rest" else None,
+                )
+            )
+        )
+
+    def get_update_session(self, session_id: str) -> dict[str, Any]:
+        return self.session.call(
+            Call(
+                "GET",
+                f"{CL}/library/item/update-session/id:{session_id}",
+                f"/content/library/item/update-session/{session_id}",
+            )
+        )
+
+    def _session_action(self, session_id: str, action: str) -> None:
+        self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/update-session/id:{session_id}",
+                f"/content/library/item/update-session/{session_id}",
+                rest_action=action,
+            )
+        )
+
+    def complete_update_session(self, session_id: str) -> None:
+        self._session_action(session_id, "complete")
+
+    def cancel_update_session(self, session_id: str) -> None:
+        self._session_action(session_id, "cancel")
+
+    def upload(self, uri: str, chunks: Iterator[bytes], size: int) -> None:
+        """PUT a file's bytes to its upload endpoint, streamed, with the session header."""
+        headers = {
+            **self.session.session_headers(),
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            response = self.session.http.put(
+                self.session.endpoint(uri), content=chunks, headers=headers, timeout=httpx.Timeout(300.0)
+            )
+        except httpx.HTTPError as exc:
+            raise self.session._transport_error(f"upload to {uri.split('?')[0]}", exc) from None
+        if response.status_code >= 400:
+            raise self.session.error(f"upload to {uri.split('?')[0]}", response)
+
+    # --- downloads ------------------------------------------------------------------------
+
+    def download(self, item_id: str, file_name: str, limit: int) -> bytes:
+        """One file of an item, at most ``limit`` bytes (descriptors, not disks)."""
+        spec = {"library_item_id": item_id}
+        session_id = self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/download-session",
+                "/content/library/item/download-session",
+                {"create_spec": spec, "client_token": str(uuid.uuid4())},
+                spec,
+                idempotent=False,
+            )
+        )
+        try:
+            prepared = self.session.call(
+                Call(
+                    "POST",
+                    f"{CL}/library/item/downloadsession/file/id:{session_id}",
+                    f"/content/library/item/downloadsession/{session_id}/file",
+                    {"file_name": file_name},
+                    {"file_name": file_name},
+                    rest_action="prepare",
+                )
+            )
+            uri = ((prepared or {}).get("download_endpoint") or {}).get("uri")
+            if not uri:
+                raise VSphereError(self.session.settings.server, f"no download endpoint for {file_name!r}")
+            data = bytearray()
+            url = self.session.endpoint(uri)
+            with self.session.http.stream("GET", url, headers=self.session.session_headers()) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self.session.error(f"download of {file_name!r}", response)
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > limit:
+                        raise VSphereError(
+                            self.session.settings.server,
+                            f"{file_name!r} of item {item_id} is over the {limit} byte limit",
+                        )
+            return bytes(data)
+        finally:
+            self.session.call(
+                Call(
+                    "DELETE",
+                    f"{CL}/library/item/download-session/id:{session_id}",
+                    f"/content/library/item/download-session/{session_id}",
+                ),
+                allow=(404,),
+            )
+
+
+def read_chunks(stream: IO[bytes], size: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of ``stream`` in chunks; a short stream is an error, not a short upload."""
+    remaining = size
+    while remaining:
+        chunk = stream.read(min(chunk_size, remaining))
+        if not chunk:
+            raise EOFError(f"ended {remaining} bytes early")
+        remaining -= len(chunk)
+        yield chunk

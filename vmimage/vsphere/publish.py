@@ -1,0 +1,273 @@
+"""Uploading an image file into a library item through one update session.
+
+Every file is streamed (an OVA member by member, never extracted), hashed on the way,
+and checked against the package's manifest and the user's SHA-256 before the session
+is completed. Any failure cancels the session, so vCenter keeps the item as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from vmimage.errors import ImageError
+from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
+from vmimage.ova import iter_members
+from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.source import content_type
+from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
+from vmimage.vsphere.rest import VSphereError
+
+ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all)
+_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
+
+
+@dataclass
+class UploadResult:
+    files: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    descriptor: bytes | None = None
+    descriptor_name: str | None = None
+    source_sha256: str | None = None
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith("https://")
+
+
+class _Progress:
+    def __init__(self, total: int, report: ProgressFn | None) -> None:
+        self.total, self.sent, self.report = total, 0, report
+
+    def add(self, n: int) -> None:
+        self.sent += n
+        if self.report is not None:
+            self.report(self.sent, self.total)
+
+
+class _HashingReader:
+    """Hashes everything read through it (the whole source file, for the sha256 input)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.hasher = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.hasher.update(data)
+        return data
+
+
+def _hashers(algorithms: tuple[str, ...]) -> dict[str, hashlib._Hash]:
+    return {a: hashlib.new(a.lower()) for a in algorithms}
+
+
+def _hashed(chunks: Iterator[bytes], hashers: dict[str, hashlib._Hash], progress: _Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        progress.add(len(chunk))
+        yield chunk
+
+
+class _Uploader:
+    def __init__(self, client: ContentLibraryClient, session_id: str, source: str, progress: _Progress) -> None:
+        self.client, self.session_id, self.source, self.progress = client, session_id, source, progress
+        self.result = UploadResult()
+        self.manifest: dict[str, Digest] | None = None
+        self.digests: dict[str, dict[str, str]] = {}  # file → algorithm → hex, for checks once the manifest is known
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self.put_stream(name, len(data), iter([data]) if data else iter(()))
+
+    def put_stream(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
+        if name in self.result.files:
+            raise ImageError(self.source, f"the package holds {name!r} twice")
+        expected = self.manifest.get(name) if self.manifest is not None else None
+        hashers = _hashers((expected.algorithm,) if expected else _ALGORITHMS)
+        uri = self.client.add_file(self.session_id, name, size)
+        self.client.upload(uri, _hashed(chunks, hashers, self.progress), size)
+        self.result.files.append(name)
+        self.result.bytes_sent += size
+        self.digests[name] = {a: h.hexdigest() for a, h in hashers.items()}
+        if expected is not None:
+            check_digest(expected, self.digests[name][expected.algorithm], name, self.source)
+
+    def take_manifest(self, name: str, data: bytes) -> None:
+        self.manifest = parse_manifest(data, f"{self.source}:{name}")
+        for uploaded, digests in self.digests.items():
+            expected = self.manifest.get(uploaded)
+            if expected is not None:
+                check_digest(expected, digests[expected.algorithm], uploaded, self.source)
+
+    def finish(self) -> None:
+        """The package must be whole: descriptor present, its references and the manifest's entries uploaded."""
+        if self.result.descriptor is None:
+            raise ImageError(self.source, "the package has no .ovf descriptor")
+        descriptor = parse_descriptor(self.result.descriptor, f"{self.source}:{self.result.descriptor_name}")
+        missing = [f.href for f in descriptor.files if f.href not in self.result.files]
+        if missing:
+            raise ImageError(
+                self.source, f"the descriptor references {', '.join(map(repr, missing))}, which the package lacks"
+            )
+        if self.manifest is not None:
+            unlisted = [n for n in self.manifest if n not in self.result.files]
+            if unlisted:
+                raise ImageError(
+                    self.source, f"the manifest lists {', '.join(map(repr, unlisted))}, which the package lacks"
+                )
+
+
+def _read_small(stream: IO[bytes], size: int, limit: int, what: str, source: str) -> bytes:
+    if size > limit:
+        raise ImageError(source, f"{what} is {size} bytes, over the {limit} byte limit")
+    data = stream.read(size)
+    if len(data) != size:
+        raise ImageError(source, f"{what} ends early: truncated package")
+    return data
+
+
+def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
+    for info, reader in iter_members(stream, up.source):
+        name = posixpath.basename(info.name)
+        lowered = name.lower()
+        if lowered.endswith(".mf"):
+            data = _read_small(reader, info.size, MAX_MANIFEST_BYTES, f"manifest {name!r}", up.source)
+            up.take_manifest(name, data)
+            up.put_bytes(name, data)
+        elif lowered.endswith(".ovf") and up.result.descriptor is None:
+            data = _read_small(reader, info.size, MAX_DESCRIPTOR_BYTES, f"descriptor {name!r}", up.source)
+            up.result.descriptor, up.result.descriptor_name = data, name
+            up.put_bytes(name, data)
+        else:
+            up.put_stream(name, info.size, read_chunks(reader, info.size))
+
+
+def _upload_ovf(up: _Uploader, path: str) -> None:
+    directory = os.path.dirname(path)
+    with open(path, "rb") as stream:
+        data = _read_small(stream, os.path.getsize(path), MAX_DESCRIPTOR_BYTES, "descriptor", path)
+    up.result.descriptor, up.result.descriptor_name = data, os.path.basename(path)
+    manifest_path = os.path.splitext(path)[0] + ".mf"
+    if os.path.exists(manifest_path):
+        with open(manifest_path, "rb") as stream:
+            manifest = stream.read(MAX_MANIFEST_BYTES + 1)
+        up.take_manifest(os.path.basename(manifest_path), manifest)
+        up.put_bytes(os.path.basename(manifest_path), manifest)
+    references = parse_descriptor(data, path).files
+    for reference in references:
+        if os.path.isfile(os.path.join(directory, reference.href)):
+            up.progress.total += os.path.getsize(os.path.join(directory, reference.href))
+    up.put_bytes(os.path.basename(path), data)
+    for reference in references:
+        if "/" in reference.href or "\\" in reference.href or reference.href.startswith(".."):
+            raise ImageError(path, f"file reference {reference.href!r} is not a plain file name beside the descriptor")
+        file_path = os.path.join(directory, reference.href)
+        if not os.path.isfile(file_path):
+            raise ImageError(path, f"references {reference.href!r}, which is not beside it ({file_path})")
+        size = os.path.getsize(file_path)
+        with open(file_path, "rb") as stream:
+            up.put_stream(reference.href, size, read_chunks(stream, size))
+
+
+def upload_source(
+    client: ContentLibraryClient,
+    item_id: str,
+    source: str,
+    *,
+    expected_sha256: str | None = None,
+    progress: ProgressFn | None = None,
+    pull_timeout: float = 3600.0,
+) -> UploadResult:
+    """Replace the item's content with ``source`` in one update session, or leave it untouched."""
+    session_id = client.create_update_session(item_id)
+    try:
+        if is_url(source):
+            result = _pull(client, session_id, source, pull_timeout)
+        else:
+            result = _push(client, session_id, source, expected_sha256, progress)
+        client.complete_update_session(session_id)
+        _wait_done(client, session_id, source)
+        return result
+    except BaseException:
+        # vCenter expires an abandoned session anyway; the item keeps its old content either way
+        with contextlib.suppress(VSphereError):
+            client.cancel_update_session(session_id)
+        raise
+
+
+def _push(
+    client: ContentLibraryClient, session_id: str, path: str, expected_sha256: str | None, report: ProgressFn | None
+) -> UploadResult:
+    kind = content_type(path)
+    try:
+        total = os.path.getsize(path)
+        up = _Uploader(client, session_id, path, _Progress(total, report))
+        if kind == "ISO":
+            with open(path, "rb") as raw:
+                stream = _HashingReader(raw)
+                up.put_stream(os.path.basename(path), total, read_chunks(stream, total))
+            up.result.source_sha256 = stream.hasher.hexdigest()
+        elif path.lower().endswith(".ova"):
+            with open(path, "rb") as raw:
+                stream = _HashingReader(raw)
+                _upload_ova(up, stream)
+                while stream.read(1 << 20):  # the tar's end blocks, so the digest covers the whole file
+                    pass
+            up.result.source_sha256 = stream.hasher.hexdigest()
+            up.finish()
+        else:
+            _upload_ovf(up, path)
+            up.result.source_sha256 = hashlib.sha256(up.result.descriptor or b"").hexdigest()
+            up.finish()
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    except EOFError as exc:
+        raise ImageError(path, f"truncated package: {exc}") from None
+    if expected_sha256 and up.result.source_sha256 and up.result.source_sha256 != expected_sha256.lower():
+        raise ImageError(
+            path, f"SHA-256 is {up.result.source_sha256}, not the declared sha256 {expected_sha256.lower()}"
+        )
+    return up.result
+
+
+def _pull(client: ContentLibraryClient, session_id: str, url: str, timeout: float) -> UploadResult:
+    name = posixpath.basename(url.split("?", 1)[0]) or "image"
+    client.add_file(session_id, name, source_url=url)
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        files = client.session_files(session_id)
+        states = {f.get("name"): f.get("status") for f in files}
+        if states and all(state == "READY" for state in states.values()):
+            return UploadResult(files=list(states))
+        if any(state == "ERROR" for state in states.values()):
+            session = client.get_update_session(session_id)
+            message = ((session or {}).get("error_message") or {}).get("default_message", "")
+            raise ImageError(url, f"vCenter could not fetch it{': ' + message if message else ''}")
+        if time.monotonic() > deadline:
+            raise ImageError(url, f"vCenter did not finish fetching it within {timeout:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _wait_done(client: ContentLibraryClient, session_id: str, source: str, timeout: float = 600.0) -> None:
+    """vCenter finishes a session asynchronously; wait for DONE, fail on ERROR."""
+    deadline = time.monotonic() + timeout
+    while True:
+        session = client.get_update_session(session_id) or {}
+        state = session.get("state")
+        if state in ("DONE", None):
+            return
+        if state in ("ERROR", "CANCELED"):
+            message = (session.get("error_message") or {}).get("default_message", "")
+            raise ImageError(source, f"vCenter rejected the upload ({state}{': ' + message if message else ''})")
+        if time.monotonic() > deadline:
+            raise ImageError(source, "vCenter did not finish the upload session in time")
+        time.sleep(0.5)
