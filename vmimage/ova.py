@@ -40,7 +40,8 @@ def check_member(info: tarfile.TarInfo, source: str) -> None:
 
 
 @contextmanager
-def _tar_errors(source: str) -> Iterator[None]:
+def tar_errors(source: str) -> Iterator[None]:
+    """Tar's own errors, as an ImageError naming the archive."""
     try:
         yield
     except tarfile.TarError as exc:
@@ -54,7 +55,7 @@ def _tar_errors(source: str) -> Iterator[None]:
 
 def iter_members(stream: IO[bytes], source: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     """Every member with a reader over its bytes, in archive order, checked for safety."""
-    with _tar_errors(source), tarfile.open(fileobj=stream, mode="r|") as archive:
+    with tar_errors(source), tarfile.open(fileobj=stream, mode="r|") as archive:
         for info in archive:
             check_member(info, source)
             reader = archive.extractfile(info)
@@ -74,7 +75,7 @@ def _read_member(reader: IO[bytes], info: tarfile.TarInfo, limit: int, what: str
 def read_ova_descriptor(stream: IO[bytes], source: str) -> OvaDescriptor:
     """The descriptor (first member) and, when it follows at once, the checked manifest."""
     members = iter_members(stream, source)
-    with _tar_errors(source):
+    with tar_errors(source):
         first = next(members, None)
         if first is None:
             raise ImageError(source, "the OVA archive is empty; expected an .ovf descriptor first")

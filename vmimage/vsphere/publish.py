@@ -18,7 +18,7 @@ from typing import IO
 
 from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
-from vmimage.ova import iter_members
+from vmimage.ova import iter_members, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
 from vmimage.source import content_type
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
@@ -215,7 +215,7 @@ def _push(
                 up.put_stream(os.path.basename(path), total, read_chunks(stream, total))
             up.result.source_sha256 = stream.hasher.hexdigest()
         elif path.lower().endswith(".ova"):
-            with open(path, "rb") as raw:
+            with open(path, "rb") as raw, tar_errors(path):
                 stream = _HashingReader(raw)
                 _upload_ova(up, stream)
                 while stream.read(1 << 20):  # the tar's end blocks, so the digest covers the whole file

@@ -1,0 +1,128 @@
+"""Failures mid-way leave nothing half-made in vCenter, say what happened, and the next run works."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import tarfile
+
+import grpc
+import pytest
+
+from providers.content_library import ContentLibraryProvider
+from providers.library_item import ContentLibraryItemProvider
+from tests.engine import provider_host
+from tests.proxy import cutting_proxy
+from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
+from vmimage.samples import SAMPLES, write_ova
+from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.rest import Call, VapiSession
+from vmimage.vsphere.settings import resolve_settings
+
+pytestmark = pytest.mark.vcsim
+FAST_RETRIES = {"VMIMAGE_HTTP_BACKOFF": "0.01", "VMIMAGE_PROGRESS_INTERVAL": "0"}
+
+
+@pytest.fixture(scope="module")
+def host(vcsim):
+    with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def library(host):
+    return host.up(LIBRARY, ContentLibraryProvider(), {"name": "reliability", "datastore": "LocalDS_0"})
+
+
+@pytest.fixture(scope="module")
+def client(vcsim):
+    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
+    with VapiSession(resolve_settings(config, {})) as session:
+        yield ContentLibraryClient(session)
+
+
+def active_sessions(client: ContentLibraryClient) -> list[dict]:
+    ids = (
+        client.session.call(
+            Call("GET", "/com/vmware/content/library/item/update-session", "/content/library/item/update-session")
+        )
+        or []
+    )
+    sessions = [client.get_update_session(i) for i in ids]
+    return [s for s in sessions if s and s.get("state") == "ACTIVE"]
+
+
+def failing_create(host, inputs: dict) -> str:
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(ITEM, ContentLibraryItemProvider(), inputs)
+    details = caught.value.details()
+    assert "Traceback" not in details, details
+    return details
+
+
+def test_wrong_sha256_leaves_no_item_and_the_next_run_works(host, library, client, tmp_path):
+    ova = write_ova(tmp_path / "a.ova", SAMPLES[0])
+    inputs = {"library_id": library.id, "name": "bad-sha", "source": str(ova), "sha256": "0" * 64}
+    details = failing_create(host, inputs)
+    assert f"{ova}: SHA-256 is " in details and "not the declared sha256 " + "0" * 64 in details
+    assert client.find_items(library.id, "bad-sha") == []
+    assert active_sessions(client) == []
+    good = hashlib.sha256(ova.read_bytes()).hexdigest()
+    step = host.up(ITEM, ContentLibraryItemProvider(), {**inputs, "sha256": good})
+    assert step.op == "create" and step.outputs["source_sha256"] == good
+
+
+def test_truncated_ova_leaves_no_item(host, library, client, tmp_path):
+    ova = write_ova(tmp_path / "t.ova", SAMPLES[0], disk_bytes=2 * 2**20)
+    ova.write_bytes(ova.read_bytes()[: 2**20])  # the disk member ends early
+    details = failing_create(host, {"library_id": library.id, "name": "truncated", "source": str(ova)})
+    assert "truncated" in details
+    assert client.find_items(library.id, "truncated") == []
+    assert active_sessions(client) == []
+
+
+def test_disk_that_does_not_match_the_manifest(host, library, client, tmp_path):
+    ova = write_ova(tmp_path / "m.ova", SAMPLES[0], disk_bytes=4096)
+    with tarfile.open(ova) as archive:
+        disk_start = archive.getmember("m-disk1.vmdk").offset_data
+    data = bytearray(ova.read_bytes())
+    data[disk_start + 100] = 0xFF
+    ova.write_bytes(bytes(data))
+    details = failing_create(host, {"library_id": library.id, "name": "corrupt", "source": str(ova)})
+    assert "m-disk1.vmdk" in details and "corrupt or was changed" in details
+    assert client.find_items(library.id, "corrupt") == []
+
+
+def test_duplicate_item_name_is_refused(host, library, client, tmp_path):
+    ova = write_ova(tmp_path / "d.ova", SAMPLES[0])
+    inputs = {"library_id": library.id, "name": "twice", "source": str(ova)}
+    first = host.up(ITEM, ContentLibraryItemProvider(), inputs)
+    details = failing_create(host, inputs)
+    assert "already has an item with this name" in details and first.id in details
+    assert client.find_items(library.id, "twice") == [first.id]
+
+
+def test_connection_cut_mid_upload(vcsim, library, client, tmp_path):
+    ova = write_ova(tmp_path / "c.ova", SAMPLES[0], disk_bytes=4 * 2**20)
+    inputs = {"library_id": library.id, "name": "cut", "source": str(ova)}
+    with cutting_proxy((vcsim.host, vcsim.port), cut_after=2**20) as proxy:
+        config = vsphere_config(vcsim, server=proxy.server)
+        with provider_host(config, env=FAST_RETRIES) as through_proxy:
+            details = failing_create(through_proxy, inputs)
+    assert proxy.cuts >= 1
+    assert "upload to" in details and "connection failed" in details
+    assert client.find_items(library.id, "cut") == []
+    assert active_sessions(client) == []
+    with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as direct:
+        assert direct.up(ITEM, ContentLibraryItemProvider(), inputs).op == "create"
+
+
+def test_unreachable_vcenter(vcsim, library, tmp_path):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    ova = write_ova(tmp_path / "u.ova", SAMPLES[0])
+    with provider_host(vsphere_config(vcsim, server=f"127.0.0.1:{port}"), env=FAST_RETRIES) as unreachable:
+        details = failing_create(unreachable, {"library_id": library.id, "name": "u", "source": str(ova)})
+    assert f"vCenter 127.0.0.1:{port}" in details and "connection failed" in details
+    assert PASSWORD not in details
