@@ -286,3 +286,21 @@ def _garbage_ova(directory: Path) -> Path:
     path = directory / "garbage.ova"
     path.write_bytes(b"not a tar" * 100)
     return path
+
+
+def test_clean_error_shim_keeps_tracebacks_for_bugs():
+    import traceback
+
+    from providers.connection import _UserErrorsWithoutTraceback
+    from vmimage.errors import ImageError
+
+    shim = _UserErrorsWithoutTraceback(traceback)
+    try:
+        raise ImageError("photon.ova", "truncated OVA archive")
+    except ImageError:
+        assert shim.format_exc() == "photon.ova: truncated OVA archive"
+    try:
+        raise KeyError("bug")
+    except KeyError:
+        assert shim.format_exc().startswith("Traceback (most recent call last):")
+    assert shim.print_exc is traceback.print_exc

@@ -53,14 +53,109 @@ def tar_errors(source: str) -> Iterator[None]:
         raise ImageError(source, "truncated OVA archive (unexpected end of data)") from None
 
 
+def read_fully(stream: IO[bytes], size: int) -> bytes:
+    """``size`` bytes, or fewer only at the end of the stream (raw files and pipes may return less)."""
+    data = stream.read(size)
+    if data is None or len(data) == size or not data:
+        return data or b""
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+_MAX_HEADER_READ = 1 << 20  # PAX and GNU long-name headers are a few hundred bytes
+
+
+class _HeaderReader:
+    """The little of a TarFile that `TarInfo.fromtarfile` reads: a position-counting
+    stream, its encodings and the global PAX headers. Member data never goes through
+    tarfile's own stream buffer, which costs several copies per MiB."""
+
+    def __init__(self, stream: IO[bytes], source: str) -> None:
+        self.stream = stream
+        self.source = source
+        self.position = 0
+        self.encoding = tarfile.ENCODING
+        self.errors = "surrogateescape"
+        self.pax_headers: dict[str, str] = {}
+        self.offset = 0
+        self.fileobj = self  # fromtarfile reads through tarfile.fileobj
+
+    def read(self, size: int) -> bytes:
+        if size > _MAX_HEADER_READ:
+            raise ImageError(self.source, f"a tar header claims {size} bytes; refusing an oversized header")
+        data = read_fully(self.stream, size)
+        self.position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.position
+
+
+class _MemberReader:
+    """Exactly one member's bytes from the archive stream; a short stream is a truncated archive."""
+
+    def __init__(self, headers: _HeaderReader, info: tarfile.TarInfo) -> None:
+        self._headers = headers
+        self._info = info
+        self.remaining = info.size
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        if wanted == 0:
+            return b""
+        data = read_fully(self._headers.stream, wanted)
+        self._headers.position += len(data)
+        self.remaining -= len(data)
+        if len(data) < wanted:
+            raise ImageError(self._headers.source, f"truncated OVA archive: {self._info.name!r} ends early")
+        return data
+
+    def skip_rest(self) -> None:
+        """Read past what the consumer left and the padding to the next 512-byte block."""
+        while self.remaining:
+            self.read(min(self.remaining, 1 << 20))
+        padding = -self._info.size % tarfile.BLOCKSIZE
+        if padding and len(self._headers.read(padding)) < padding:
+            raise ImageError(self._headers.source, "truncated OVA archive (unexpected end of data)")
+
+
 def iter_members(stream: IO[bytes], source: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
-    """Every member with a reader over its bytes, in archive order, checked for safety."""
-    with tar_errors(source), tarfile.open(fileobj=stream, mode="r|") as archive:
-        for info in archive:
-            check_member(info, source)
-            reader = archive.extractfile(info)
-            assert reader is not None  # a regular file always has a reader
-            yield info, reader
+    """Every member with a reader over its bytes, in archive order, checked for safety.
+
+    Headers are parsed by the standard library (ustar, GNU and PAX); a member's reader
+    must be used before asking for the next member.
+    """
+    headers = _HeaderReader(stream, source)
+    first = True
+    while True:
+        with tar_errors(source):
+            try:
+                info = tarfile.TarInfo.fromtarfile(headers)  # type: ignore[arg-type]
+            except tarfile.EOFHeaderError:
+                return  # the end-of-archive blocks
+            except tarfile.EmptyHeaderError:
+                if first:
+                    raise ImageError(source, "not a valid OVA (tar) archive: the file is empty") from None
+                return  # the stream ends after the last member, without end-of-archive blocks
+            except tarfile.TruncatedHeaderError:
+                raise ImageError(source, "truncated OVA archive (a header ends early)") from None
+            except tarfile.HeaderError as exc:
+                what = "not a valid OVA (tar) archive" if first else "corrupt OVA archive"
+                raise ImageError(source, f"{what}: {exc}") from None
+        first = False
+        check_member(info, source)
+        if info.type == tarfile.GNUTYPE_SPARSE:
+            raise ImageError(source, f"member {info.name!r} is a GNU sparse file; OVA members must be plain files")
+        reader = _MemberReader(headers, info)
+        yield info, reader  # type: ignore[misc]
+        reader.skip_rest()
 
 
 def _read_member(reader: IO[bytes], info: tarfile.TarInfo, limit: int, what: str, source: str) -> bytes:

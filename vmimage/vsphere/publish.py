@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,16 +54,20 @@ class _Progress:
 
 
 class _HashingReader:
-    """Hashes everything read through it (the whole source file, for the sha256 input)."""
+    """Hashes everything read through it (the whole .ova, when the user declared its sha256)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], enabled: bool) -> None:
         self.stream = stream
-        self.hasher = hashlib.sha256()
+        self.hasher = hashlib.sha256() if enabled else None
 
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
-        self.hasher.update(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
         return data
+
+    def hexdigest(self) -> str | None:
+        return self.hasher.hexdigest() if self.hasher is not None else None
 
 
 def _hashers(algorithms: tuple[str, ...]) -> dict[str, hashlib._Hash]:
@@ -69,11 +75,25 @@ def _hashers(algorithms: tuple[str, ...]) -> dict[str, hashlib._Hash]:
 
 
 def _hashed(chunks: Iterator[bytes], hashers: dict[str, hashlib._Hash], progress: _Progress) -> Iterator[bytes]:
-    for chunk in chunks:
-        for hasher in hashers.values():
-            hasher.update(chunk)
-        progress.add(len(chunk))
-        yield chunk
+    """Yield the chunks for sending while another thread hashes them (hashlib releases the GIL),
+    so hashing overlaps TLS and the network instead of adding to them."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+    def work() -> None:
+        while (chunk := pending.get()) is not None:
+            for hasher in hashers.values():
+                hasher.update(chunk)
+
+    worker = threading.Thread(target=work, name="vmimage-hash", daemon=True)
+    worker.start()
+    try:
+        for chunk in chunks:
+            pending.put(chunk)
+            progress.add(len(chunk))
+            yield chunk
+    finally:
+        pending.put(None)
+        worker.join()
 
 
 class _Uploader:
@@ -90,7 +110,13 @@ class _Uploader:
         if name in self.result.files:
             raise ImageError(self.source, f"the package holds {name!r} twice")
         expected = self.manifest.get(name) if self.manifest is not None else None
-        hashers = _hashers((expected.algorithm,) if expected else _ALGORITHMS)
+        if expected is not None:
+            algorithms: tuple[str, ...] = (expected.algorithm,)
+        elif self.manifest is not None:  # listed nowhere: SHA-256 for the record
+            algorithms = ("SHA256",)
+        else:  # the manifest may still come: keep every digest it could ask for
+            algorithms = _ALGORITHMS
+        hashers = _hashers(algorithms)
         uri = self.client.add_file(self.session_id, name, size)
         self.client.upload(uri, _hashed(chunks, hashers, self.progress), size)
         self.result.files.append(name)
@@ -172,7 +198,7 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
         if not os.path.isfile(file_path):
             raise ImageError(path, f"references {reference.href!r}, which is not beside it ({file_path})")
         size = os.path.getsize(file_path)
-        with open(file_path, "rb") as stream:
+        with open(file_path, "rb", buffering=0) as stream:  # raw reads: buffered ones cost a copy per MiB
             up.put_stream(reference.href, size, read_chunks(stream, size))
 
 
@@ -210,17 +236,17 @@ def _push(
         total = os.path.getsize(path)
         up = _Uploader(client, session_id, path, _Progress(total, report))
         if kind == "ISO":
-            with open(path, "rb") as raw:
-                stream = _HashingReader(raw)
-                up.put_stream(os.path.basename(path), total, read_chunks(stream, total))
-            up.result.source_sha256 = stream.hasher.hexdigest()
+            name = os.path.basename(path)
+            with open(path, "rb", buffering=0) as raw:
+                up.put_stream(name, total, read_chunks(raw, total))
+            up.result.source_sha256 = up.digests[name].get("SHA256")
         elif path.lower().endswith(".ova"):
-            with open(path, "rb") as raw, tar_errors(path):
-                stream = _HashingReader(raw)
+            with open(path, "rb", buffering=0) as raw, tar_errors(path):
+                stream = _HashingReader(raw, enabled=expected_sha256 is not None)
                 _upload_ova(up, stream)
                 while stream.read(1 << 20):  # the tar's end blocks, so the digest covers the whole file
                     pass
-            up.result.source_sha256 = stream.hasher.hexdigest()
+            up.result.source_sha256 = stream.hexdigest()
             up.finish()
         else:
             _upload_ovf(up, path)

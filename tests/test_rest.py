@@ -1,0 +1,254 @@
+"""The REST transport against scripted vCenters: flavours, re-login, retries, errors, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from vmimage.errors import ImageError
+from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.rest import AlreadyExistsError, NotFoundError, VapiSession, VSphereError
+from vmimage.vsphere.settings import ConnectionSettings, resolve_settings
+
+PASSWORD = "hunter2-do-not-leak"
+SETTINGS = ConnectionSettings(server="vc.example.test", user="admin", password=PASSWORD)
+
+
+class Scripted:
+    """A fake vCenter: a list of (method, path) → response rules, with every request recorded."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+    def session(self, **options) -> VapiSession:
+        return VapiSession(SETTINGS, transport=httpx.MockTransport(self), backoff=0.001, **options)
+
+    def paths(self) -> list[str]:
+        return [f"{r.method} {r.url.path}" + (f"?{r.url.query.decode()}" if r.url.query else "") for r in self.requests]
+
+
+def api_vcenter(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/api/session":
+        return httpx.Response(201 if request.method == "POST" else 204, json="token-1")
+    if request.url.path == "/api/content/library/item/item-1":
+        return httpx.Response(200, json={"id": "item-1", "name": "photon", "type": "ovf", "content_version": "7"})
+    if request.url.path == "/api/content/library/item" and request.url.params.get("action") == "find":
+        assert json.loads(request.content) == {"library_id": "lib", "name": "photon"}
+        return httpx.Response(200, json=["item-1"])
+    return httpx.Response(404, text="not found")
+
+
+def test_api_flavour_paths_and_bodies():
+    fake = Scripted(lambda r: httpx.Response(200, json="t") if r.url.path == "/api/session" else api_vcenter(r))
+    with fake.session() as session:
+        client = ContentLibraryClient(session)
+        assert client.find_items("lib", "photon") == ["item-1"]
+        item = client.get_item("item-1")
+        assert session.flavour == "api"
+    assert item.content_version == "7"
+    assert fake.paths()[:3] == [
+        "POST /api/session",
+        "POST /api/content/library/item?action=find",
+        "GET /api/content/library/item/item-1",
+    ]
+    assert all(r.headers.get("vmware-api-session-id") == "t" for r in fake.requests[1:3])
+
+
+def rest_vcenter(request: httpx.Request) -> httpx.Response:
+    path = request.url.path
+    if path.startswith("/api/"):
+        return httpx.Response(404, text="404 page not found")
+    if path == "/rest/com/vmware/cis/session":
+        return httpx.Response(200, json={"value": "rest-token"})
+    if path == "/rest/com/vmware/content/library/item" and request.url.params.get("~action") == "find":
+        assert json.loads(request.content) == {"spec": {"library_id": "lib", "name": "photon"}}
+        return httpx.Response(200, json={"value": None})
+    return httpx.Response(404, text="404 page not found")
+
+
+def test_rest_flavour_fallback_wraps_and_unwraps():
+    fake = Scripted(rest_vcenter)
+    with fake.session() as session:
+        assert ContentLibraryClient(session).find_items("lib", "photon") == []
+        assert session.flavour == "rest"
+    assert fake.paths()[:3] == [
+        "POST /api/session",
+        "POST /rest/com/vmware/cis/session",
+        "POST /rest/com/vmware/content/library/item?~action=find",
+    ]
+
+
+def test_relogin_once_on_401():
+    tokens = iter(["first", "second"])
+
+    def handler(request):
+        if request.url.path == "/api/session":
+            return httpx.Response(200, json=next(tokens)) if request.method == "POST" else httpx.Response(204)
+        if request.headers["vmware-api-session-id"] == "first":
+            return httpx.Response(401)
+        return api_vcenter(request)
+
+    fake = Scripted(handler)
+    with fake.session() as session:
+        assert ContentLibraryClient(session).get_item("item-1").name == "photon"
+    assert fake.paths()[:4] == [
+        "POST /api/session",
+        "GET /api/content/library/item/item-1",
+        "POST /api/session",
+        "GET /api/content/library/item/item-1",
+    ]
+
+
+def test_idempotent_calls_retry_503_and_connection_errors():
+    failures = iter([httpx.Response(503), "drop", httpx.Response(503)])
+
+    def handler(request):
+        if request.url.path == "/api/session":
+            return httpx.Response(200, json="t")
+        failure = next(failures, None)
+        if failure == "drop":
+            raise httpx.ConnectError("connection reset by peer")
+        return failure or api_vcenter(request)
+
+    fake = Scripted(handler)
+    with fake.session() as session:
+        assert ContentLibraryClient(session).get_item("item-1").id == "item-1"
+    assert fake.paths().count("GET /api/content/library/item/item-1") == 4
+
+
+def test_non_idempotent_calls_are_not_retried():
+    def handler(request):
+        if request.url.path == "/api/session":
+            return httpx.Response(200, json="t")
+        raise httpx.ReadError("connection cut")
+
+    fake = Scripted(handler)
+    with (
+        fake.session() as session,
+        pytest.raises(VSphereError, match="POST /api/content/library/item: connection failed"),
+    ):
+        ContentLibraryClient(session).create_item("lib", "x", "", "OVF")
+    assert fake.paths().count("POST /api/content/library/item") == 1
+
+
+def test_retries_give_up_with_a_clear_error():
+    def handler(request):
+        if request.url.path == "/api/session":
+            return httpx.Response(200, json="t")
+        return httpx.Response(
+            503,
+            json={
+                "error_type": "SERVICE_UNAVAILABLE",
+                "messages": [{"default_message": "Content library service is starting"}],
+            },
+        )
+
+    fake = Scripted(handler)
+    with fake.session(attempts=3) as session, pytest.raises(VSphereError) as caught:
+        ContentLibraryClient(session).get_item("item-1")
+    assert "HTTP 503 SERVICE_UNAVAILABLE (Content library service is starting)" in str(caught.value)
+    assert fake.paths().count("GET /api/content/library/item/item-1") == 3
+
+
+def test_timeouts_are_named():
+    def handler(request):
+        raise httpx.ReadTimeout("timed out")
+
+    with Scripted(handler).session(attempts=2) as session, pytest.raises(VSphereError, match="timed out"):
+        session.login()
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (httpx.Response(404, text="404 page not found"), NotFoundError),
+        (
+            httpx.Response(400, json={"type": "com.vmware.vapi.std.errors.already_exists", "value": {}}),
+            AlreadyExistsError,
+        ),
+        (httpx.Response(404, json={"error_type": "NOT_FOUND", "messages": []}), NotFoundError),
+    ],
+)
+def test_error_types(response, error):
+    def handler(request):
+        return httpx.Response(200, json="t") if request.url.path == "/api/session" else response
+
+    with Scripted(handler).session() as session, pytest.raises(error):
+        ContentLibraryClient(session).get_item("x")
+
+
+def test_refused_login_names_the_user_and_never_the_password():
+    fake = Scripted(lambda r: httpx.Response(401))
+    with fake.session() as session, pytest.raises(VSphereError) as caught:
+        session.login()
+    message = str(caught.value)
+    assert "login as 'admin' refused (HTTP 401): check vsphere:user and vsphere:password" in message
+    assert PASSWORD not in message and PASSWORD not in repr(SETTINGS)
+
+
+def test_transfer_endpoints_go_through_the_configured_server():
+    with Scripted(api_vcenter).session() as session:
+        assert session.endpoint("https://vcsa-01.internal:443/cls/data/abc/disk.vmdk?x=1") == (
+            "https://vc.example.test/cls/data/abc/disk.vmdk?x=1"
+        )
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_settings_config_wins_over_environment():
+    settings = resolve_settings(
+        {
+            "vsphere:vsphereServer": "https://vc1:8443/",
+            "vsphere:user": "a",
+            "vsphere:password": "p",
+            "vsphere:allowUnverifiedSsl": "true",
+        },
+        {"VSPHERE_SERVER": "vc2", "VSPHERE_USER": "b", "VSPHERE_PASSWORD": "q"},
+    )
+    assert (settings.server, settings.host, settings.port, settings.user) == ("vc1:8443", "vc1", 8443, "a")
+    assert settings.password.get_secret_value() == "p" and settings.allow_unverified_ssl
+
+
+def test_settings_environment_fallback():
+    settings = resolve_settings(
+        {}, {"VSPHERE_SERVER": "vc2", "VSPHERE_USER": "b", "VSPHERE_PASSWORD": "q", "VSPHERE_ALLOW_UNVERIFIED_SSL": "0"}
+    )
+    assert (settings.server, settings.port, settings.allow_unverified_ssl) == ("vc2", 443, False)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "vsphere:vsphereServer: not set"),
+        ({"vsphere:vsphereServer": "vc"}, "vsphere:user: not set"),
+        ({"vsphere:vsphereServer": "vc", "vsphere:user": "u"}, "pulumi config set --secret vsphere:password"),
+        (
+            {
+                "vsphere:vsphereServer": "vc",
+                "vsphere:user": "u",
+                "vsphere:password": "p",
+                "vsphere:allowUnverifiedSsl": "maybe",
+            },
+            "vsphere:allowUnverifiedSsl: 'maybe' is not a boolean",
+        ),
+    ],
+)
+def test_settings_errors_say_how_to_fix(config, message):
+    with pytest.raises(ImageError, match=message.replace("$", r"\$")):
+        resolve_settings(config, {})
+
+
+def test_bad_ca_file_is_named(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    settings = ConnectionSettings(server="vc", user="u", password="p", ca_file=str(bad))
+    with pytest.raises(ImageError, match="vsphere:caFile .* cannot load the CA certificate"):
+        settings.ssl_context()
