@@ -6,7 +6,8 @@
 vmimage's upload (`upload_source`: the OVA streamed member by member, every member
 hashed and checked against the manifest) runs in a child process whose peak RSS is
 reported. The baseline is `curl -T` of the same OVA to an upload endpoint of the same
-simulator, with the same session header and TLS. Rounds alternate; medians are printed.
+simulator, with the same session header and TLS. Each run starts alike (empty library,
+OVA in the page cache); the order alternates between rounds; medians are printed.
 Targets: throughput >= 0.95 x curl's, peak client RSS <= 64 MiB. Asserts nothing.
 """
 
@@ -123,13 +124,18 @@ def main() -> None:
                 client = ContentLibraryClient(session)
                 library_id = client.create_library("bench", find_datastore_id(settings, "LocalDS_0"))
                 ours, curls = [], []
+                runs = {
+                    "curl": lambda i: curls.append(curl_round(client, library_id, f"c{i}", ova, simulator.ca_file)),
+                    "vmimage": lambda i: ours.append(vmimage_round(settings, library_id, f"v{i}", ova)),
+                }
                 for index in range(args.rounds):
-                    warm_up(ova)
-                    curls.append(curl_round(client, library_id, f"curl-{index}", ova, simulator.ca_file))
-                    warm_up(ova)
-                    ours.append(vmimage_round(settings, library_id, f"vmimage-{index}", ova))
-                    for item_id in client.list_items(library_id):  # free the simulator's disk between rounds
-                        client.delete_item(item_id)
+                    order = ["curl", "vmimage"] if index % 2 == 0 else ["vmimage", "curl"]
+                    for which in order:  # each run starts alike: empty library, OVA in the page cache
+                        for item_id in client.list_items(library_id):
+                            client.delete_item(item_id)
+                        warm_up(ova)
+                        time.sleep(1)  # let the simulator settle after the previous 1 GiB
+                        runs[which](index)
         finally:
             simulator.stop()
 

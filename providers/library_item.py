@@ -35,7 +35,7 @@ from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.publish import UploadResult, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
-INPUTS = ("library_id", "name", "source", "description", "sha256", "fingerprint")
+INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint")
 IN_PLACE = ("name", "description", "fingerprint")
 REPLACING = ("library_id",)
 PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
@@ -146,6 +146,12 @@ class ContentLibraryItemProvider(ResourceProvider):
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
             sha256 = None
+        adopt_id = news.get("adopt_id")
+        if adopt_id and not is_unknown(adopt_id):
+            try:
+                vmi_id(adopt_id)
+            except ImageError:
+                failures.append(CheckFailure("adopt_id", f"adopt_id {adopt_id!r} is not a library item UUID"))
         source = news.get("source")
         if is_unknown(source) or is_unknown(sha256):
             inputs["fingerprint"] = source if is_unknown(source) else sha256
@@ -183,6 +189,8 @@ class ContentLibraryItemProvider(ResourceProvider):
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get("adopt_id"):
+            return self._adopt(props)
         source = props["source"]
         with connection.content_library() as client:
             existing = client.find_items(props["library_id"], props["name"])
@@ -203,6 +211,33 @@ class ContentLibraryItemProvider(ResourceProvider):
                 client.delete_item(item_id)  # nothing half-made stays behind
                 raise
         pulumi.log.info(f"published {props['name']!r} as item {item_id} ({outputs['vmi_id']})")
+        return CreateResult(item_id, outputs)
+
+    def _adopt(self, props: dict[str, Any]) -> CreateResult:
+        """Take over an existing item — `pulumi import` for this resource, which the engine cannot
+        do for dynamic providers (pulumi/pulumi#16175). The UUID, and so the VMI ID, stay; the
+        declared source is uploaded into it so the item holds what the program says."""
+        item_id = props["adopt_id"].strip().lower()
+        with connection.content_library() as client:
+            try:
+                item = client.get_item(item_id)
+            except NotFoundError:
+                raise ImageError(f"adopt_id {item_id}", "vCenter has no library item with this UUID") from None
+            if item.library_id != props["library_id"]:
+                raise ImageError(
+                    f"adopt_id {item_id}", f"the item is in library {item.library_id}, not {props['library_id']}"
+                )
+            if (item.name, item.description) != (props["name"], props.get("description") or ""):
+                client.update_item(item_id, props["name"], props.get("description") or "")
+            upload = upload_source(
+                client,
+                item_id,
+                props["source"],
+                expected_sha256=props.get("sha256"),
+                progress=_ProgressLog(props["name"]),
+            )
+            outputs = _outputs(client, client.get_item(item_id), props, upload)
+        pulumi.log.info(f"adopted item {item_id} as {props['name']!r} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -252,14 +287,17 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         source: pulumi.Input[str],
         description: pulumi.Input[str] | None = None,
         sha256: pulumi.Input[str] | None = None,
+        adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``adopt_id``: the UUID of an existing item to take over instead of creating one."""
         inputs = {
             "library_id": library_id,
             "name": name,
             "source": source,
             "description": description,
             "sha256": sha256,
+            "adopt_id": adopt_id,
             **{
                 key: None
                 for key in (

@@ -304,3 +304,51 @@ def test_clean_error_shim_keeps_tracebacks_for_bugs():
     except KeyError:
         assert shim.format_exc().startswith("Traceback (most recent call last):")
     assert shim.print_exc is traceback.print_exc
+
+
+def test_adopting_an_existing_item_keeps_its_uuid(host, library, ova, vcsim):
+    from vmimage.vsphere.content_library import ContentLibraryClient
+    from vmimage.vsphere.rest import VapiSession
+    from vmimage.vsphere.settings import resolve_settings
+
+    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
+    with VapiSession(resolve_settings(config, {})) as session:
+        existing = ContentLibraryClient(session).create_item(library.id, "made-by-hand", "", "OVF")
+    step = host.up(
+        ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-adopted", adopt_id=existing.upper())
+    )
+    assert (step.op, step.id) == ("create", existing)
+    assert step.outputs["vmi_id"] == vmi_id(existing)
+    assert step.outputs["name"] == "photon-adopted"
+    assert step.outputs["image"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    again = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(library, ova, "photon-adopted", adopt_id=existing.upper()),
+        state=step.state,
+        old_inputs=step.inputs,
+    )
+    assert again.op == "same"
+
+
+def test_adopting_a_missing_or_foreign_item_fails_clearly(host, library, ova):
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(
+            ITEM,
+            ContentLibraryItemProvider(),
+            item_inputs(library, ova, "nobody", adopt_id="e1968c25-dd84-4506-8dc7-9beacb6b688e"),
+        )
+    assert "vCenter has no library item with this UUID" in caught.value.details()
+    checked = host.check(ITEM, ContentLibraryItemProvider(), {}, item_inputs(library, ova, "x", adopt_id="nope"))
+    assert [p for p, _ in checked.failures] == ["adopt_id"]
+
+
+def test_check_and_diff_need_no_vcenter(vcsim, tmp_path):
+    """Previews stay offline: an unreachable vCenter does not matter to check and diff."""
+    ova = write_ova(tmp_path / "offline.ova", SAMPLES[0])
+    with provider_host(vsphere_config(vcsim, server="127.0.0.1:9")) as offline:
+        checked = offline.check(
+            ITEM, ContentLibraryItemProvider(), {}, {"library_id": "lib", "name": "offline", "source": str(ova)}
+        )
+        assert checked.failures == []
+        assert offline.diff("id", checked.inputs, checked.inputs).changes is False
