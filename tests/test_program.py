@@ -74,3 +74,34 @@ def test_unknown_library_is_named():
 def test_unknown_key_is_named():
     with pytest.raises(pulumi.RunError, match=r"vmimage:libraries\[0\].datastoer: unknown key"):
         run_program({"vmimage:libraries": json.dumps([{"name": "lib", "datastoer": "ds"}])})
+
+
+class RecordingMocks(Mocks):
+    def __init__(self) -> None:
+        self.created: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.created.append(args)
+        return super().new_resource(args)
+
+
+@pulumi.runtime.test
+def test_resources_have_explicit_type_tokens():
+    from providers.content_library import ContentLibrary
+    from providers.library_item import ContentLibraryItem
+
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="vmimage", stack="test", preview=False)
+    library = ContentLibrary("lib", name="images", datastore="LocalDS_0")
+    item = ContentLibraryItem("item", library_id=library.id, name="photon", source="photon.ova")
+
+    def check(_: list) -> None:
+        types = {args.name: args.typ for args in mocks.created}
+        assert types == {
+            "lib": "pulumi-python:dynamic/vmimage:ContentLibrary",
+            "item": "pulumi-python:dynamic/vmimage:ContentLibraryItem",
+        }
+        inputs = next(args.inputs for args in mocks.created if args.name == "item")
+        assert inputs["library_id"] == "lib-id" and inputs["name"] == "photon" and "__provider" in inputs
+
+    return pulumi.Output.all(library.id, item.id).apply(check)
