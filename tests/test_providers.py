@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -14,6 +16,9 @@ from tests.engine import UNKNOWN, provider_host
 from tests.helpers import inspect_file
 from vmimage.ids import vmi_id
 from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
+from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.rest import VapiSession
+from vmimage.vsphere.settings import resolve_settings
 
 pytestmark = pytest.mark.vcsim
 
@@ -48,6 +53,14 @@ def library(host):
 @pytest.fixture
 def ova(tmp_path) -> Path:
     return write_ova(tmp_path / "photon.ova", SAMPLES[0], disk_bytes=3 * 2**20 + 5)
+
+
+@contextmanager
+def direct_client(vcsim) -> Iterator[ContentLibraryClient]:
+    """A content library client of the test's own, for what a person would do in the vSphere Client."""
+    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
+    with VapiSession(resolve_settings(config, {})) as session:
+        yield ContentLibraryClient(session)
 
 
 def item_inputs(library, source: Path | str, name: str, **extra) -> dict:
@@ -194,14 +207,9 @@ def test_refresh_notices_an_out_of_band_delete_and_up_recreates(host, library, o
 
 
 def test_refresh_reports_out_of_band_rename(host, library, ova, vcsim):
-    from vmimage.vsphere.content_library import ContentLibraryClient
-    from vmimage.vsphere.rest import VapiSession
-    from vmimage.vsphere.settings import resolve_settings
-
     created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-drift"))
-    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
-    with VapiSession(resolve_settings(config, {})) as session:
-        ContentLibraryClient(session).update_item(created.id, "photon-drifted", "edited by hand")
+    with direct_client(vcsim) as client:
+        client.update_item(created.id, "photon-drifted", "edited by hand")
     id_, outputs, inputs = host.read(created.id, created.outputs, created.inputs)
     assert id_ == created.id
     assert inputs["name"] == outputs["name"] == "photon-drifted"
@@ -307,13 +315,8 @@ def test_clean_error_shim_keeps_tracebacks_for_bugs():
 
 
 def test_adopting_an_existing_item_keeps_its_uuid(host, library, ova, vcsim):
-    from vmimage.vsphere.content_library import ContentLibraryClient
-    from vmimage.vsphere.rest import VapiSession
-    from vmimage.vsphere.settings import resolve_settings
-
-    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
-    with VapiSession(resolve_settings(config, {})) as session:
-        existing = ContentLibraryClient(session).create_item(library.id, "made-by-hand", "", "OVF")
+    with direct_client(vcsim) as client:
+        existing = client.create_item(library.id, "made-by-hand", "", "OVF")
     step = host.up(
         ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-adopted", adopt_id=existing.upper())
     )
@@ -352,3 +355,69 @@ def test_check_and_diff_need_no_vcenter(vcsim, tmp_path):
         )
         assert checked.failures == []
         assert offline.diff("id", checked.inputs, checked.inputs).changes is False
+
+
+@pytest.fixture
+def https_files(tmp_path):
+    """A loopback HTTPS server over tmp_path: what vCenter pulls a URL source from."""
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    from tests.tls import write_self_signed
+
+    cert, key = write_self_signed(tmp_path)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_url_sources_are_pulled_by_vcenter(host, library, https_files):
+    directory, base = https_files
+    write_iso(directory / "pulled.iso")
+    write_ova(directory / "pulled.ova", SAMPLES[1])
+    iso = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pulled.iso", "pulled-iso"))
+    assert [f["name"] for f in iso.outputs["files"]] == ["pulled.iso"]
+    assert iso.outputs["image"]["type"] == "ISO"
+    assert iso.checked.inputs["fingerprint"] == f"url:{base}/pulled.iso"
+    ova = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pulled.ova", "pulled-ova"))
+    assert ova.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
+
+
+def test_a_url_that_answers_404_fails_and_leaves_no_item(host, library, https_files, vcsim):
+    _, base = https_files
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/missing.iso", "never"))
+    assert f"{base}/missing.iso: the URL answers HTTP 404" in caught.value.details()
+    assert _items_named(vcsim, library.id, "never") == []
+
+
+def test_a_url_vcenter_cannot_reach_fails_and_leaves_no_item(host, library, vcsim):
+    url = "https://127.0.0.1:9/unreachable.iso"  # the discard port: nothing listens
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, url, "unreachable"))
+    assert f"{url}: vCenter could not fetch it" in caught.value.details()
+    assert _items_named(vcsim, library.id, "unreachable") == []
+
+
+def _items_named(vcsim, library_id: str, name: str) -> list[str]:
+    with direct_client(vcsim) as client:
+        return client.find_items(library_id, name)
+
+
+def test_subscribed_library(host, library, vcsim):
+    url = f"https://{vcsim.server}/cls/vcsp/lib/{library.id}"
+    step = host.up(
+        LIBRARY, ContentLibraryProvider(), {"name": "subscriber", "datastore": "LocalDS_0", "subscription_url": url}
+    )
+    assert step.outputs["type"] == "SUBSCRIBED"
+    assert step.outputs["subscription_url"] == url
+    host.delete(step.id, step.outputs)
+    assert host.read(step.id, step.outputs, step.inputs)[0] == ""

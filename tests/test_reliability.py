@@ -13,11 +13,10 @@ from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.proxy import cutting_proxy
-from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
+from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
 from vmimage.samples import SAMPLES, write_ova
 from vmimage.vsphere.content_library import ContentLibraryClient
-from vmimage.vsphere.rest import Call, VapiSession
-from vmimage.vsphere.settings import resolve_settings
+from vmimage.vsphere.rest import Call
 
 pytestmark = pytest.mark.vcsim
 FAST_RETRIES = {"VMIMAGE_HTTP_BACKOFF": "0.01", "VMIMAGE_PROGRESS_INTERVAL": "0"}
@@ -36,9 +35,8 @@ def library(host):
 
 @pytest.fixture(scope="module")
 def client(vcsim):
-    config = {**vsphere_config(vcsim), "vsphere:password": PASSWORD}
-    with VapiSession(resolve_settings(config, {})) as session:
-        yield ContentLibraryClient(session)
+    with direct_client(vcsim) as opened:
+        yield opened
 
 
 def active_sessions(client: ContentLibraryClient) -> list[dict]:

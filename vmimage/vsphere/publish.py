@@ -263,7 +263,27 @@ def _push(
     return up.result
 
 
+def preflight(url: str) -> None:
+    """Ask the URL for its headers before vCenter pulls it, to turn a typo into a clear error.
+
+    Advisory only: the answer's status is all that is used (so its certificate is not
+    checked here — vCenter checks it when it pulls), and a URL this machine cannot reach
+    may still be reachable from vCenter, so connection errors are left to vCenter.
+    """
+    import httpx
+
+    try:
+        response = httpx.head(url, verify=False, follow_redirects=True, timeout=15)
+    except httpx.HTTPError:
+        return
+    if response.status_code in (401, 403, 404, 410):
+        raise ImageError(
+            url, f"the URL answers HTTP {response.status_code}; check it, vCenter could not pull it either"
+        )
+
+
 def _pull(client: ContentLibraryClient, session_id: str, url: str, timeout: float) -> UploadResult:
+    preflight(url)
     name = posixpath.basename(url.split("?", 1)[0]) or "image"
     client.add_file(session_id, name, source_url=url)
     deadline = time.monotonic() + timeout
