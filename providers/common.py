@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi.dynamic import CheckFailure
+from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
+
+from providers import connection
 
 PROVIDER_KEY = "__provider"
 
@@ -31,3 +33,11 @@ def require_text(news: dict[str, Any], key: str, failures: list[CheckFailure], l
         failures.append(CheckFailure(key, f"{key} must be a non-empty string"))
     elif len(value) > limit:
         failures.append(CheckFailure(key, f"{key} is {len(value)} characters; vCenter allows at most {limit}"))
+
+
+class VSphereProvider(ResourceProvider):
+    """A provider that talks to vCenter: `configure` hands the stack's vsphere:* config to
+    `providers.connection`, which keeps it in module state, never on the pickled object."""
+
+    def configure(self, req: ConfigureRequest) -> None:
+        connection.configure(req)

@@ -8,16 +8,14 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
 from providers import connection
-from providers.common import changed, is_unknown, require_text
+from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.vsphere.content_library import LibraryInfo
 from vmimage.vsphere.inventory import find_datastore_id
@@ -40,11 +38,8 @@ def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ContentLibraryProvider(ResourceProvider):
+class ContentLibraryProvider(VSphereProvider):
     """Creates, updates (name, description) and deletes a content library; a new datastore replaces it."""
-
-    def configure(self, req: ConfigureRequest) -> None:
-        connection.configure(req)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []

@@ -16,16 +16,14 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
 from providers import connection
-from providers.common import changed, is_unknown, require_text
+from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
@@ -130,11 +128,8 @@ def _outputs(
     }
 
 
-class ContentLibraryItemProvider(ResourceProvider):
+class ContentLibraryItemProvider(VSphereProvider):
     """Publishes an .ova/.ovf/.iso (local or https) as a library item and keeps it in step."""
-
-    def configure(self, req: ConfigureRequest) -> None:
-        connection.configure(req)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []

@@ -79,6 +79,11 @@ class ContentLibraryClient:
     def __init__(self, session: VapiSession) -> None:
         self.session = session
 
+    def _create(self, rest: str, api: str, spec: dict[str, Any]) -> str:
+        """POST a create spec; the client token makes a retry by vCenter's own rules idempotent."""
+        body = {"create_spec": spec, "client_token": str(uuid.uuid4())}
+        return self.session.call(Call("POST", rest, api, body, spec, idempotent=False))
+
     # --- libraries ------------------------------------------------------------------------
 
     def find_libraries(self, name: str) -> list[str]:
@@ -117,17 +122,7 @@ class ContentLibraryClient:
                 "automatic_sync_enabled": True,
                 "on_demand": True,
             }
-        token = str(uuid.uuid4())
-        return self.session.call(
-            Call(
-                "POST",
-                f"{CL}/{kind}",
-                f"/content/{kind}",
-                {"create_spec": spec, "client_token": token},
-                spec,
-                idempotent=False,
-            )
-        )
+        return self._create(f"{CL}/{kind}", f"/content/{kind}", spec)
 
     def update_library(self, library: LibraryInfo, name: str, description: str) -> None:
         kind = "subscribed-library" if library.type == "SUBSCRIBED" else "local-library"
@@ -160,17 +155,7 @@ class ContentLibraryClient:
 
     def create_item(self, library_id: str, name: str, description: str, content_type: str) -> str:
         spec = {"library_id": library_id, "name": name, "description": description, "type": ITEM_TYPES[content_type]}
-        token = str(uuid.uuid4())
-        return self.session.call(
-            Call(
-                "POST",
-                f"{CL}/library/item",
-                "/content/library/item",
-                {"create_spec": spec, "client_token": token},
-                spec,
-                idempotent=False,
-            )
-        )
+        return self._create(f"{CL}/library/item", "/content/library/item", spec)
 
     def update_item(self, item_id: str, name: str, description: str) -> None:
         spec = {"name": name, "description": description}
@@ -205,16 +190,7 @@ class ContentLibraryClient:
 
     def create_update_session(self, item_id: str) -> str:
         spec = {"library_item_id": item_id}
-        return self.session.call(
-            Call(
-                "POST",
-                f"{CL}/library/item/update-session",
-                "/content/library/item/update-session",
-                {"create_spec": spec, "client_token": str(uuid.uuid4())},
-                spec,
-                idempotent=False,
-            )
-        )
+        return self._create(f"{CL}/library/item/update-session", "/content/library/item/update-session", spec)
 
     def add_file(self, session_id: str, name: str, size: int | None = None, source_url: str | None = None) -> str:
         """Announce a file; returns the upload URI (PUSH), or "" when vCenter pulls ``source_url``."""
@@ -295,16 +271,7 @@ class ContentLibraryClient:
     def download(self, item_id: str, file_name: str, limit: int) -> bytes:
         """One file of an item, at most ``limit`` bytes (descriptors, not disks)."""
         spec = {"library_item_id": item_id}
-        session_id = self.session.call(
-            Call(
-                "POST",
-                f"{CL}/library/item/download-session",
-                "/content/library/item/download-session",
-                {"create_spec": spec, "client_token": str(uuid.uuid4())},
-                spec,
-                idempotent=False,
-            )
-        )
+        session_id = self._create(f"{CL}/library/item/download-session", "/content/library/item/download-session", spec)
         try:
             prepared = self.session.call(
                 Call(
