@@ -26,10 +26,12 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.ovf import parse_descriptor
 from vmimage.source import EXTENSIONS, content_type, read_image_file
 from vmimage.status import image_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
+from vmimage.vsphere.descriptors import DescriptorCache
+from vmimage.vsphere.descriptors import content_version as content_version_of
 from vmimage.vsphere.publish import UploadResult, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
@@ -38,6 +40,7 @@ IN_PLACE = ("name", "description", "fingerprint")
 REPLACING = ("library_id",)
 PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+DESCRIPTORS = DescriptorCache()
 
 
 def fingerprint(source: str, sha256: str | None) -> str:
@@ -66,14 +69,6 @@ class _ProgressLog:
             pulumi.log.info(f"uploading {self.name}: {sent} of {total} bytes ({percent:.0f}%, {rate:.1f} MiB/s)")
 
 
-def _content_version(client: ContentLibraryClient, item: ItemInfo) -> str | None:
-    """vCenter's content version; the simulator has none, so fall back to its files' version."""
-    if item.content_version:
-        return item.content_version
-    versions = [f.version for f in client.item_files(item.id) if f.version]
-    return max(versions, key=lambda v: (len(v), v)) if versions else None
-
-
 def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
     kind = "ISO" if item.type.lower() == "iso" else "OVF"
     parsed = parse_descriptor(descriptor, source_name) if descriptor is not None else None
@@ -89,15 +84,6 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
     return status.wire()
 
 
-def _descriptor_of(client: ContentLibraryClient, item: ItemInfo) -> tuple[bytes | None, str | None]:
-    if item.type.lower() == "iso":
-        return None, None
-    names = [f.name for f in client.item_files(item.id) if f.name.lower().endswith(".ovf")]
-    if not names:
-        return None, None
-    return client.download(item.id, names[0], MAX_DESCRIPTOR_BYTES), names[0]
-
-
 def _outputs(
     client: ContentLibraryClient,
     item: ItemInfo,
@@ -106,14 +92,15 @@ def _outputs(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
-    content_version = _content_version(client, item)
+    content_version = content_version_of(client, item)
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
         image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)
     elif previous and previous.get("image") and previous.get("content_version") == content_version:
         image = {**previous["image"], "name": item.name}  # same content: keep status and its transition time
     else:
-        descriptor, name = _descriptor_of(client, item)
-        image = _image(descriptor, f"item {item.id}:{name}", item, content_version)
+        descriptor = DESCRIPTORS.fetch(client, item, content_version)
+        name = descriptor.name if descriptor else None
+        image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version)
     return {
         **{key: inputs.get(key) for key in INPUTS},
         "name": item.name,

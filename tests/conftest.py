@@ -27,3 +27,20 @@ def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
         yield simulator
     finally:
         simulator.stop()
+
+
+# Descriptor downloads are cached on disk; tests (and the provider hosts they start) use their own.
+os.environ.setdefault("VMIMAGE_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="vmimage-cache-"))
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory):
+    """A Kubernetes API emulator serving our CRDs, for the whole run."""
+    from tests.kube_emulator import start_emulator
+    from vmimage.crds import crds
+
+    running = start_emulator(tmp_path_factory.mktemp("kube"), crds(), {"default", "dev", "team-a", "team-b"})
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,262 @@
+"""VirtualMachineImage and ClusterVirtualMachineImage: a library item as Kubernetes sees it.
+
+The status is computed by the core from the item's descriptor (downloaded once per
+content version). With a Kubernetes target the resource also owns the object in the
+cluster: it applies it (field manager ``vmimage``) and writes its status through the status
+subresource, which Pulumi's Kubernetes provider cannot do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+
+from providers import connection
+from providers.common import VSphereProvider, changed, is_unknown, require_text
+from vmimage.errors import ImageError
+from vmimage.ids import vmi_id
+from vmimage.image import image_object
+from vmimage.kube import ImageObjects, KubeTarget
+from vmimage.labels import is_label_name, is_label_value
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_NOT_SYNCED, REASON_PROVIDER_NOT_READY
+from vmimage.ovf import parse_descriptor
+from vmimage.status import image_status, not_ready_condition
+from vmimage.vsphere.descriptors import DescriptorCache, content_version
+from vmimage.vsphere.rest import NotFoundError
+
+INPUTS = (
+    "item_id",
+    "content_version",
+    "display_name",
+    "namespace",
+    "capabilities",
+    "extra_labels",
+    "kubeconfig",
+    "context",
+)
+IN_PLACE = ("content_version", "display_name", "capabilities", "extra_labels", "drift")
+REPLACING = ("item_id", "namespace", "kubeconfig", "context")
+DESCRIPTORS = DescriptorCache()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _status(props: dict[str, Any]) -> dict[str, Any]:
+    """The image's status from vCenter: the item and its descriptor, through the core."""
+    item_id = props["item_id"]
+    common = dict(name=props["display_name"], now=_now(), capabilities=props.get("capabilities") or (), item_id=item_id)
+    with connection.content_library() as client:
+        try:
+            item = client.get_item(item_id)
+        except NotFoundError:
+            status = image_status(None, **common, content_version=props.get("content_version"))
+            return status.model_copy(
+                update={
+                    "type": None,
+                    "conditions": [
+                        not_ready_condition(REASON_PROVIDER_NOT_READY, f"library item {item_id} does not exist", _now())
+                    ],
+                }
+            ).wire()
+        version = content_version(client, item)
+        descriptor = DESCRIPTORS.fetch(client, item, version)
+    if item.type.lower() == "iso":
+        return image_status(None, **common, content_version=version).wire()
+    try:
+        if descriptor is None:
+            raise ImageError(f"item {item_id}", "the item has no .ovf descriptor")
+        parsed = parse_descriptor(descriptor.data, f"item {item_id}:{descriptor.name}")
+    except ImageError as error:
+        status = image_status(None, **common, content_version=version)
+        return status.model_copy(
+            update={"type": "OVF", "conditions": [not_ready_condition(REASON_NOT_SYNCED, str(error), _now())]}
+        ).wire()
+    return image_status(parsed, **common, content_version=version).wire()
+
+
+class _Image(VSphereProvider):
+    kind: str = NAMESPACED_KIND
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        require_text(news, "display_name", failures, limit=253)
+        item_id = news.get("item_id")
+        if not is_unknown(item_id):
+            try:
+                vmi_id(str(item_id or ""))
+            except ImageError:
+                failures.append(CheckFailure("item_id", f"item_id {item_id!r} is not a library item UUID"))
+        if self.kind == NAMESPACED_KIND:
+            require_text(news, "namespace", failures, limit=63)
+        elif news.get("namespace"):
+            failures.append(CheckFailure("namespace", "a ClusterVirtualMachineImage has no namespace"))
+        for capability in news.get("capabilities") or ():
+            if not is_unknown(capability) and not is_label_name(str(capability)):
+                failures.append(CheckFailure("capabilities", f"capability {capability!r} is not a valid label name"))
+        for key, value in (news.get("extra_labels") or {}).items():
+            if not is_unknown(value) and not is_label_value(str(value)):
+                failures.append(CheckFailure("extra_labels", f"label {key}={value!r}: not a valid label value"))
+        inputs = {key: news.get(key) for key in INPUTS}
+        inputs["capabilities"] = (
+            sorted(set(inputs["capabilities"] or []))
+            if not any(is_unknown(c) for c in inputs["capabilities"] or [])
+            else inputs["capabilities"]
+        )
+        inputs["extra_labels"] = inputs["extra_labels"] or {}
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        updates = changed(olds, news, IN_PLACE)
+        replaces = changed(olds, news, REPLACING)
+        return DiffResult(changes=bool(updates or replaces), replaces=replaces)
+
+    def _target(self, props: dict[str, Any]) -> KubeTarget | None:
+        if not props.get("kubeconfig") and not props.get("context"):
+            return None
+        return KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
+
+    def _publish(self, props: dict[str, Any]) -> dict[str, Any]:
+        from vmimage.models import ImageStatus
+
+        status = ImageStatus.model_validate(_status(props))
+        obj = image_object(
+            status,
+            cluster=self.kind == CLUSTER_KIND,
+            namespace=props.get("namespace"),
+            extra_labels=props.get("extra_labels") or {},
+        ).wire()
+        target = self._target(props)
+        if target is not None:
+            with ImageObjects(target) as cluster:
+                cluster.apply(obj)
+                cluster.apply_status(obj)
+        return {
+            **{key: props.get(key) for key in INPUTS},
+            "drift": None,
+            "vmi_id": obj["metadata"]["name"],
+            "kind": obj["kind"],
+            "status": obj["status"],
+            "labels": obj["metadata"].get("labels") or {},
+            "manifest": obj,
+            "published": target is not None,
+        }
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outputs = self._publish(props)
+        pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r})")
+        return CreateResult(outputs["vmi_id"], outputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(self._publish(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        target = self._target(props)
+        if target is None:
+            return ReadResult(id_, props)
+        with ImageObjects(target) as cluster:
+            live = cluster.get(self.kind, props.get("namespace"), id_)
+        if live is None:
+            return ReadResult("", {})  # deleted out of band: the next `up` publishes it again
+        live_labels = live.get("metadata", {}).get("labels") or {}
+        drift = []
+        if (live.get("status") or {}) != (props.get("status") or {}):
+            drift.append("status")
+        if any(live_labels.get(key) != value for key, value in (props.get("labels") or {}).items()):
+            drift.append("labels")
+        outputs = {**props, "status": live.get("status") or {}, "labels": live_labels}
+        inputs = {key: props.get(key) for key in INPUTS}
+        if drift:  # an input the program never sets: the next diff sees it and `up` rewrites the object
+            inputs["drift"] = outputs["drift"] = f"edited outside Pulumi: {', '.join(drift)}"
+        return ReadResult(id_, outputs, inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        target = self._target(props)
+        if target is not None:
+            with ImageObjects(target) as cluster:
+                cluster.delete(self.kind, props.get("namespace"), id_)  # already gone counts as done
+
+
+class VirtualMachineImageProvider(_Image):
+    kind = NAMESPACED_KIND
+
+
+class ClusterVirtualMachineImageProvider(_Image):
+    kind = CLUSTER_KIND
+
+
+def _inputs(item_id, content_version, display_name, namespace, capabilities, extra_labels, kubeconfig, context):
+    return {
+        "item_id": item_id,
+        "content_version": content_version,
+        "display_name": display_name,
+        "namespace": namespace,
+        "capabilities": capabilities,
+        "extra_labels": extra_labels,
+        "kubeconfig": kubeconfig,
+        "context": context,
+        **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published")},
+    }
+
+
+class VirtualMachineImage(pulumi.dynamic.Resource, module="vmimage", name="VirtualMachineImage"):
+    """A namespaced image. Type token: pulumi-python:dynamic/vmimage:VirtualMachineImage."""
+
+    vmi_id: pulumi.Output[str]
+    status: pulumi.Output[dict]
+    labels: pulumi.Output[dict]
+    manifest: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        item_id: pulumi.Input[str],
+        content_version: pulumi.Input[str | None],
+        display_name: pulumi.Input[str],
+        namespace: pulumi.Input[str],
+        capabilities: pulumi.Input[list[str]] | None = None,
+        extra_labels: pulumi.Input[dict[str, str]] | None = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            VirtualMachineImageProvider(),
+            resource_name,
+            _inputs(item_id, content_version, display_name, namespace, capabilities, extra_labels, kubeconfig, context),
+            opts,
+        )
+
+
+class ClusterVirtualMachineImage(pulumi.dynamic.Resource, module="vmimage", name="ClusterVirtualMachineImage"):
+    """A cluster-wide image. Type token: pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage."""
+
+    vmi_id: pulumi.Output[str]
+    status: pulumi.Output[dict]
+    labels: pulumi.Output[dict]
+    manifest: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        item_id: pulumi.Input[str],
+        content_version: pulumi.Input[str | None],
+        display_name: pulumi.Input[str],
+        capabilities: pulumi.Input[list[str]] | None = None,
+        extra_labels: pulumi.Input[dict[str, str]] | None = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            ClusterVirtualMachineImageProvider(),
+            resource_name,
+            _inputs(item_id, content_version, display_name, None, capabilities, extra_labels, kubeconfig, context),
+            opts,
+        )

@@ -1,0 +1,143 @@
+"""VirtualMachineImage objects in a Kubernetes cluster, with the official client.
+
+Objects are written with server-side apply (field manager ``vmimage``), and their status
+through the status subresource, also by apply so fields the image no longer has go away.
+Errors name the cluster and the call, never the credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vmimage.errors import ImageError
+from vmimage.models import CLUSTER_KIND, GROUP, VERSION
+
+FIELD_MANAGER = "vmimage"
+APPLY = "application/apply-patch+yaml"
+PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    """Which cluster: a kubeconfig file (default: $KUBECONFIG, ~/.kube/config) and a context in it."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    def describe(self) -> str:
+        return f"cluster {self.context or '(current context)'} of {self.kubeconfig or '$KUBECONFIG'}"
+
+
+class ImageObjects:
+    """Read and write image objects in one cluster."""
+
+    def __init__(self, target: KubeTarget) -> None:
+        from kubernetes import client, config  # the client is heavy: import where used
+
+        self.target = target
+        try:
+            self.api_client = config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            raise ImageError(f"kubeconfig {target.kubeconfig or '$KUBECONFIG'}", f"cannot use it: {exc}") from None
+        self.api = client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def __enter__(self) -> ImageObjects:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, what: str, call, *args: Any, allow_missing: bool = False, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return call(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status == 404 and allow_missing:
+                return None
+            raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: {_reason(exc)}") from None
+        except HTTPError as exc:
+            raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: connection failed ({exc})") from None
+
+    def _scope(self, kind: str, namespace: str | None) -> tuple[str, dict[str, Any]]:
+        if kind == CLUSTER_KIND:
+            return "cluster", {"group": GROUP, "version": VERSION, "plural": PLURALS[kind]}
+        return "namespaced", {"group": GROUP, "version": VERSION, "plural": PLURALS[kind], "namespace": namespace}
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or update the object (all but its status) by server-side apply."""
+        body = {k: v for k, v in obj.items() if k != "status"}
+        scope, where = self._scope(obj["kind"], obj["metadata"].get("namespace"))
+        call = getattr(self.api, f"patch_{scope}_custom_object")
+        return self._call(
+            f"apply {obj['kind']} {obj['metadata']['name']}",
+            call,
+            name=obj["metadata"]["name"],
+            body=body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY,
+            **where,
+        )
+
+    def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Write the object's status through the status subresource."""
+        meta = obj["metadata"]
+        body = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)},
+            "status": obj["status"],
+        }
+        scope, where = self._scope(obj["kind"], meta.get("namespace"))
+        call = getattr(self.api, f"patch_{scope}_custom_object_status")
+        return self._call(
+            f"write the status of {obj['kind']} {meta['name']}",
+            call,
+            name=meta["name"],
+            body=body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY,
+            **where,
+        )
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        scope, where = self._scope(kind, namespace)
+        call = getattr(self.api, f"get_{scope}_custom_object")
+        return self._call(f"read {kind} {name}", call, name=name, allow_missing=True, **where)
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete; False when it was already gone."""
+        scope, where = self._scope(kind, namespace)
+        call = getattr(self.api, f"delete_{scope}_custom_object")
+        return self._call(f"delete {kind} {name}", call, name=name, allow_missing=True, **where) is not None
+
+    def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        options = {"label_selector": label_selector} if label_selector else {}
+        if kind == CLUSTER_KIND or namespace is None:
+            _, where = self._scope(CLUSTER_KIND, None)
+            where["plural"] = PLURALS[kind]
+            result = self._call(f"list {kind}", self.api.list_cluster_custom_object, **where, **options)
+        else:
+            _, where = self._scope(kind, namespace)
+            result = self._call(f"list {kind}", self.api.list_namespaced_custom_object, **where, **options)
+        return list((result or {}).get("items") or [])
+
+
+def _reason(exc: Any) -> str:
+    """HTTP status and the API server's message, from its Status body (never request headers)."""
+    import json
+
+    message = ""
+    try:
+        body = json.loads(exc.body or "{}")
+        message = body.get("message", "")
+    except (ValueError, TypeError, AttributeError):
+        message = str(exc.body or "")[:300]
+    return f"HTTP {exc.status} {exc.reason}" + (f" ({message})" if message else "")

@@ -1,0 +1,74 @@
+"""An item's OVF descriptor, downloaded once per content version and kept on disk.
+
+Content versions only move forward, so a descriptor cached under (item UUID, content
+version) never goes stale: a second `pulumi up`, or a second image of the same item,
+downloads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmimage.ovf import MAX_DESCRIPTOR_BYTES
+from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
+
+_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("VMIMAGE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vmimage"
+    )
+    return Path(base) / "descriptors"
+
+
+def content_version(client: ContentLibraryClient, item: ItemInfo) -> str | None:
+    """vCenter's content version; the simulator has none, so fall back to its files' version."""
+    if item.content_version:
+        return item.content_version
+    versions = [f.version for f in client.item_files(item.id) if f.version]
+    return max(versions, key=lambda v: (len(v), v)) if versions else None
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    name: str
+    data: bytes
+
+
+class DescriptorCache:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or default_cache_dir()
+        self.downloads = 0  # what this process fetched from vCenter, for tests and benchmarks
+
+    def _path(self, item_id: str, version: str) -> Path | None:
+        if not (_SAFE.match(item_id) and _SAFE.match(version)):
+            return None  # never build a path from something that is not a plain token
+        return self.directory / item_id / f"{version}.ovf"
+
+    def fetch(self, client: ContentLibraryClient, item: ItemInfo, version: str | None) -> Descriptor | None:
+        """The item's descriptor (None for an ISO item or an item without one)."""
+        if item.type.lower() == "iso":
+            return None
+        path = self._path(item.id, version) if version else None
+        if path is not None and path.is_file():
+            name_file = path.with_suffix(".name")
+            return Descriptor(name_file.read_text() if name_file.is_file() else path.name, path.read_bytes())
+        names = [f.name for f in client.item_files(item.id) if f.name.lower().endswith(".ovf")]
+        if not names:
+            return None
+        data = client.download(item.id, names[0], MAX_DESCRIPTOR_BYTES)
+        self.downloads += 1
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_suffix(".tmp")
+                temporary.write_bytes(data)
+                temporary.replace(path)
+                path.with_suffix(".name").write_text(names[0])
+            except OSError:
+                pass  # a cache that cannot be written only costs a download next time
+        return Descriptor(names[0], data)
