@@ -9,6 +9,8 @@ import pulumi
 import pytest
 import yaml
 
+from vmimage.config import load_catalog_config
+
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
 
@@ -43,11 +45,29 @@ def test_the_project_file():
 
 @pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name)
 def test_every_stack_file_is_valid(path):
-    run_program(stack_config(path), stack=path.name.split(".")[1])
+    config = stack_config(path)
+    values = {key.split(":", 1)[1]: json.loads(value) if value[:1] in "[{" else value
+              for key, value in config.items() if key.startswith("vmimage:")}
+    catalog = load_catalog_config(values)
+    assert catalog.libraries and catalog.images
+    assert "vsphere:password" not in config  # secrets are set with `pulumi config set --secret`, never by hand
 
 
-def test_dev_stack_exists():
-    assert ROOT / "stacks" / "Pulumi.dev.yaml" in STACKS
+def test_the_stacks():
+    assert {p.name for p in STACKS} == {"Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"}
+
+
+def test_dev_stack_program_runs():
+    run_program(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), stack="dev")
+
+
+def test_unreachable_vcenter_for_a_synced_library_is_a_readable_error(monkeypatch):
+    monkeypatch.setenv("VSPHERE_PASSWORD", "x")
+    monkeypatch.setenv("VMIMAGE_HTTP_ATTEMPTS", "1")
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.staging.yaml"), "vsphere:vsphereServer": "127.0.0.1:9"}
+    config.pop("vsphere:caFile")
+    with pytest.raises(pulumi.RunError, match=r"vCenter 127.0.0.1:9: POST /api/session: connection failed"):
+        run_program(config)
 
 
 def test_bad_config_fails_with_the_key_and_what_is_expected():

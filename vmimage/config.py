@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from vmimage.labels import is_label_name
 from vmimage.source import EXTENSIONS
 
 NAMESPACE = "vmimage"
+KEYS = ("libraries", "images", "sync", "kubernetes")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -68,42 +69,83 @@ class LibraryConfig(ConfigModel):
         return self
 
 
+def _check_scope(value: Any) -> Any:
+    if value == "cluster":
+        return value
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError("scope is 'cluster' or a non-empty list of namespaces")
+    for index, namespace in enumerate(value):
+        try:
+            _namespace(namespace)
+        except ValueError as exc:
+            raise ValueError(f"[{index}] {namespace!r}: {exc}") from None
+    if len(set(value)) != len(value):
+        raise ValueError("scope lists a namespace twice")
+    return tuple(value)
+
+
+Scope = Annotated[Literal["cluster"] | tuple[str, ...], BeforeValidator(_check_scope)]
+
+
+def scopes(scope: Scope) -> list[str | None]:
+    """The namespaces an image is published in; None stands for cluster-wide."""
+    return [None] if scope == "cluster" else list(scope)
+
+
 class ImageConfig(ConfigModel):
     """One image: a source file or URL published as a library item, visible in a scope."""
 
     display_name: str = Field(min_length=1, max_length=80)
     source: Annotated[str, AfterValidator(_source)]
     library: str = Field(min_length=1)
-    scope: Literal["cluster"] | tuple[str, ...] = "cluster"
+    scope: Scope = "cluster"
+    capabilities: list[Capability] = []
+    description: str = ""
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class SyncConfig(ConfigModel):
+    """An existing library (local or subscribed) whose every item is published in a scope."""
+
+    library: str = Field(min_length=1)
+    scope: Scope = "cluster"
     capabilities: list[Capability] = []
 
-    @field_validator("scope", mode="before")
-    @classmethod
-    def _scope(cls, value: Any) -> Any:
-        if value == "cluster":
-            return value
-        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
-            raise ValueError("scope is 'cluster' or a non-empty list of namespaces")
-        for index, namespace in enumerate(value):
-            try:
-                _namespace(namespace)
-            except ValueError as exc:
-                raise ValueError(f"[{index}] {namespace!r}: {exc}") from None
-        return tuple(value)
+
+class KubernetesConfig(ConfigModel):
+    """The cluster the image objects go to (the one `kubectl vsphere login` set up, say)."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    install_crds: bool = False
 
 
 class CatalogConfig(ConfigModel):
     libraries: list[LibraryConfig] = []
     images: list[ImageConfig] = []
+    sync: list[SyncConfig] = []
+    kubernetes: KubernetesConfig | None = None
 
     def problems(self) -> list[str]:
         """Cross-entry problems, as ``key: message`` lines."""
         lines = []
         names = {library.name for library in self.libraries}
+        known = ", ".join(sorted(names)) or "none declared"
         for index, image in enumerate(self.images):
             if image.library not in names:
-                known = ", ".join(sorted(names)) or "none declared"
                 lines.append(f"{NAMESPACE}:images[{index}].library: {image.library!r} is not in libraries ({known})")
+        for index, sync in enumerate(self.sync):
+            if sync.library not in names:
+                lines.append(f"{NAMESPACE}:sync[{index}].library: {sync.library!r} is not in libraries ({known})")
+        seen: dict[tuple[str, str], int] = {}
+        for index, image in enumerate(self.images):
+            key = (image.library, image.display_name)
+            if key in seen:
+                lines.append(
+                    f"{NAMESPACE}:images[{index}]: library {image.library!r} already gets an item named "
+                    f"{image.display_name!r} from images[{seen[key]}]; give one of them another displayName"
+                )
+            seen.setdefault(key, index)
         return lines
 
 

@@ -7,6 +7,7 @@ Errors name the cluster and the call, never the credentials.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,8 @@ class ImageObjects:
 
         self.target = target
         try:
-            self.api_client = config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+            path = os.path.expanduser(target.kubeconfig) if target.kubeconfig else None
+            self.api_client = config.new_client_from_config(config_file=path, context=target.context)
         except (config.ConfigException, OSError, ValueError, TypeError) as exc:
             raise ImageError(f"kubeconfig {target.kubeconfig or '$KUBECONFIG'}", f"cannot use it: {exc}") from None
         self.api = client.CustomObjectsApi(self.api_client)

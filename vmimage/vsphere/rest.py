@@ -88,13 +88,14 @@ class VapiSession:
         settings: ConnectionSettings,
         *,
         timeout: float = 60.0,
-        attempts: int = int(os.environ.get("VMIMAGE_HTTP_ATTEMPTS", "5")),
-        backoff: float = float(os.environ.get("VMIMAGE_HTTP_BACKOFF", "0.5")),
+        attempts: int | None = None,
+        backoff: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.attempts = attempts
-        self.backoff = backoff
+        # retries: 5 attempts with exponential backoff from 0.5 s, unless the environment says otherwise
+        self.attempts = attempts if attempts is not None else int(os.environ.get("VMIMAGE_HTTP_ATTEMPTS", "5"))
+        self.backoff = backoff if backoff is not None else float(os.environ.get("VMIMAGE_HTTP_BACKOFF", "0.5"))
         self.flavour: Flavour | None = None
         self._token: str | None = None
         self.http = httpx.Client(

@@ -1,0 +1,170 @@
+"""ImageCatalog: libraries, items and image objects, as the stack config declares them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.crds import VmOperatorCrds
+from providers.content_library import ContentLibrary
+from providers.library_item import ContentLibraryItem
+from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
+from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, plan, resource_name
+from vmimage.config import CatalogConfig, ConfigError
+from vmimage.models import Image
+from vmimage.table import format_table, image_row
+from vmimage.vsphere.listing import LibraryListing
+
+TABLE_COLUMNS = (
+    "NAMESPACE",
+    "NAME",
+    "DISPLAY NAME",
+    "TYPE",
+    "IMAGE VERSION",
+    "OS NAME",
+    "OS VERSION",
+    "HARDWARE VERSION",
+)
+
+
+def catalog_table(manifests: list[dict[str, Any]]) -> str:
+    """`kubectl get vmi,cvmi -A` for the catalog: one row per object, cluster images first."""
+    rows = []
+    for manifest in sorted(
+        manifests, key=lambda m: (m["metadata"].get("namespace") or "", m["status"].get("name", ""))
+    ):
+        image = Image.model_validate(manifest)
+        rows.append([image.metadata.namespace or "(cluster)", *image_row(image)])
+    return format_table(TABLE_COLUMNS, rows)
+
+
+class ImageCatalog(pulumi.ComponentResource):
+    """Publishes the configured images and synced libraries; type ``vmimage:index:ImageCatalog``."""
+
+    images: pulumi.Output[dict[str, list[dict[str, Any]]]]
+    table: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: CatalogConfig,
+        listing: LibraryListing | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("vmimage:index:ImageCatalog", name, None, opts)
+        self._name = name
+        child = pulumi.ResourceOptions(parent=self)
+        library_ids = self._libraries(config, listing, child)
+        synced = self._sync(config, listing, library_ids)
+        planned = plan(config, synced)
+        conflicts = display_name_conflicts(planned)
+        if conflicts:
+            raise ConfigError("the catalog is ambiguous:\n  " + "\n  ".join(conflicts))
+
+        kubernetes = config.kubernetes
+        target = {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context} if kubernetes else {}
+        image_opts = child
+        if kubernetes is not None and kubernetes.install_crds:
+            provider = k8s.Provider(
+                f"{name}-cluster", kubeconfig=kubernetes.kubeconfig, context=kubernetes.context, opts=child
+            )
+            self.crds = VmOperatorCrds(f"{name}-crds", provider=provider, opts=child)
+            image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
+
+        self.items: dict[int, ContentLibraryItem] = {
+            index: ContentLibraryItem(
+                resource_name(name, "item", image.library, image.display_name),
+                library_id=library_ids[image.library],
+                name=image.display_name,
+                source=image.source,
+                description=image.description or None,
+                sha256=image.sha256,
+                opts=child,
+            )
+            for index, image in enumerate(config.images)
+        }
+        self.image_resources = [self._image(image, target, image_opts) for image in planned]
+
+        placements = pulumi.Output.all(
+            *[
+                pulumi.Output.all(resource.vmi_id, resource.manifest).apply(
+                    lambda values, image=image: (
+                        image.display_name,
+                        {"vmi_id": values[0], "kind": image.kind, "namespace": image.namespace},
+                        values[1],
+                    )
+                )
+                for resource, image in zip(self.image_resources, planned, strict=True)
+            ]
+        )
+        self.images = placements.apply(_by_display_name)
+        self.table = placements.apply(lambda values: catalog_table([manifest for _, _, manifest in values]))
+        self.register_outputs({"images": self.images, "table": self.table})
+
+    def _libraries(
+        self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Input[str]]:
+        ids: dict[str, pulumi.Input[str]] = {}
+        for library in config.libraries:
+            if library.existing:
+                if listing is None:
+                    raise ConfigError(f"library {library.name!r} is existing: looking it up needs vCenter settings")
+                ids[library.name] = listing.library_id(library.name)
+            else:
+                ids[library.name] = ContentLibrary(
+                    resource_name(self._name, "library", library.name),
+                    name=library.name,
+                    datastore=library.datastore,
+                    description=library.description,
+                    subscription_url=library.subscription_url,
+                    opts=child,
+                ).id
+        return ids
+
+    @staticmethod
+    def _sync(
+        config: CatalogConfig, listing: LibraryListing | None, library_ids: dict[str, pulumi.Input[str]]
+    ) -> dict[int, list[SyncedItem]]:
+        synced: dict[int, list[SyncedItem]] = {}
+        for index, sync in enumerate(config.sync):
+            library_id = library_ids[sync.library]
+            if listing is None or not isinstance(library_id, str):
+                raise ConfigError(
+                    f"vmimage:sync[{index}]: library {sync.library!r} must be an existing library (existing: true) "
+                    "so its items can be listed when the program runs"
+                )
+            synced[index] = [SyncedItem(i.id, i.name, i.content_version) for i in listing.items(library_id)]
+        return synced
+
+    def _image(self, image: PlannedImage, target: dict[str, Any], opts: pulumi.ResourceOptions):
+        if image.synced is not None:
+            item_id: pulumi.Input[str] = image.synced.id
+            version: pulumi.Input[str | None] = image.synced.content_version
+        else:
+            assert image.image_index is not None
+            item = self.items[image.image_index]
+            item_id, version = item.item_id, item.content_version
+        where = image.namespace or "cluster"
+        common = dict(
+            item_id=item_id,
+            content_version=version,
+            display_name=image.display_name,
+            capabilities=list(image.capabilities),
+            **target,
+            opts=opts,
+        )
+        if image.namespace is None:
+            return ClusterVirtualMachineImage(resource_name(self._name, "cvmi", image.display_name, where), **common)
+        return VirtualMachineImage(
+            resource_name(self._name, "vmi", image.display_name, where), namespace=image.namespace, **common
+        )
+
+
+def _by_display_name(values: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Display name → where it is published (a name may be published in several scopes)."""
+    images: dict[str, list[dict[str, Any]]] = {}
+    for display_name, placement, _ in values:
+        images.setdefault(display_name, []).append(placement)
+    return images

@@ -1,0 +1,246 @@
+"""The catalog as Pulumi's mocks see it: for each stack file, the declared resources and their wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from components.catalog import ImageCatalog, catalog_table
+from tests.test_program import stack_config
+from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, plan, resource_name
+from vmimage.config import ConfigError, load_catalog_config
+from vmimage.vsphere.listing import ListedItem
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "pulumi-python:dynamic/vmimage:"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.created: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.created.append(args)
+        outputs = dict(args.inputs)
+        if args.typ == PREFIX + "ContentLibraryItem":
+            outputs.update(item_id=f"uuid-of-{args.inputs['name']}", content_version="3")
+        if args.typ in (PREFIX + "VirtualMachineImage", PREFIX + "ClusterVirtualMachineImage"):
+            kind = args.typ.rsplit(":", 1)[1]
+            outputs.update(
+                vmi_id=f"vmi-of-{args.inputs['item_id']}",
+                manifest={
+                    "apiVersion": "vmoperator.vmware.com/v1alpha5",
+                    "kind": kind,
+                    "metadata": {
+                        "name": f"vmi-of-{args.inputs['item_id']}",
+                        **({"namespace": args.inputs["namespace"]} if args.inputs.get("namespace") else {}),
+                    },
+                    "status": {"name": args.inputs["display_name"], "type": "OVF"},
+                },
+            )
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+class FakeListing:
+    def __init__(self, libraries: dict[str, list[ListedItem]]) -> None:
+        self.libraries = libraries
+
+    def library_id(self, name: str) -> str:
+        return f"lib-{name}"
+
+    def items(self, library_id: str) -> list[ListedItem]:
+        return self.libraries[library_id.removeprefix("lib-")]
+
+
+MARKETPLACE = [
+    ListedItem("9e0b0c4e-0000-4000-8000-000000000001", "TKG Ubuntu 22.04", "ovf", "5"),
+    ListedItem("9e0b0c4e-0000-4000-8000-000000000002", "TKG Photon 5", "ovf", "2"),
+]
+
+
+def build(stack: str, listing=None):
+    config = load_catalog_config(
+        {
+            key.split(":", 1)[1]: yaml.safe_load(value) if value[:1] in "[{" else value
+            for key, value in stack_config(ROOT / "stacks" / f"Pulumi.{stack}.yaml").items()
+            if key.startswith("vmimage:")
+        }
+    )
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="vmimage", stack=stack, preview=False)
+    catalog = ImageCatalog("catalog", config, listing)
+    return mocks, catalog, config
+
+
+def by_type(mocks: Mocks) -> dict[str, list[pulumi.runtime.MockResourceArgs]]:
+    found: dict[str, list] = {}
+    for args in mocks.created:
+        found.setdefault(args.typ.rsplit(":", 1)[-1], []).append(args)
+    return found
+
+
+@pulumi.runtime.test
+def test_dev_stack():
+    mocks, catalog, _ = build("dev")
+
+    def check(outputs):
+        images, table = outputs
+        found = by_type(mocks)
+        assert [a.inputs["name"] for a in found["ContentLibrary"]] == ["dev-images"]
+        assert found["ContentLibrary"][0].inputs["datastore"] == "LocalDS_0"
+        items = {a.inputs["name"]: a.inputs for a in found["ContentLibraryItem"]}
+        assert set(items) == {"photon-5-sample", "ubuntu-24.04-sample", "tools-sample"}
+        assert all(i["library_id"] == found["ContentLibrary"][0].name + "-id" for i in items.values())
+        assert items["tools-sample"]["source"] == "build/samples/tools-sample.iso"
+        cluster = {a.inputs["display_name"]: a.inputs for a in found["ClusterVirtualMachineImage"]}
+        namespaced = {a.inputs["display_name"]: a.inputs for a in found["VirtualMachineImage"]}
+        assert set(cluster) == {"photon-5-sample", "tools-sample"} and set(namespaced) == {"ubuntu-24.04-sample"}
+        ubuntu = namespaced["ubuntu-24.04-sample"]
+        assert (ubuntu["namespace"], ubuntu["item_id"], ubuntu["content_version"]) == (
+            "dev",
+            "uuid-of-ubuntu-24.04-sample",
+            "3",
+        )  # wired to its item's outputs
+        assert ubuntu["capabilities"] == ["nvidia-gpu"]
+        assert "kubeconfig" not in ubuntu  # the dev stack names no cluster
+        assert "CustomResourceDefinition" not in found
+        assert images["ubuntu-24.04-sample"] == [
+            {"vmi_id": "vmi-of-uuid-of-ubuntu-24.04-sample", "kind": "VirtualMachineImage", "namespace": "dev"}
+        ]
+        assert table.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "DISPLAY"]
+        assert len(table.splitlines()) == 4
+
+    return pulumi.Output.all(catalog.images, catalog.table).apply(check)
+
+
+@pulumi.runtime.test
+def test_staging_stack_with_a_synced_library():
+    mocks, catalog, _ = build("staging", FakeListing({"vmware-marketplace": MARKETPLACE}))
+
+    def check(_):
+        found = by_type(mocks)
+        assert [a.inputs["name"] for a in found["ContentLibrary"]] == ["platform-images-staging"]  # the other exists
+        cluster = {a.inputs["display_name"]: a.inputs for a in found["ClusterVirtualMachineImage"]}
+        assert set(cluster) == {"Photon OS 5.0", "TKG Ubuntu 22.04", "TKG Photon 5"}
+        assert cluster["TKG Photon 5"]["item_id"] == MARKETPLACE[1].id
+        assert cluster["TKG Photon 5"]["content_version"] == "2"
+        assert cluster["Photon OS 5.0"]["context"] == "supervisor-staging"
+        namespaced = [(a.inputs["display_name"], a.inputs["namespace"]) for a in found["VirtualMachineImage"]]
+        assert sorted(namespaced) == [("Ubuntu 24.04 LTS", "team-a"), ("Ubuntu 24.04 LTS", "team-b")]
+        assert "CustomResourceDefinition" not in found  # the Supervisor has VM Operator
+
+    return catalog.images.apply(check)
+
+
+@pulumi.runtime.test
+def test_prod_stack():
+    mocks, catalog, config = build("prod", FakeListing({"vmware-marketplace": MARKETPLACE}))
+
+    def check(images):
+        found = by_type(mocks)
+        items = {a.inputs["name"]: a.inputs for a in found["ContentLibraryItem"]}
+        assert items["Photon OS 5.0"]["sha256"] == config.images[0].sha256
+        assert sorted((a.inputs["display_name"], a.inputs["namespace"]) for a in found["VirtualMachineImage"]) == [
+            ("TKG Photon 5", "tanzu-system"),
+            ("TKG Ubuntu 22.04", "tanzu-system"),
+            ("Ubuntu 24.04 LTS (GPU)", "ml-training"),
+        ]
+        assert set(images) == {
+            "Photon OS 5.0",
+            "Ubuntu 24.04 LTS",
+            "Ubuntu 24.04 LTS (GPU)",
+            "TKG Photon 5",
+            "TKG Ubuntu 22.04",
+        }
+
+    return catalog.images.apply(check)
+
+
+@pulumi.runtime.test
+def test_crds_are_installed_when_asked_and_images_depend_on_them():
+    config = load_catalog_config(
+        {
+            "libraries": [{"name": "l", "datastore": "d"}],
+            "images": [{"displayName": "x", "source": "x.ova", "library": "l", "scope": ["a"]}],
+            "kubernetes": {"kubeconfig": "/k", "context": "c", "installCrds": True},
+        }
+    )
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="vmimage", stack="t", preview=False)
+    catalog = ImageCatalog("catalog", config)
+
+    def check(_):
+        found = by_type(mocks)
+        assert sorted(a.inputs["metadata"]["name"] for a in found["CustomResourceDefinition"]) == [
+            "clustervirtualmachineimages.vmoperator.vmware.com",
+            "virtualmachineimages.vmoperator.vmware.com",
+        ]
+        assert found["kubernetes"][0].inputs["context"] == "c"  # the CRDs go to the configured cluster
+        assert found["kubernetes"][0].inputs["kubeconfig"] == "/k"
+        (image,) = found["VirtualMachineImage"]
+        assert (image.inputs["kubeconfig"], image.inputs["context"]) == ("/k", "c")
+
+    return catalog.images.apply(check)
+
+
+def test_the_same_display_name_twice_in_a_scope_names_both_entries():
+    config = load_catalog_config(
+        {
+            "libraries": [{"name": "l", "datastore": "d"}, {"name": "m", "existing": True}],
+            "images": [{"displayName": "Photon", "source": "a.ova", "library": "l", "scope": ["team-a", "team-b"]}],
+            "sync": [{"library": "m", "scope": ["team-b"]}],
+        }
+    )
+    planned = plan(config, {0: [SyncedItem("u", "Photon", "1")]})
+    assert display_name_conflicts(planned) == [
+        "display name 'Photon' appears twice in namespace team-b: vmimage:images[0] and "
+        "vmimage:sync[0] (item 'Photon' of library 'm')"
+    ]
+    with pytest.raises(ConfigError, match="appears twice in namespace team-b"):
+        pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack="t", preview=True)
+        ImageCatalog("catalog", config, FakeListing({"m": [ListedItem("u", "Photon", "ovf", "1")]}))
+
+
+def test_same_name_in_cluster_and_namespace_is_allowed():
+    planned = [PlannedImage("Photon", None, "a", ()), PlannedImage("Photon", "team-a", "b", ())]
+    assert display_name_conflicts(planned) == []
+
+
+def test_resource_names_are_stable_and_distinct():
+    assert resource_name("catalog", "vmi", "Photon OS 5.0", "dev") == resource_name(
+        "catalog", "vmi", "Photon OS 5.0", "dev"
+    )
+    assert resource_name("c", "Photon OS 5.0") != resource_name("c", "photon-os-5-0")
+    assert resource_name("c", "Photon OS 5.0").startswith("c-photon-os-5-0-")
+
+
+def test_catalog_table_lists_cluster_images_first():
+    table = catalog_table(
+        [
+            {
+                "apiVersion": "vmoperator.vmware.com/v1alpha5",
+                "kind": "VirtualMachineImage",
+                "metadata": {"name": "vmi-2", "namespace": "dev"},
+                "status": {"name": "B", "type": "OVF"},
+            },
+            {
+                "apiVersion": "vmoperator.vmware.com/v1alpha5",
+                "kind": "ClusterVirtualMachineImage",
+                "metadata": {"name": "vmi-1"},
+                "status": {"name": "A", "type": "ISO"},
+            },
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[1].split()[:4] == ["(cluster)", "vmi-1", "A", "ISO"] and lines[2].split()[:4] == [
+        "dev",
+        "vmi-2",
+        "B",
+        "OVF",
+    ]

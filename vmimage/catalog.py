@@ -1,0 +1,83 @@
+"""Planning a catalog: which image objects the stack config asks for, and whether they clash.
+
+Pure: the listing of synced libraries comes in as data, so the plan can be checked at
+preview time and in tests without vCenter or Pulumi.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from vmimage.config import NAMESPACE, CatalogConfig, scopes
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+
+
+@dataclass(frozen=True)
+class SyncedItem:
+    """An item found in a synced library."""
+
+    id: str
+    name: str
+    content_version: str | None
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    display_name: str
+    namespace: str | None  # None: a ClusterVirtualMachineImage
+    origin: str  # the config entry that asks for it, for messages
+    capabilities: tuple[str, ...]
+    image_index: int | None = None  # vmimage:images[i] (an item this stack publishes)
+    synced: SyncedItem | None = None  # or an item found in a synced library
+
+    @property
+    def kind(self) -> str:
+        return CLUSTER_KIND if self.namespace is None else NAMESPACED_KIND
+
+    @property
+    def scope(self) -> str:
+        return "cluster scope" if self.namespace is None else f"namespace {self.namespace}"
+
+
+def resource_name(*parts: str) -> str:
+    """A stable Pulumi name from free text: a readable slug plus a short hash of the exact text."""
+    text = "/".join(parts)
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+    return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+
+
+def plan(config: CatalogConfig, synced: dict[int, list[SyncedItem]]) -> list[PlannedImage]:
+    """Every image object to declare: per image entry and scope, per synced item and scope."""
+    planned = [
+        PlannedImage(
+            image.display_name, namespace, f"{NAMESPACE}:images[{index}]", tuple(image.capabilities), image_index=index
+        )
+        for index, image in enumerate(config.images)
+        for namespace in scopes(image.scope)
+    ]
+    for index, sync in enumerate(config.sync):
+        for item in synced.get(index, []):
+            origin = f"{NAMESPACE}:sync[{index}] (item {item.name!r} of library {sync.library!r})"
+            planned.extend(
+                PlannedImage(item.name, namespace, origin, tuple(sync.capabilities), synced=item)
+                for namespace in scopes(sync.scope)
+            )
+    return planned
+
+
+def display_name_conflicts(planned: list[PlannedImage]) -> list[str]:
+    """The same display name twice in one scope makes resolution ambiguous: name both entries."""
+    first: dict[tuple[str | None, str], PlannedImage] = {}
+    problems = []
+    for image in planned:
+        key = (image.namespace, image.display_name)
+        if key in first:
+            problems.append(
+                f"display name {image.display_name!r} appears twice in {image.scope}: "
+                f"{first[key].origin} and {image.origin}"
+            )
+        else:
+            first[key] = image
+    return problems

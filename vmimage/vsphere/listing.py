@@ -1,0 +1,64 @@
+"""What a library holds, read at program time: the catalog's discovery of synced libraries."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from vmimage.errors import ImageError
+from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.descriptors import content_version
+from vmimage.vsphere.rest import VapiSession
+from vmimage.vsphere.settings import ConnectionSettings
+
+
+@dataclass(frozen=True)
+class ListedItem:
+    id: str
+    name: str
+    type: str
+    content_version: str | None
+
+
+class LibraryListing(Protocol):
+    def library_id(self, name: str) -> str: ...
+
+    def items(self, library_id: str) -> list[ListedItem]: ...
+
+
+class VCenterListing:
+    """Lists libraries and items over the REST API: one request per item, a few at a time."""
+
+    def __init__(self, settings: ConnectionSettings, concurrency: int = 8) -> None:
+        self.settings = settings
+        self.concurrency = concurrency
+        self.session = VapiSession(settings)
+        self.client = ContentLibraryClient(self.session)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def library_id(self, name: str) -> str:
+        found = self.client.find_libraries(name)
+        if not found:
+            raise ImageError(
+                f"library {name!r}", f"vCenter {self.settings.server} has no content library with this name"
+            )
+        if len(found) > 1:
+            raise ImageError(f"library {name!r}", f"vCenter has {len(found)} libraries with this name: {found}")
+        return found[0]
+
+    def items(self, library_id: str) -> list[ListedItem]:
+        item_ids = self.client.list_items(library_id)
+
+        def describe(item_id: str) -> ListedItem:
+            item = self.client.get_item(item_id)
+            return ListedItem(item.id, item.name, item.type, content_version(self.client, item))
+
+        if not item_ids:
+            return []
+        self.session.session_headers()  # log in once before the threads share the session
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="vmimage-list") as pool:
+            listed = list(pool.map(describe, item_ids))
+        return sorted(listed, key=lambda item: item.name)
