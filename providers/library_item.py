@@ -92,7 +92,9 @@ def _outputs(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
-    content_version = content_version_of(client, item)
+    content_version = content_version_of(
+        client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None
+    )
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
         image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)
     elif previous and previous.get("image") and previous.get("content_version") == content_version:

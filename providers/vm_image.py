@@ -63,7 +63,7 @@ def _status(props: dict[str, Any]) -> dict[str, Any]:
                     ],
                 }
             ).wire()
-        version = content_version(client, item)
+        version = content_version(client, item, known=props.get("content_version"))
         descriptor = DESCRIPTORS.fetch(client, item, version)
     if item.type.lower() == "iso":
         return image_status(None, **common, content_version=version).wire()

@@ -45,8 +45,12 @@ class _Engine(engine_pb2_grpc.EngineServicer):
         return empty_pb2.Empty()
 
 
+_SERIALIZER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-serialize")
+
+
 def _struct(props: dict[str, Any]):
-    return asyncio.run(rpc.serialize_properties(props, {}))
+    """Serialize as the engine does; in a thread of its own, so it never disturbs a running program's loop."""
+    return _SERIALIZER.submit(asyncio.run, rpc.serialize_properties(props, {})).result()
 
 
 def _plain(struct, keep_unknowns: bool = False) -> dict[str, Any]:
@@ -81,7 +85,8 @@ class ProviderHost:
         )
 
     def check(self, type_: str, provider: Any, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> Check:
-        serialized = serialize_provider(provider)
+        """``provider`` is an object to pickle, or None when ``news`` carries it already, as from a program."""
+        serialized = news[PROVIDER_KEY] if provider is None else serialize_provider(provider)
         response = self.stub.Check(
             proto.CheckRequest(
                 urn=urn or f"urn:pulumi:test::vmimage::{type_}::r",

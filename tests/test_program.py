@@ -46,8 +46,11 @@ def test_the_project_file():
 @pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name)
 def test_every_stack_file_is_valid(path):
     config = stack_config(path)
-    values = {key.split(":", 1)[1]: json.loads(value) if value[:1] in "[{" else value
-              for key, value in config.items() if key.startswith("vmimage:")}
+    values = {
+        key.split(":", 1)[1]: json.loads(value) if value[:1] in "[{" else value
+        for key, value in config.items()
+        if key.startswith("vmimage:")
+    }
     catalog = load_catalog_config(values)
     assert catalog.libraries and catalog.images
     assert "vsphere:password" not in config  # secrets are set with `pulumi config set --secret`, never by hand

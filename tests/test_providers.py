@@ -165,6 +165,8 @@ def test_changed_source_updates_in_place_keeping_uuid_and_vmi_id(host, library, 
     assert step.op == "update" and step.diff.replaces == []
     assert step.id == created.id
     assert step.outputs["vmi_id"] == created.outputs["vmi_id"]
+    assert (created.outputs["content_version"], step.outputs["content_version"]) == ("1", "2")
+    assert step.outputs["image"]["providerContentVersion"] == "2"
     assert step.outputs["image"]["productInfo"]["version"] == "5.1"
     assert step.outputs["image"]["hardwareVersion"] == 20
 

@@ -25,10 +25,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "descriptors"
 
 
-def content_version(client: ContentLibraryClient, item: ItemInfo) -> str | None:
-    """vCenter's content version; the simulator has none, so fall back to its files' version."""
+def content_version(
+    client: ContentLibraryClient, item: ItemInfo, known: str | None = None, uploaded: bool = False
+) -> str | None:
+    """The item's content version: vCenter's when it reports one.
+
+    A server that does not (older vCenters, the simulator, whose files all stay at "1")
+    gets one counted by whoever changes the content: ``known`` is the version recorded so
+    far, ``uploaded`` says this call changed the content; else the files' version.
+    """
     if item.content_version:
         return item.content_version
+    if known is not None and known.isdigit():
+        return str(int(known) + 1) if uploaded else known
     versions = [f.version for f in client.item_files(item.id) if f.version]
     return max(versions, key=lambda v: (len(v), v)) if versions else None
 
