@@ -31,7 +31,7 @@ def dev_config(vcsim, kube, samples, extra_images=None, drop=()) -> dict[str, st
     images = [image for image in json.loads(config["vmimage:images"]) if image["displayName"] not in drop]
     for image in images:
         image["source"] = str(samples / image["source"].rsplit("/", 1)[1])
-    libraries = json.loads(config["vmimage:libraries"]) + [{"name": "vendor-e2e", "existing": True}]
+    libraries = [*json.loads(config["vmimage:libraries"]), {"name": "vendor-e2e", "existing": True}]
     return {
         **config,
         "vsphere:vsphereServer": vcsim.server,
