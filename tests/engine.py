@@ -45,12 +45,13 @@ class _Engine(engine_pb2_grpc.EngineServicer):
         return empty_pb2.Empty()
 
 
-_SERIALIZER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-serialize")
+_LOOP = asyncio.new_event_loop()
+threading.Thread(target=_LOOP.run_forever, name="engine-serialize", daemon=True).start()
 
 
 def _struct(props: dict[str, Any]):
-    """Serialize as the engine does; in a thread of its own, so it never disturbs a running program's loop."""
-    return _SERIALIZER.submit(asyncio.run, rpc.serialize_properties(props, {})).result()
+    """Serialize as the engine does, on a loop of its own, so it never disturbs a running program's loop."""
+    return asyncio.run_coroutine_threadsafe(rpc.serialize_properties(props, {}), _LOOP).result()
 
 
 def _plain(struct, keep_unknowns: bool = False) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from vmimage.vsphere.settings import resolve_settings
 pytestmark = pytest.mark.vcsim
 
 
-def dev_config(vcsim, kube, samples, extra_images=None, drop=()) -> dict[str, str]:
+def dev_config(vcsim, kube, samples, drop=()) -> dict[str, str]:
     """The dev stack file as the engine hands it over, pointed at this run's simulator, samples and cluster."""
     config = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
     images = [image for image in json.loads(config["vmimage:images"]) if image["displayName"] not in drop]
@@ -38,7 +38,7 @@ def dev_config(vcsim, kube, samples, extra_images=None, drop=()) -> dict[str, st
         "vsphere:caFile": str(vcsim.ca_file),
         "vsphere:password": PASSWORD,
         "vmimage:libraries": json.dumps(libraries),
-        "vmimage:images": json.dumps(images + (extra_images or [])),
+        "vmimage:images": json.dumps(images),
         "vmimage:sync": json.dumps([{"library": "vendor-e2e", "scope": "cluster"}]),
         "vmimage:kubernetes": json.dumps({"kubeconfig": str(kube.kubeconfig)}),
     }
