@@ -16,8 +16,12 @@ from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
 from vmimage.image import file_status, image_object
 from vmimage.labels import is_label_name
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, Image
+from vmimage.resolve import ResolutionError, image_reference, resolve
+from vmimage.selectors import matches, parse_selector
+from vmimage.snapshot import load_images
 from vmimage.source import default_display_name, read_image_file
-from vmimage.table import image_table
+from vmimage.table import COLUMNS, WIDE_COLUMNS, format_table, image_row, image_table
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE
@@ -136,3 +140,181 @@ def crds_command(output: str) -> None:
         click.echo(dump_json({"apiVersion": "v1", "kind": "List", "items": documents}))
     else:
         click.echo(dump_yaml(documents), nl=False)
+
+
+# --- listing and resolving images ---------------------------------------------------------
+
+KIND_ALIASES = {
+    "vmi": NAMESPACED_KIND,
+    "vmimage": NAMESPACED_KIND,
+    "virtualmachineimage": NAMESPACED_KIND,
+    "virtualmachineimages": NAMESPACED_KIND,
+    "cvmi": CLUSTER_KIND,
+    "cvmimage": CLUSTER_KIND,
+    "clustervmi": CLUSTER_KIND,
+    "clustervmimage": CLUSTER_KIND,
+    "clustervirtualmachineimage": CLUSTER_KIND,
+    "clustervirtualmachineimages": CLUSTER_KIND,
+}
+
+
+def _source_options(command):
+    for option in reversed(
+        [
+            click.option(
+                "--from-file",
+                "from_file",
+                type=click.Path(dir_okay=False, path_type=str),
+                help="Read image objects from a YAML/JSON file instead of a cluster.",
+            ),
+            click.option(
+                "--from-vcenter",
+                is_flag=True,
+                help="What the stack's libraries would publish, read from vCenter (VSPHERE_* settings).",
+            ),
+            click.option(
+                "--stack", default="dev", show_default=True, help="With --from-vcenter: the stack config to read."
+            ),
+            click.option("--kubeconfig", envvar="KUBECONFIG", help="The cluster's kubeconfig (default: $KUBECONFIG)."),
+            click.option("--context", help="The kubeconfig context."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _images(
+    from_file: str | None,
+    from_vcenter: bool,
+    stack: str,
+    kubeconfig: str | None,
+    context: str | None,
+    kinds: tuple[str, ...],
+    namespace: str | None,
+) -> list[dict]:
+    """Image objects of ``kinds`` from the chosen source (a file, vCenter via a stack, or a cluster)."""
+    if from_file:
+        images = load_images(from_file)
+    elif from_vcenter:
+        images = _from_vcenter(stack)
+    else:
+        from vmimage.kube import ImageObjects, KubeTarget
+
+        with ImageObjects(KubeTarget(kubeconfig, context)) as cluster:
+            images = [
+                {**obj, "kind": kind}
+                for kind in kinds
+                for obj in cluster.list(kind, None if kind == CLUSTER_KIND else namespace)
+            ]
+    return [image for image in images if image.get("kind") in kinds]
+
+
+def _from_vcenter(stack: str) -> list[dict]:
+    from vmimage.config import KEYS, load_catalog_config
+    from vmimage.vsphere.descriptors import DescriptorCache
+    from vmimage.vsphere.listing import VCenterListing
+    from vmimage.vsphere.published import published_images
+    from vmimage.vsphere.settings import resolve_settings
+
+    path = os.path.join("stacks", f"Pulumi.{stack}.yaml")
+    try:
+        with open(path, encoding="utf-8") as stream:
+            stack_config = (yaml.safe_load(stream) or {}).get("config") or {}
+    except OSError as exc:
+        raise ImageError(
+            path, f"{exc.strerror}: run from the project directory, or pick a stack with --stack"
+        ) from None
+    config = load_catalog_config(
+        {key: stack_config[f"vmimage:{key}"] for key in KEYS if f"vmimage:{key}" in stack_config}
+    )
+    listing = VCenterListing(
+        resolve_settings(
+            {k: v for k, v in stack_config.items() if k.startswith("vsphere:") and not isinstance(v, dict)}, os.environ
+        )
+    )
+    try:
+        return published_images(config, listing, DescriptorCache())
+    finally:
+        listing.close()
+
+
+@main.command("get")
+@click.argument("kind", type=click.Choice(sorted(KIND_ALIASES), case_sensitive=False), metavar="vmi|cvmi")
+@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the VirtualMachineImages.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="VirtualMachineImages of every namespace.")
+@click.option("-l", "--selector", default="", help="Label selector, as kubectl takes it.")
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table")
+@_source_options
+def get_command(
+    kind: str,
+    namespace: str,
+    all_namespaces: bool,
+    selector: str,
+    output: str,
+    from_file: str | None,
+    from_vcenter: bool,
+    stack: str,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """List images like `kubectl get vmi|cvmi`, with the reference's columns."""
+    kind = KIND_ALIASES[kind.lower()]
+    requirements = parse_selector(selector)
+    scope = None if all_namespaces else namespace
+    images = [
+        image
+        for image in _images(from_file, from_vcenter, stack, kubeconfig, context, (kind,), scope)
+        if (scope is None or kind == CLUSTER_KIND or image["metadata"].get("namespace") == scope)
+        and matches(requirements, image["metadata"].get("labels"))
+    ]
+    images.sort(key=lambda i: (i["metadata"].get("namespace") or "", i["metadata"]["name"]))
+    if output == "json":
+        click.echo(dump_json({"apiVersion": "v1", "kind": "List", "items": images}))
+    elif output == "yaml":
+        click.echo(dump_yaml([{"apiVersion": "v1", "kind": "List", "items": images}]), nl=False)
+    elif not images:
+        where = "" if kind == CLUSTER_KIND or all_namespaces else f" in {namespace} namespace"
+        click.echo(f"No resources found{where}.", err=True)
+    else:
+        objects = [Image.model_validate(image) for image in images]
+        wide = output == "wide"
+        if all_namespaces and kind == NAMESPACED_KIND:
+            rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
+            click.echo(format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows))
+        else:
+            click.echo(image_table(objects, wide=wide))
+
+
+@main.command("resolve")
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True, help="The VM's namespace.")
+@click.option("--strict", is_flag=True, help="Also refuse a display name found in both scopes (upstream's rule).")
+@click.option("-o", "--output", type=click.Choice(["text", "yaml", "json"]), default="text")
+@_source_options
+def resolve_command(
+    name: str,
+    namespace: str,
+    strict: bool,
+    output: str,
+    from_file: str | None,
+    from_vcenter: bool,
+    stack: str,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Print the image a VirtualMachine in NAMESPACE naming NAME gets, as the webhook would pick it."""
+    images = _images(from_file, from_vcenter, stack, kubeconfig, context, (NAMESPACED_KIND, CLUSTER_KIND), namespace)
+    try:
+        resolved = resolve(name, namespace, images, strict=strict)
+    except ResolutionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    spec = {"imageName": resolved.name, "image": image_reference(resolved)}
+    if output == "json":
+        click.echo(dump_json(spec))
+    elif output == "yaml":
+        click.echo(dump_yaml([spec]), nl=False)
+    else:
+        click.echo(
+            f"{resolved.kind}/{resolved.name}" + (f" ({resolved.display_name})" if resolved.display_name else "")
+        )

@@ -1,0 +1,198 @@
+"""`vmimage get` and `vmimage resolve`, from a file, a cluster and vCenter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from providers.content_library import ContentLibraryProvider
+from providers.library_item import ContentLibraryItemProvider
+from tests.engine import provider_host
+from tests.helpers import inspect_file
+from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
+from vmimage.kube import ImageObjects, KubeTarget
+from vmimage.samples import SAMPLES, write_ova
+
+ITEM_A = "e1968c25-dd84-4506-8dc7-9beacb6b688e"
+ITEM_B = "0c6c4b4e-7a4f-4f65-9a0b-6a1d3e0f2a11"
+
+
+def vmimage(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "vmimage", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory, fixtures) -> Path:
+    """A cluster-wide Photon, the same display name in team-a (Windows), a GPU Ubuntu in team-a."""
+    photon = inspect_file(
+        fixtures / "ovf-more" / "photon5-govmomi.ovf",
+        name="Photon OS 5.0",
+        item_id=ITEM_A,
+        cluster=True,
+        capabilities=["cloud-init"],
+    )
+    windows = inspect_file(
+        fixtures / "ovf-more" / "windows2019-efi-simplevm.ovf", name="Photon OS 5.0", item_id=ITEM_B, namespace="team-a"
+    )
+    ubuntu = inspect_file(
+        fixtures / "ovf-more" / "ubuntu-24.10-cloudimg.ovf",
+        name="Ubuntu 24.10",
+        item_id="5f0d7a52-3c1e-4f8b-9d2a-7e6b5c4d3e2f",
+        namespace="team-a",
+        capabilities=["nvidia-gpu"],
+    )
+    path = tmp_path_factory.mktemp("snapshot") / "images.yaml"
+    path.write_text(yaml.safe_dump_all([photon, windows, ubuntu]))
+    return path
+
+
+def rows(output: str) -> list[list[str]]:
+    return [line.split("   ") for line in output.strip().splitlines()]
+
+
+def test_get_cluster_images(snapshot):
+    result = vmimage("get", "cvmi", "--from-file", str(snapshot))
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.strip().splitlines()
+    assert header.split()[:2] == ["NAME", "DISPLAY"] and len(lines) == 1
+    assert lines[0].startswith("vmi-0a0044d7c690bcbea") and "Photon OS 5.0" in lines[0]
+
+
+def test_get_namespaced_images_with_selectors(snapshot):
+    linux = vmimage(
+        "get",
+        "vmi",
+        "-n",
+        "team-a",
+        "-l",
+        "os.image.vmoperator.vmware.com/type=Linux",
+        "-o",
+        "wide",
+        "--from-file",
+        str(snapshot),
+    )
+    assert linux.returncode == 0 and "Ubuntu 24.10" in linux.stdout and "Photon" not in linux.stdout
+    assert "cloud-init,nvidia-gpu" in linux.stdout  # -o wide adds capabilities
+    gpu = vmimage(
+        "get", "vmi", "-A", "-l", "capability.image.vmoperator.vmware.com/nvidia-gpu", "--from-file", str(snapshot)
+    )
+    assert gpu.stdout.splitlines()[0].startswith("NAMESPACE") and len(gpu.stdout.splitlines()) == 2
+    not_windows = vmimage(
+        "get",
+        "vmi",
+        "-A",
+        "-l",
+        "os.image.vmoperator.vmware.com/type notin (Windows)",
+        "-o",
+        "json",
+        "--from-file",
+        str(snapshot),
+    )
+    assert [i["status"]["name"] for i in json.loads(not_windows.stdout)["items"]] == ["Ubuntu 24.10"]
+    none = vmimage("get", "vmi", "-n", "team-b", "--from-file", str(snapshot))
+    assert none.returncode == 0 and none.stdout == "" and "No resources found in team-b namespace." in none.stderr
+
+
+def test_resolve(snapshot):
+    namespaced = vmimage("resolve", "Photon OS 5.0", "-n", "team-a", "--from-file", str(snapshot))
+    assert namespaced.stdout.startswith("VirtualMachineImage/vmi-")  # namespace precedence
+    cluster = vmimage("resolve", "Photon OS 5.0", "-n", "team-b", "-o", "json", "--from-file", str(snapshot))
+    assert json.loads(cluster.stdout) == {
+        "imageName": "vmi-0a0044d7c690bcbea",
+        "image": {"kind": "ClusterVirtualMachineImage", "name": "vmi-0a0044d7c690bcbea"},
+    }
+    strict = vmimage("resolve", "Photon OS 5.0", "-n", "team-a", "--strict", "--from-file", str(snapshot))
+    assert strict.returncode == 1
+    assert strict.stderr == 'error: multiple VM images exist for "Photon OS 5.0" in namespace and cluster scope\n'
+    missing = vmimage("resolve", "CentOS", "--from-file", str(snapshot))
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        'error: no VM image exists for "CentOS" in namespace or cluster scope\n',
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("a: [", "not valid YAML or JSON"),
+        ("- 1\n- 2\n", "expected image objects"),
+        ("kind: VirtualMachineImage\nmetadata: {}\n", "without metadata.name"),
+    ],
+)
+def test_bad_snapshot_files(tmp_path, content, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = vmimage("get", "vmi", "--from-file", str(path))
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {path}: ") and fragment in result.stderr
+
+
+def test_bad_selector():
+    result = vmimage("get", "vmi", "-l", "a in b", "--from-file", "/dev/null")
+    assert result.returncode == 2 and "cannot parse 'a in b'" in result.stderr
+
+
+def test_get_and_resolve_from_a_cluster(kube, snapshot):
+    images = yaml.safe_load_all(snapshot.read_text())
+    with ImageObjects(KubeTarget(str(kube.kubeconfig))) as cluster:
+        for image in images:
+            cluster.apply(image)
+            cluster.apply_status(image)
+    listed = vmimage("get", "cvmi", "--kubeconfig", str(kube.kubeconfig))
+    assert listed.returncode == 0, listed.stderr
+    assert "vmi-0a0044d7c690bcbea" in listed.stdout
+    resolved = vmimage("resolve", "Ubuntu 24.10", "-n", "team-a", "--kubeconfig", str(kube.kubeconfig))
+    assert resolved.returncode == 0 and resolved.stdout.startswith("VirtualMachineImage/vmi-")
+
+
+@pytest.mark.vcsim
+def test_get_from_vcenter(vcsim, tmp_path):
+    with provider_host(vsphere_config(vcsim)) as host:
+        library = host.up(LIBRARY, ContentLibraryProvider(), {"name": "from-vcenter", "datastore": "LocalDS_0"})
+        ova = write_ova(tmp_path / "photon.ova", SAMPLES[0])
+        host.up(ITEM, ContentLibraryItemProvider(), {"library_id": library.id, "name": "Photon 5", "source": str(ova)})
+    stacks = tmp_path / "project" / "stacks"
+    stacks.mkdir(parents=True)
+    (stacks / "Pulumi.test.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "vsphere:vsphereServer": vcsim.server,
+                    "vsphere:user": "u",
+                    "vsphere:caFile": str(vcsim.ca_file),
+                    "vmimage:libraries": [{"name": "from-vcenter", "existing": True}],
+                    "vmimage:sync": [{"library": "from-vcenter", "scope": ["team-a"]}],
+                }
+            }
+        )
+    )
+    result = vmimage(
+        "get",
+        "vmi",
+        "-n",
+        "team-a",
+        "--from-vcenter",
+        "--stack",
+        "test",
+        "-o",
+        "yaml",
+        cwd=tmp_path / "project",
+        env={"VSPHERE_PASSWORD": PASSWORD},
+    )
+    assert result.returncode == 0, result.stderr
+    (image,) = yaml.safe_load(result.stdout)["items"]
+    assert image["status"]["name"] == "Photon 5" and image["metadata"]["namespace"] == "team-a"
+    assert image["status"]["osInfo"]["id"] == "vmwarePhoton64Guest"

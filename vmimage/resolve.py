@@ -1,0 +1,83 @@
+"""Display-name resolution: from what a VM names to the one image it means.
+
+The rules of upstream-notes.md: a VMI ID is looked up by name (the VM's namespace first,
+then cluster images); a display name matches ``status.name`` among the VM's namespace's
+images, then among cluster images, and must be unique in the scope where the search
+stopped. ``strict`` also refuses a name found in both scopes, as upstream does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vmimage.ids import is_vmi_id
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+
+
+class ResolutionError(Exception):
+    """No image, or more than one: the message is upstream's, word for word."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What resolution needs of an image object."""
+
+    kind: str
+    name: str  # metadata.name: the VMI ID
+    namespace: str | None
+    display_name: str | None
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ImageRef:
+        metadata = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        kind = obj.get("kind", NAMESPACED_KIND)
+        return cls(
+            kind,
+            metadata.get("name", ""),
+            metadata.get("namespace") if kind == NAMESPACED_KIND else None,
+            status.get("name"),
+        )
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.kind == CLUSTER_KIND
+
+
+def _refs(images: Iterable[ImageRef | Mapping[str, Any]]) -> list[ImageRef]:
+    return [image if isinstance(image, ImageRef) else ImageRef.of(image) for image in images]
+
+
+def resolve(
+    image_name: str, namespace: str, images: Iterable[ImageRef | Mapping[str, Any]], strict: bool = False
+) -> ImageRef:
+    """The image a VM in ``namespace`` gets for ``image_name``, or a ResolutionError."""
+    refs = _refs(images)
+    namespaced = [r for r in refs if not r.is_cluster and r.namespace == namespace]
+    cluster = [r for r in refs if r.is_cluster]
+    if is_vmi_id(image_name):
+        for scope in (namespaced, cluster):
+            found = [r for r in scope if r.name == image_name]
+            if found:
+                return found[0]
+        raise ResolutionError(f'no VM image exists for "{image_name}" in namespace or cluster scope')
+    in_namespace = [r for r in namespaced if r.display_name == image_name]
+    in_cluster = [r for r in cluster if r.display_name == image_name]
+    if len(in_namespace) > 1:
+        raise ResolutionError(f'multiple VM images exist for "{image_name}" in namespace scope')
+    if in_namespace:
+        if strict and in_cluster:
+            raise ResolutionError(f'multiple VM images exist for "{image_name}" in namespace and cluster scope')
+        return in_namespace[0]
+    if len(in_cluster) > 1:
+        raise ResolutionError(f'multiple VM images exist for "{image_name}" in cluster scope')
+    if in_cluster:
+        return in_cluster[0]
+    raise ResolutionError(f'no VM image exists for "{image_name}" in namespace or cluster scope')
+
+
+def image_reference(resolved: ImageRef) -> dict[str, str]:
+    """``spec.image`` of a VirtualMachine that uses the resolved image."""
+    return {"kind": resolved.kind, "name": resolved.name}

@@ -1,0 +1,66 @@
+"""A set of image objects read from a file: what `vmimage get --from-file`, `resolve` and the
+webhook's ``--images-from FILE`` work on (and what GitOps repositories hold)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vmimage.errors import ImageError
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+
+KINDS = (NAMESPACED_KIND, CLUSTER_KIND)
+MAX_SNAPSHOT_BYTES = 64 * 2**20
+
+
+def _documents(text: str, source: str) -> Iterator[Any]:
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            yield json.loads(text)
+        else:
+            yield from yaml.safe_load_all(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ImageError(source, f"not valid YAML or JSON ({exc})") from None
+
+
+def parse_images(text: str, source: str) -> list[dict[str, Any]]:
+    """Image objects from YAML (one or more documents) or JSON: objects, lists, or `kind: List`."""
+    images: list[dict[str, Any]] = []
+
+    def take(document: Any, where: str) -> None:
+        if document is None:
+            return
+        if isinstance(document, list):
+            for index, item in enumerate(document):
+                take(item, f"{where}[{index}]")
+        elif isinstance(document, dict) and isinstance(document.get("items"), list):
+            take(document["items"], f"{where}.items")
+        elif isinstance(document, dict) and document.get("kind") in KINDS:
+            if not isinstance(document.get("metadata"), dict) or not document["metadata"].get("name"):
+                raise ImageError(source, f"{where}: an image without metadata.name")
+            images.append(document)
+        elif isinstance(document, dict) and document.get("kind"):
+            return  # other kinds (a VM, a ConfigMap) may share the file
+        else:
+            raise ImageError(source, f"{where}: expected image objects, a list of them or a List")
+
+    for index, document in enumerate(_documents(text, source)):
+        take(document, f"document {index + 1}")
+    return images
+
+
+def load_images(path: str) -> list[dict[str, Any]]:
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_SNAPSHOT_BYTES:
+            raise ImageError(path, f"{size} bytes, over the {MAX_SNAPSHOT_BYTES} byte limit")
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ImageError(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise ImageError(path, exc.strerror or str(exc)) from None
+    return parse_images(text, path)
