@@ -13,7 +13,7 @@ API server does them, on aiohttp:
 - the status subresource: writes to the object ignore ``status``, writes to ``/status``
   change nothing else;
 - JSON merge patch, GET, LIST (label selectors of the ``key``/``key=value``/``!key`` kinds),
-  DELETE, resourceVersion, generation, uid;
+  WATCH from a resourceVersion, DELETE, resourceVersion, generation, uid;
 - bearer-token authentication, as `kubectl vsphere login` configures it;
 - every object written is validated against our CRD schema with `vmimage.schema`, strictly
   (unknown fields are errors): a schema mistake fails with 422 instead of being pruned away.
@@ -105,6 +105,8 @@ class KubeEmulator:
     writes: list[dict[str, Any]] = field(default_factory=list)  # every accepted body, for assertions
     requests: list[str] = field(default_factory=list)
     _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
+    events: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)  # (rv, plural, type, object)
+    stopping: bool = False  # ends open watches, so the server can shut down
     _applied: dict[tuple[str, str | None, str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -157,11 +159,38 @@ class KubeEmulator:
             return _status(404, "NotFound", f'namespaces "{namespace}" not found')
         return resource
 
-    async def _list(self, request: web.Request) -> web.Response:
+    def _event(self, resource: Resource, kind: str, obj: dict[str, Any]) -> None:
+        self.events.append((int(obj["metadata"]["resourceVersion"]), resource.plural, kind, copy.deepcopy(obj)))
+
+    async def _watch(self, request: web.Request, resource: Resource, namespace: str | None) -> web.StreamResponse:
+        """A watch from resourceVersion: every later event of the resource, one JSON line each."""
+        since = int(request.query.get("resourceVersion") or 0)
+        deadline = asyncio.get_running_loop().time() + float(request.query.get("timeoutSeconds") or 30)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        while True:
+            for version, plural, kind, obj in list(self.events):
+                if (
+                    version > since
+                    and plural == resource.plural
+                    and (namespace is None or obj["metadata"].get("namespace") == namespace)
+                ):
+                    await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                    since = version
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or self.stopping:
+                break
+            await asyncio.sleep(min(remaining, 0.05))  # new events are polled for: simple, and fast enough
+        await response.write_eof()
+        return response
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
         resource = self._resource(request)
         if isinstance(resource, web.Response):
             return resource
         namespace = request.match_info.get("namespace")
+        if request.query.get("watch") in ("true", "1", "True"):
+            return await self._watch(request, resource, namespace)
         selector = request.query.get("labelSelector", "")
         items = [
             obj
@@ -193,6 +222,8 @@ class KubeEmulator:
             if current is None:
                 return self._not_found(resource, info["name"])
             del self.objects[key]
+            current["metadata"]["resourceVersion"] = str(next(self._versions))
+            self._event(resource, "DELETED", current)
             return web.json_response({"apiVersion": "v1", "kind": "Status", "status": "Success"})
         if request.method != "PATCH":
             return _status(405, "MethodNotAllowed", f"{request.method} is not supported by this emulator")
@@ -226,6 +257,7 @@ class KubeEmulator:
             )
         self._stamp(updated, current)
         self.objects[key] = updated
+        self._event(resource, "ADDED" if current is None else "MODIFIED", updated)
         self.writes.append(copy.deepcopy(body))
         return web.json_response(updated, status=201 if current is None else 200)
 
@@ -287,7 +319,8 @@ class RunningEmulator:
     _thread: threading.Thread
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self.emulator.stopping = True
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 

@@ -318,3 +318,41 @@ def resolve_command(
         click.echo(
             f"{resolved.kind}/{resolved.name}" + (f" ({resolved.display_name})" if resolved.display_name else "")
         )
+
+
+@main.command("webhook")
+@click.option("--cert", required=True, type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--images-from",
+    "images_from",
+    default="kube",
+    show_default=True,
+    metavar="kube|FILE",
+    help="The API server (a watch-backed cache), or a YAML/JSON file of image objects.",
+)
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="With --images-from kube: a kubeconfig (default: in-cluster).")
+@click.option("--context", help="The kubeconfig context.")
+@click.option("--strict", is_flag=True, help="Also deny a display name found in both scopes (upstream's rule).")
+def webhook_command(
+    cert: str,
+    key: str,
+    port: int,
+    host: str,
+    images_from: str,
+    kubeconfig: str | None,
+    context: str | None,
+    strict: bool,
+) -> None:
+    """Serve the mutating admission webhook that resolves VirtualMachine image names."""
+    from vmimage.webhook import FileImages, serve
+
+    if images_from == "kube":
+        from vmimage.kube import ImageCache, KubeTarget
+
+        source = ImageCache(KubeTarget(kubeconfig, context)).start()
+    else:
+        source = FileImages(images_from)
+    serve(source, cert, key, host, port, strict=strict)

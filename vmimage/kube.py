@@ -8,6 +8,7 @@ Errors name the cluster and the call, never the credentials.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,12 @@ class ImageObjects:
         self.target = target
         try:
             path = os.path.expanduser(target.kubeconfig) if target.kubeconfig else None
-            self.api_client = config.new_client_from_config(config_file=path, context=target.context)
+            if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and not os.environ.get("KUBECONFIG"):
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)  # a pod's service account
+                self.api_client = client.ApiClient(configuration)
+            else:
+                self.api_client = config.new_client_from_config(config_file=path, context=target.context)
         except (config.ConfigException, OSError, ValueError, TypeError) as exc:
             raise ImageError(f"kubeconfig {target.kubeconfig or '$KUBECONFIG'}", f"cannot use it: {exc}") from None
         self.api = client.CustomObjectsApi(self.api_client)
@@ -143,3 +149,82 @@ def _reason(exc: Any) -> str:
     except (ValueError, TypeError, AttributeError):
         message = str(exc.body or "")[:300]
     return f"HTTP {exc.status} {exc.reason}" + (f" ({message})" if message else "")
+
+
+class ImageCache:
+    """Every image of both kinds in one cluster, kept current by list + watch (what the webhook resolves
+    against). Needs RBAC to get, list and watch virtualmachineimages and clustervirtualmachineimages."""
+
+    def __init__(self, target: KubeTarget, watch_seconds: int = 300, backoff: float = 1.0) -> None:
+        self.target = target
+        self.watch_seconds = watch_seconds
+        self.backoff = backoff
+        self._objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._listed = {kind: threading.Event() for kind in PLURALS}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    @property
+    def ready(self) -> bool:
+        return all(event.is_set() for event in self._listed.values())
+
+    def wait_ready(self, timeout: float) -> bool:
+        return all(event.wait(timeout) for event in self._listed.values())
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._objects.values())
+
+    def start(self) -> ImageCache:
+        for kind in PLURALS:
+            thread = threading.Thread(target=self._run, args=(kind,), name=f"watch-{PLURALS[kind]}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _key(self, kind: str, obj: dict[str, Any]) -> tuple[str, str | None, str]:
+        meta = obj.get("metadata") or {}
+        return kind, meta.get("namespace"), meta.get("name", "")
+
+    def _run(self, kind: str) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        objects = ImageObjects(self.target)
+        where = {"group": GROUP, "version": VERSION, "plural": PLURALS[kind]}
+        while not self._stopping.is_set():
+            try:
+                listed = objects.api.list_cluster_custom_object(**where)
+                with self._lock:
+                    for key in [k for k in self._objects if k[0] == kind]:
+                        del self._objects[key]
+                    for obj in listed.get("items") or []:
+                        self._objects[self._key(kind, obj)] = {**obj, "kind": kind}
+                self._listed[kind].set()
+                version = (listed.get("metadata") or {}).get("resourceVersion")
+                stream = watch.Watch().stream(
+                    objects.api.list_cluster_custom_object,
+                    resource_version=version,
+                    timeout_seconds=self.watch_seconds,
+                    **where,
+                )
+                for event in stream:
+                    if self._stopping.is_set():
+                        break
+                    obj = event.get("object") or {}
+                    with self._lock:
+                        if event.get("type") == "DELETED":
+                            self._objects.pop(self._key(kind, obj), None)
+                        elif event.get("type") in ("ADDED", "MODIFIED"):
+                            self._objects[self._key(kind, obj)] = {**obj, "kind": kind}
+            except (ApiException, OSError, ValueError) as exc:  # relist after a pause; 410 Gone lands here too
+                self.errors.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+                self._stopping.wait(self.backoff)
+            except Exception as exc:
+                self.errors.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+                self._stopping.wait(self.backoff)

@@ -1,0 +1,61 @@
+"""The mutation the webhook applies to a VirtualMachine: display name in, VMI ID out. Pure.
+
+A CREATE of a VirtualMachine whose ``spec.imageName`` is set and ``spec.image`` is not gets a
+JSONPatch that sets ``spec.imageName`` to the VMI ID and ``spec.image`` to ``{kind, name}``;
+one that already has ``spec.image`` passes unchanged; a name that resolves to nothing or to
+several images is denied with the resolver's message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vmimage.resolve import ResolutionError, image_reference, resolve
+
+API_VERSION = "admission.k8s.io/v1"
+
+
+class MalformedReview(ValueError):
+    """The request is not an AdmissionReview we can answer: the server answers HTTP 400."""
+
+
+def _field(mapping: Any, key: str, what: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise MalformedReview(f"{what} has no {key!r}")
+    return mapping[key]
+
+
+def review(body: Any, images: Iterable[Mapping[str, Any]], strict: bool = False) -> dict[str, Any]:
+    """The AdmissionReview response for an AdmissionReview request."""
+    if not isinstance(body, dict) or body.get("kind") != "AdmissionReview":
+        raise MalformedReview("the body is not an AdmissionReview")
+    if body.get("apiVersion") != API_VERSION:
+        raise MalformedReview(f"only {API_VERSION} AdmissionReviews are served, not {body.get('apiVersion')!r}")
+    request = _field(body, "request", "the AdmissionReview")
+    uid = _field(request, "uid", "the request")
+    if not isinstance(uid, str):
+        raise MalformedReview("request.uid is not a string")
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    kind = (request.get("kind") or {}).get("kind") if isinstance(request.get("kind"), dict) else None
+    if request.get("operation") == "CREATE" and kind == "VirtualMachine":
+        vm = _field(request, "object", "the request")
+        spec = vm.get("spec") if isinstance(vm, dict) else None
+        if not isinstance(spec, dict):
+            raise MalformedReview("the VirtualMachine has no spec")
+        image_name = spec.get("imageName")
+        if isinstance(image_name, str) and image_name and not spec.get("image"):
+            namespace = request.get("namespace") or (vm.get("metadata") or {}).get("namespace") or "default"
+            try:
+                resolved = resolve(image_name, namespace, images, strict=strict)
+            except ResolutionError as error:
+                response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": str(error)})
+            else:
+                patch = [
+                    {"op": "replace", "path": "/spec/imageName", "value": resolved.name},
+                    {"op": "add", "path": "/spec/image", "value": image_reference(resolved)},
+                ]
+                response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
