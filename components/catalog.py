@@ -44,6 +44,7 @@ class ImageCatalog(pulumi.ComponentResource):
     """Publishes the configured images and synced libraries; type ``vmimage:index:ImageCatalog``."""
 
     images: pulumi.Output[dict[str, list[dict[str, Any]]]]
+    manifests: pulumi.Output[list[dict[str, Any]]]
     table: pulumi.Output[str]
 
     def __init__(
@@ -100,8 +101,9 @@ class ImageCatalog(pulumi.ComponentResource):
             ]
         )
         self.images = placements.apply(_by_display_name)
-        self.table = placements.apply(lambda values: catalog_table([manifest for _, _, manifest in values]))
-        self.register_outputs({"images": self.images, "table": self.table})
+        self.manifests = placements.apply(lambda values: [manifest for _, _, manifest in values])
+        self.table = self.manifests.apply(catalog_table)
+        self.register_outputs({"images": self.images, "manifests": self.manifests, "table": self.table})
 
     def _libraries(
         self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions
