@@ -71,7 +71,7 @@ def test_vm_gets_both_the_vmi_id_and_the_image_reference():
         types = {a.typ for a in mocks.created}
         assert "vmimage:index:VirtualMachine" in types
 
-    return pulumi.Output.all(team_a.image, team_b.image).apply(check)
+    return pulumi.Output.all(team_a.vm.id, team_b.vm.id).apply(check)  # both VMs registered
 
 
 @pytest.mark.parametrize(
