@@ -128,3 +128,15 @@ def test_resources_have_explicit_type_tokens():
         assert inputs["library_id"] == "lib-id" and inputs["name"] == "photon" and "__provider" in inputs
 
     return pulumi.Output.all(library.id, item.id).apply(check)
+
+
+def test_pr_preview_workflow_previews_every_real_stack_with_a_comment():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "preview.yml").read_text())
+    assert "pull_request" in workflow[True]  # YAML reads the bare key `on` as true
+    job = workflow["jobs"]["preview"]
+    stacks = job["strategy"]["matrix"]["stack"]
+    assert all((ROOT / "stacks" / f"Pulumi.{stack}.yaml").is_file() for stack in stacks)
+    (pulumi_step,) = [step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
+    assert pulumi_step["with"]["command"] == "preview" and pulumi_step["with"]["comment-on-pr"] is True
+    assert pulumi_step["with"]["diff"] is True
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
