@@ -203,13 +203,17 @@ def _inputs(item_id, content_version, display_name, namespace, capabilities, ext
     }
 
 
-class VirtualMachineImage(pulumi.dynamic.Resource, module="vmimage", name="VirtualMachineImage"):
-    """A namespaced image. Type token: pulumi-python:dynamic/vmimage:VirtualMachineImage."""
+class _ImageResource(pulumi.dynamic.Resource):
+    """The outputs both image kinds have."""
 
     vmi_id: pulumi.Output[str]
     status: pulumi.Output[dict]
     labels: pulumi.Output[dict]
     manifest: pulumi.Output[dict]
+
+
+class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachineImage"):
+    """A namespaced image. Type token: pulumi-python:dynamic/vmimage:VirtualMachineImage."""
 
     def __init__(
         self,
@@ -233,13 +237,8 @@ class VirtualMachineImage(pulumi.dynamic.Resource, module="vmimage", name="Virtu
         )
 
 
-class ClusterVirtualMachineImage(pulumi.dynamic.Resource, module="vmimage", name="ClusterVirtualMachineImage"):
+class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="ClusterVirtualMachineImage"):
     """A cluster-wide image. Type token: pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage."""
-
-    vmi_id: pulumi.Output[str]
-    status: pulumi.Output[dict]
-    labels: pulumi.Output[dict]
-    manifest: pulumi.Output[dict]
 
     def __init__(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -158,7 +160,44 @@ KIND_ALIASES = {
 }
 
 
+@dataclass(frozen=True)
+class ImageSourceOptions:
+    """Where `get` and `resolve` read images: a file, vCenter through a stack, or a cluster."""
+
+    from_file: str | None
+    from_vcenter: bool
+    stack: str
+    kubeconfig: str | None
+    context: str | None
+
+    def images(self, kinds: tuple[str, ...], namespace: str | None) -> list[dict]:
+        if self.from_file:
+            images = load_images(self.from_file)
+        elif self.from_vcenter:
+            images = _from_vcenter(self.stack)
+        else:
+            from vmimage.kube import ImageObjects, KubeTarget
+
+            with ImageObjects(KubeTarget(self.kubeconfig, self.context)) as cluster:
+                images = [
+                    {**obj, "kind": kind}
+                    for kind in kinds
+                    for obj in cluster.list(kind, None if kind == CLUSTER_KIND else namespace)
+                ]
+        return [image for image in images if image.get("kind") in kinds]
+
+
+_SOURCE_KEYS = ("from_file", "from_vcenter", "stack", "kubeconfig", "context")
+
+
 def _source_options(command):
+    """Add the image-source options, handed to the command as one ``source`` argument."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        source = ImageSourceOptions(**{key: kwargs.pop(key) for key in _SOURCE_KEYS})
+        return command(source=source, **kwargs)
+
     for option in reversed(
         [
             click.option(
@@ -179,34 +218,8 @@ def _source_options(command):
             click.option("--context", help="The kubeconfig context."),
         ]
     ):
-        command = option(command)
-    return command
-
-
-def _images(
-    from_file: str | None,
-    from_vcenter: bool,
-    stack: str,
-    kubeconfig: str | None,
-    context: str | None,
-    kinds: tuple[str, ...],
-    namespace: str | None,
-) -> list[dict]:
-    """Image objects of ``kinds`` from the chosen source (a file, vCenter via a stack, or a cluster)."""
-    if from_file:
-        images = load_images(from_file)
-    elif from_vcenter:
-        images = _from_vcenter(stack)
-    else:
-        from vmimage.kube import ImageObjects, KubeTarget
-
-        with ImageObjects(KubeTarget(kubeconfig, context)) as cluster:
-            images = [
-                {**obj, "kind": kind}
-                for kind in kinds
-                for obj in cluster.list(kind, None if kind == CLUSTER_KIND else namespace)
-            ]
-    return [image for image in images if image.get("kind") in kinds]
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _from_vcenter(stack: str) -> list[dict]:
@@ -246,16 +259,7 @@ def _from_vcenter(stack: str) -> list[dict]:
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table")
 @_source_options
 def get_command(
-    kind: str,
-    namespace: str,
-    all_namespaces: bool,
-    selector: str,
-    output: str,
-    from_file: str | None,
-    from_vcenter: bool,
-    stack: str,
-    kubeconfig: str | None,
-    context: str | None,
+    kind: str, namespace: str, all_namespaces: bool, selector: str, output: str, source: ImageSourceOptions
 ) -> None:
     """List images like `kubectl get vmi|cvmi`, with the reference's columns."""
     kind = KIND_ALIASES[kind.lower()]
@@ -263,7 +267,7 @@ def get_command(
     scope = None if all_namespaces else namespace
     images = [
         image
-        for image in _images(from_file, from_vcenter, stack, kubeconfig, context, (kind,), scope)
+        for image in source.images((kind,), scope)
         if (scope is None or kind == CLUSTER_KIND or image["metadata"].get("namespace") == scope)
         and matches(requirements, image["metadata"].get("labels"))
     ]
@@ -291,19 +295,9 @@ def get_command(
 @click.option("--strict", is_flag=True, help="Also refuse a display name found in both scopes (upstream's rule).")
 @click.option("-o", "--output", type=click.Choice(["text", "yaml", "json"]), default="text")
 @_source_options
-def resolve_command(
-    name: str,
-    namespace: str,
-    strict: bool,
-    output: str,
-    from_file: str | None,
-    from_vcenter: bool,
-    stack: str,
-    kubeconfig: str | None,
-    context: str | None,
-) -> None:
+def resolve_command(name: str, namespace: str, strict: bool, output: str, source: ImageSourceOptions) -> None:
     """Print the image a VirtualMachine in NAMESPACE naming NAME gets, as the webhook would pick it."""
-    images = _images(from_file, from_vcenter, stack, kubeconfig, context, (NAMESPACED_KIND, CLUSTER_KIND), namespace)
+    images = source.images((NAMESPACED_KIND, CLUSTER_KIND), namespace)
     try:
         resolved = resolve(name, namespace, images, strict=strict)
     except ResolutionError as exc:
