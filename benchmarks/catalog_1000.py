@@ -125,7 +125,6 @@ def main() -> None:
             )
             counter: dict[str, int] = {}
             listing_module.VCenterListing = counting_listing(counter)  # the program imports it from here
-            import __main__  # noqa: F401  (the benchmark's own; the program runs by path)
 
             host_config = {
                 "vsphere:vsphereServer": simulator.server,
