@@ -110,6 +110,11 @@ def test_dev_stack():
         assert ubuntu["capabilities"] == ["nvidia-gpu"]
         assert "kubeconfig" not in ubuntu  # the dev stack names no cluster
         assert "CustomResourceDefinition" not in found
+        names = {a.name for a in mocks.created}
+        assert resource_name("catalog", "library", "dev-images") in names
+        assert resource_name("catalog", "item", "dev-images", "photon-5-sample") in names
+        assert resource_name("catalog", "cvmi", "photon-5-sample", "cluster") in names
+        assert resource_name("catalog", "vmi", "ubuntu-24.04-sample", "dev") in names
         assert images["ubuntu-24.04-sample"] == [
             {"vmi_id": "vmi-of-uuid-of-ubuntu-24.04-sample", "kind": "VirtualMachineImage", "namespace": "dev"}
         ]
