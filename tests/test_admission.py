@@ -1,0 +1,62 @@
+"""The mutation as a pure function (the webhook tests cover it over HTTPS)."""
+
+import base64
+import json
+
+import pytest
+
+from vmimage.admission import MalformedReview, review
+
+PHOTON = {
+    "kind": "ClusterVirtualMachineImage",
+    "metadata": {"name": "vmi-0a0044d7c690bcbea"},
+    "status": {"name": "Photon OS 5.0"},
+}
+
+
+def request(spec, namespace="team-a", operation="CREATE", where="request"):
+    vm = {
+        "apiVersion": "vmoperator.vmware.com/v1alpha5",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "vm", "namespace": namespace},
+        "spec": spec,
+    }
+    body = {"uid": "u", "kind": {"kind": "VirtualMachine"}, "operation": operation, "object": vm}
+    if where == "request":
+        body["namespace"] = namespace
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}
+
+
+def test_a_vmi_id_without_spec_image_gets_spec_image():
+    answer = review(request({"imageName": "vmi-0a0044d7c690bcbea"}), [PHOTON])["response"]
+    assert json.loads(base64.b64decode(answer["patch"]))[1] == {
+        "op": "add",
+        "path": "/spec/image",
+        "value": {"kind": "ClusterVirtualMachineImage", "name": "vmi-0a0044d7c690bcbea"},
+    }
+
+
+def test_the_namespace_comes_from_the_object_when_the_request_has_none():
+    answer = review(request({"imageName": "Photon OS 5.0"}, where="object"), [PHOTON])["response"]
+    assert answer["allowed"] and answer["patchType"] == "JSONPatch"
+
+
+def test_a_vm_without_an_image_name_passes():
+    assert review(request({"className": "c"}), [PHOTON])["response"] == {"uid": "u", "allowed": True}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {"uid": 7}},
+        {
+            "kind": "AdmissionReview",
+            "apiVersion": "admission.k8s.io/v1",
+            "request": {"uid": "u", "operation": "CREATE", "kind": {"kind": "VirtualMachine"}},
+        },
+    ],
+)
+def test_malformed(body):
+    with pytest.raises(MalformedReview):
+        review(body, [PHOTON])
