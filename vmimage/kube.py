@@ -7,6 +7,7 @@ Errors name the cluster and the call, never the credentials.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from vmimage.errors import ImageError
 from vmimage.models import CLUSTER_KIND, GROUP, VERSION
 
+log = logging.getLogger("vmimage.kube")
 FIELD_MANAGER = "vmimage"
 APPLY = "application/apply-patch+yaml"
 PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
