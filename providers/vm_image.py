@@ -21,7 +21,7 @@ from vmimage.ids import vmi_id
 from vmimage.image import image_object
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_NOT_SYNCED, REASON_PROVIDER_NOT_READY
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_NOT_SYNCED, REASON_PROVIDER_NOT_READY, ImageStatus
 from vmimage.ovf import parse_descriptor
 from vmimage.status import image_status, not_ready_condition
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
@@ -46,7 +46,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _status(props: dict[str, Any]) -> dict[str, Any]:
+def _status(props: dict[str, Any]) -> ImageStatus:
     """The image's status from vCenter: the item and its descriptor, through the core."""
     item_id = props["item_id"]
     common = dict(name=props["display_name"], now=_now(), capabilities=props.get("capabilities") or (), item_id=item_id)
@@ -62,11 +62,11 @@ def _status(props: dict[str, Any]) -> dict[str, Any]:
                         not_ready_condition(REASON_PROVIDER_NOT_READY, f"library item {item_id} does not exist", _now())
                     ],
                 }
-            ).wire()
+            )
         version = content_version(client, item, known=props.get("content_version"))
         descriptor = DESCRIPTORS.fetch(client, item, version)
     if item.type.lower() == "iso":
-        return image_status(None, **common, content_version=version).wire()
+        return image_status(None, **common, content_version=version)
     try:
         if descriptor is None:
             raise ImageError(f"item {item_id}", "the item has no .ovf descriptor")
@@ -75,8 +75,8 @@ def _status(props: dict[str, Any]) -> dict[str, Any]:
         status = image_status(None, **common, content_version=version)
         return status.model_copy(
             update={"type": "OVF", "conditions": [not_ready_condition(REASON_NOT_SYNCED, str(error), _now())]}
-        ).wire()
-    return image_status(parsed, **common, content_version=version).wire()
+        )
+    return image_status(parsed, **common, content_version=version)
 
 
 class _Image(VSphereProvider):
@@ -121,9 +121,7 @@ class _Image(VSphereProvider):
         return KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
 
     def _publish(self, props: dict[str, Any]) -> dict[str, Any]:
-        from vmimage.models import ImageStatus
-
-        status = ImageStatus.model_validate(_status(props))
+        status = _status(props)
         obj = image_object(
             status,
             cluster=self.kind == CLUSTER_KIND,
