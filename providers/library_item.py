@@ -93,7 +93,7 @@ def _outputs(
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
     content_version = content_version_of(
-        client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None
+        client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
         image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES
-from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
+from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -26,7 +26,11 @@ def default_cache_dir() -> Path:
 
 
 def content_version(
-    client: ContentLibraryClient, item: ItemInfo, known: str | None = None, uploaded: bool = False
+    client: ContentLibraryClient,
+    item: ItemInfo,
+    known: str | None = None,
+    uploaded: bool = False,
+    files: list[ItemFile] | None = None,
 ) -> str | None:
     """The item's content version: vCenter's when it reports one.
 
@@ -38,7 +42,7 @@ def content_version(
         return item.content_version
     if known is not None and known.isdigit():
         return str(int(known) + 1) if uploaded else known
-    versions = [f.version for f in client.item_files(item.id) if f.version]
+    versions = [f.version for f in (files if files is not None else client.item_files(item.id)) if f.version]
     return max(versions, key=lambda v: (len(v), v)) if versions else None
 
 
