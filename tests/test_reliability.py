@@ -124,3 +124,14 @@ def test_unreachable_vcenter(vcsim, library, tmp_path):
         details = failing_create(unreachable, {"library_id": library.id, "name": "u", "source": str(ova)})
     assert f"vCenter 127.0.0.1:{port}" in details and "connection failed" in details
     assert PASSWORD not in details
+
+
+@pytest.mark.parametrize("href", ["../outside.vmdk", "/etc/passwd", "missing.vmdk"])
+def test_ovf_references_outside_the_package_or_missing(host, library, client, tmp_path, href):
+    package = tmp_path / "package"
+    package.mkdir()
+    ovf = package / "p.ovf"
+    ovf.write_bytes(SAMPLES[0].descriptor(href, 10))
+    details = failing_create(host, {"library_id": library.id, "name": f"refs-{len(href)}", "source": str(ovf)})
+    assert f"{ovf}: " in details and repr(href) in details
+    assert client.find_items(library.id, f"refs-{len(href)}") == []

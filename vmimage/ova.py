@@ -158,7 +158,8 @@ def iter_members(stream: IO[bytes], source: str) -> Iterator[tuple[tarfile.TarIn
         reader.skip_rest()
 
 
-def _read_member(reader: IO[bytes], info: tarfile.TarInfo, limit: int, what: str, source: str) -> bytes:
+def read_member(reader: IO[bytes], info: tarfile.TarInfo, limit: int, what: str, source: str) -> bytes:
+    """A small member (descriptor, manifest) whole, refusing one over ``limit`` before reading it."""
     if info.size > limit:
         raise ImageError(source, f"{what} {info.name!r} is {info.size} bytes, over the {limit} byte limit")
     data = reader.read()
@@ -181,12 +182,12 @@ def read_ova_descriptor(stream: IO[bytes], source: str) -> OvaDescriptor:
                 f"the first member is {info.name!r}, not the .ovf descriptor; an OVA must start with it "
                 "(repack with ovftool or tar, descriptor first)",
             )
-        descriptor = _read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", source)
+        descriptor = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", source)
         manifest = None
         following = next(members, None)
         if following is not None and following[0].name.lower().endswith(".mf"):
             manifest_info, manifest_reader = following
-            data = _read_member(manifest_reader, manifest_info, MAX_MANIFEST_BYTES, "manifest", source)
+            data = read_member(manifest_reader, manifest_info, MAX_MANIFEST_BYTES, "manifest", source)
             manifest = parse_manifest(data, f"{source}:{manifest_info.name}")
             listed = info.name if info.name in manifest else posixpath.basename(info.name)
             verify_digest(manifest, listed, descriptor, source)

@@ -56,7 +56,7 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
             data, name = ova.data, ova.name
             source = f"{path}:{ova.name}"
         else:
-            data, name, source = _read_bounded(path), os.path.basename(path), path
+            data, name, source = read_descriptor_file(path), os.path.basename(path), path
             if manifest_path is None:
                 beside = os.path.splitext(path)[0] + ".mf"
                 manifest_path = beside if os.path.exists(beside) else None
@@ -69,7 +69,8 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
 
 
-def _read_bounded(path: str) -> bytes:
+def read_descriptor_file(path: str) -> bytes:
+    """A bare .ovf, refused past MAX_DESCRIPTOR_BYTES without reading further."""
     with open(path, "rb") as stream:
         data = stream.read(MAX_DESCRIPTOR_BYTES + 1)
     if len(data) > MAX_DESCRIPTOR_BYTES:

@@ -20,9 +20,9 @@ from typing import IO
 
 from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
-from vmimage.ova import iter_members, tar_errors
+from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.source import content_type
+from vmimage.source import content_type, read_descriptor_file
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.rest import VSphereError
 
@@ -150,35 +150,34 @@ class _Uploader:
                 )
 
 
-def _read_small(stream: IO[bytes], size: int, limit: int, what: str, source: str) -> bytes:
-    if size > limit:
-        raise ImageError(source, f"{what} is {size} bytes, over the {limit} byte limit")
-    data = stream.read(size)
-    if len(data) != size:
-        raise ImageError(source, f"{what} ends early: truncated package")
-    return data
-
-
 def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
     for info, reader in iter_members(stream, up.source):
         name = posixpath.basename(info.name)
         lowered = name.lower()
         if lowered.endswith(".mf"):
-            data = _read_small(reader, info.size, MAX_MANIFEST_BYTES, f"manifest {name!r}", up.source)
+            data = read_member(reader, info, MAX_MANIFEST_BYTES, "manifest", up.source)
             up.take_manifest(name, data)
             up.put_bytes(name, data)
         elif lowered.endswith(".ovf") and up.result.descriptor is None:
-            data = _read_small(reader, info.size, MAX_DESCRIPTOR_BYTES, f"descriptor {name!r}", up.source)
+            data = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", up.source)
             up.result.descriptor, up.result.descriptor_name = data, name
             up.put_bytes(name, data)
         else:
             up.put_stream(name, info.size, read_chunks(reader, info.size))
 
 
+def _beside(path: str, href: str) -> str:
+    """The file a reference names, which must be a plain file beside the descriptor."""
+    if "/" in href or "\\" in href or href.startswith(".."):
+        raise ImageError(path, f"file reference {href!r} is not a plain file name beside the descriptor")
+    file_path = os.path.join(os.path.dirname(path), href)
+    if not os.path.isfile(file_path):
+        raise ImageError(path, f"references {href!r}, which is not beside it ({file_path})")
+    return file_path
+
+
 def _upload_ovf(up: _Uploader, path: str) -> None:
-    directory = os.path.dirname(path)
-    with open(path, "rb") as stream:
-        data = _read_small(stream, os.path.getsize(path), MAX_DESCRIPTOR_BYTES, "descriptor", path)
+    data = read_descriptor_file(path)
     up.result.descriptor, up.result.descriptor_name = data, os.path.basename(path)
     manifest_path = os.path.splitext(path)[0] + ".mf"
     if os.path.exists(manifest_path):
@@ -186,20 +185,13 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
             manifest = stream.read(MAX_MANIFEST_BYTES + 1)
         up.take_manifest(os.path.basename(manifest_path), manifest)
         up.put_bytes(os.path.basename(manifest_path), manifest)
-    references = parse_descriptor(data, path).files
-    for reference in references:
-        if os.path.isfile(os.path.join(directory, reference.href)):
-            up.progress.total += os.path.getsize(os.path.join(directory, reference.href))
+    beside = [(reference.href, _beside(path, reference.href)) for reference in parse_descriptor(data, path).files]
+    up.progress.total += sum(os.path.getsize(file_path) for _, file_path in beside)
     up.put_bytes(os.path.basename(path), data)
-    for reference in references:
-        if "/" in reference.href or "\\" in reference.href or reference.href.startswith(".."):
-            raise ImageError(path, f"file reference {reference.href!r} is not a plain file name beside the descriptor")
-        file_path = os.path.join(directory, reference.href)
-        if not os.path.isfile(file_path):
-            raise ImageError(path, f"references {reference.href!r}, which is not beside it ({file_path})")
+    for name, file_path in beside:
         size = os.path.getsize(file_path)
         with open(file_path, "rb", buffering=0) as stream:  # raw reads: buffered ones cost a copy per MiB
-            up.put_stream(reference.href, size, read_chunks(stream, size))
+            up.put_stream(name, size, read_chunks(stream, size))
 
 
 def upload_source(
