@@ -46,7 +46,7 @@ def api_vcenter(request: httpx.Request) -> httpx.Response:
 
 
 def test_api_flavour_paths_and_bodies():
-    fake = Scripted(lambda r: httpx.Response(200, json="t") if r.url.path == "/api/session" else api_vcenter(r))
+    fake = Scripted(lambda r: httpx.Response(201, json="t") if r.url.path == "/api/session" else api_vcenter(r))
     with fake.session() as session:
         client = ContentLibraryClient(session)
         assert client.find_items("lib", "photon") == ["item-1"]

@@ -148,10 +148,7 @@ class VapiSession:
         if self.flavour is not None:
             attempts = [a for a in attempts if a[0] == self.flavour]
         for flavour, path in attempts:
-            try:
-                response = self._retrying(lambda p=path: self.http.post(p, auth=auth), f"POST {path}")
-            except VSphereError:
-                raise
+            response = self._retrying(lambda p=path: self.http.post(p, auth=auth), f"POST {path}")
             if response.status_code in (404, 405) and flavour == "api":
                 continue
             if response.status_code == 401:
@@ -160,7 +157,7 @@ class VapiSession:
                     f"login as {self.settings.user!r} refused (HTTP 401): check vsphere:user and vsphere:password",
                     401,
                 )
-            if response.status_code != 200:
+            if not response.is_success:  # /api answers 201 Created, /rest 200
                 raise self.error(f"login at {path}", response)
             body = response.json()
             self._token = body["value"] if isinstance(body, dict) else body
