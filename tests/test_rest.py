@@ -252,3 +252,13 @@ def test_bad_ca_file_is_named(tmp_path):
     settings = ConnectionSettings(server="vc", user="u", password="p", ca_file=str(bad))
     with pytest.raises(ImageError, match="vsphere:caFile .* cannot load the CA certificate"):
         settings.ssl_context()
+
+
+def test_an_answer_that_is_not_json_is_a_clear_error():
+    def handler(request):
+        if request.url.path == "/api/session":
+            return httpx.Response(201, json="t")
+        return httpx.Response(200, text="<html>Gateway login</html>")
+
+    with Scripted(handler).session() as session, pytest.raises(VSphereError, match="the answer is not JSON"):
+        ContentLibraryClient(session).get_item("x")

@@ -230,7 +230,13 @@ class VapiSession:
                 raise self.error(what, response)
             if not response.content:
                 return None
-            result = response.json()
+            try:
+                result = response.json()
+            except ValueError:
+                raise VSphereError(
+                    self.settings.server,
+                    f"{what}: the answer is not JSON ({response.text[:80]!r}); is a proxy in the way?",
+                ) from None
             return result.get("value") if rest and isinstance(result, dict) and set(result) <= {"value"} else result
         raise AssertionError("unreachable")
 
