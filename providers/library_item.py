@@ -26,9 +26,8 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
-from vmimage.ovf import parse_descriptor
 from vmimage.source import EXTENSIONS, content_type, read_image_file
-from vmimage.status import image_status
+from vmimage.status import item_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
@@ -70,18 +69,15 @@ class _ProgressLog:
 
 
 def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
-    kind = "ISO" if item.type.lower() == "iso" else "OVF"
-    parsed = parse_descriptor(descriptor, source_name) if descriptor is not None else None
-    if kind == "OVF" and parsed is None:
-        raise ImageError(source_name, "the item has no .ovf descriptor")
-    status = image_status(
-        parsed,
+    return item_status(
+        descriptor,
+        source_name,
+        iso=item.type.lower() == "iso",
         name=item.name,
         now=datetime.now(UTC).replace(microsecond=0),
         item_id=item.id,
         content_version=content_version,
-    )
-    return status.wire()
+    ).wire()
 
 
 def _outputs(

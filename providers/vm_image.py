@@ -21,9 +21,8 @@ from vmimage.ids import vmi_id
 from vmimage.image import image_object
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_NOT_SYNCED, REASON_PROVIDER_NOT_READY, ImageStatus
-from vmimage.ovf import parse_descriptor
-from vmimage.status import image_status, not_ready_condition
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, ImageStatus
+from vmimage.status import image_status, item_status, not_ready_condition
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -65,18 +64,13 @@ def _status(props: dict[str, Any]) -> ImageStatus:
             )
         version = content_version(client, item, known=props.get("content_version"))
         descriptor = DESCRIPTORS.fetch(client, item, version)
-    if item.type.lower() == "iso":
-        return image_status(None, **common, content_version=version)
-    try:
-        if descriptor is None:
-            raise ImageError(f"item {item_id}", "the item has no .ovf descriptor")
-        parsed = parse_descriptor(descriptor.data, f"item {item_id}:{descriptor.name}")
-    except ImageError as error:
-        status = image_status(None, **common, content_version=version)
-        return status.model_copy(
-            update={"type": "OVF", "conditions": [not_ready_condition(REASON_NOT_SYNCED, str(error), _now())]}
-        )
-    return image_status(parsed, **common, content_version=version)
+    return item_status(
+        descriptor.data if descriptor else None,
+        f"item {item_id}:{descriptor.name if descriptor else '(no descriptor)'}",
+        iso=item.type.lower() == "iso",
+        **common,
+        content_version=version,
+    )
 
 
 class _Image(VSphereProvider):

@@ -90,3 +90,18 @@ def test_labels_leave_out_invalid_values_instead_of_mangling_them():
 )
 def test_label_values(value, valid):
     assert is_label_value(value) is valid
+
+
+def test_item_status_of_a_missing_or_broken_descriptor_is_not_synced():
+    from datetime import UTC, datetime
+
+    from vmimage.status import item_status
+
+    now = datetime(2024, 1, 15, tzinfo=UTC)
+    for data in (None, b"<Envelope"):
+        status = item_status(data, "item x:x.ovf", iso=False, name="n", now=now, item_id="i", content_version="2")
+        (condition,) = status.conditions
+        assert (status.type, condition.status, condition.reason) == ("OVF", "False", "VirtualMachineImageNotSynced")
+        assert condition.message.startswith("item x:x.ovf: ")
+    iso = item_status(None, "item y", iso=True, name="n", now=now)
+    assert (iso.type, iso.conditions[0].status) == ("ISO", "True")

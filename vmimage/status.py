@@ -6,8 +6,10 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
+from vmimage.errors import ImageError
 from vmimage.models import (
     READY,
+    REASON_NOT_SYNCED,
     Condition,
     Disk,
     ImageStatus,
@@ -16,7 +18,7 @@ from vmimage.models import (
     OVFProperty,
     ProductInfo,
 )
-from vmimage.ovf import Descriptor
+from vmimage.ovf import Descriptor, parse_descriptor
 from vmimage.quantity import binary_quantity
 
 CAPABILITIES_PROPERTY = "capabilities.image.vmoperator.vmware.com"
@@ -141,3 +143,33 @@ def _descriptor_fields(descriptor: Descriptor) -> dict:
             ]
         ),
     }
+
+
+def item_status(
+    descriptor: bytes | None,
+    descriptor_source: str,
+    *,
+    iso: bool,
+    name: str,
+    now: datetime,
+    capabilities: Iterable[str] = (),
+    item_id: str | None = None,
+    content_version: str | None = None,
+) -> ImageStatus:
+    """The status of a library item from its descriptor as vCenter holds it.
+
+    An OVF item whose descriptor is missing or unreadable still gets a status: Ready False,
+    VirtualMachineImageNotSynced, with the reason as message.
+    """
+    common = dict(name=name, now=now, capabilities=capabilities, item_id=item_id, content_version=content_version)
+    if iso:
+        return image_status(None, **common)
+    try:
+        if descriptor is None:
+            raise ImageError(descriptor_source, "the item has no .ovf descriptor")
+        return image_status(parse_descriptor(descriptor, descriptor_source), **common)
+    except ImageError as error:
+        status = image_status(None, **common)
+        return status.model_copy(
+            update={"type": "OVF", "conditions": [not_ready_condition(REASON_NOT_SYNCED, str(error), now)]}
+        )
