@@ -6,8 +6,11 @@
 vmimage's upload (`upload_source`: the OVA streamed member by member, every member
 hashed and checked against the manifest) runs in a child process whose peak RSS is
 reported. The baseline is `curl -T` of the same OVA to an upload endpoint of the same
-simulator, with the same session header and TLS. Each run starts alike (empty library,
-OVA in the page cache); the order alternates between rounds; medians are printed.
+simulator, with the same session header and TLS. A control runs vmimage's transport
+alone (`ContentLibraryClient.upload` of the same bytes, nothing hashed), so the cost of
+the digests shows apart from the cost of sending. Every client's CPU time (user + system)
+is reported per GiB. Each run starts alike (empty library, OVA in the page cache); the
+order rotates between rounds; medians are printed.
 Targets: throughput >= 0.95 x curl's, peak client RSS <= 64 MiB. Asserts nothing.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,35 +37,52 @@ from vmimage.vsphere.rest import VapiSession  # noqa: E402
 from vmimage.vsphere.settings import ConnectionSettings  # noqa: E402
 
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 sys.path.insert(0, {root!r})
-from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.rest import VapiSession
 from vmimage.vsphere.settings import ConnectionSettings
 settings = ConnectionSettings.model_validate_json(sys.argv[1])
-library_id, name, source = sys.argv[2:5]
+library_id, name, source, mode = sys.argv[2:6]
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 with VapiSession(settings) as session:
     client = ContentLibraryClient(session)
     item_id = client.create_item(library_id, name, "", "OVF")
-    start = time.perf_counter()
-    result = upload_source(client, item_id, source)
-    elapsed = time.perf_counter() - start
-print(json.dumps({{"seconds": elapsed, "bytes": result.bytes_sent,
+    cpu, start = cpu_seconds(), time.perf_counter()
+    if mode == "upload":
+        sent = upload_source(client, item_id, source).bytes_sent
+    else:  # the transport alone: the same bytes in one PUT, nothing hashed
+        session_id = client.create_update_session(item_id)
+        sent = os.path.getsize(source)
+        with open(source, "rb", buffering=0) as stream:
+            client.upload(client.add_file(session_id, name + ".bin", sent), read_chunks(stream, sent), sent)
+        client.complete_update_session(session_id)
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+print(json.dumps({{"seconds": elapsed, "bytes": sent, "cpu": cpu,
                    "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
 """
 
 
-def vmimage_round(settings: ConnectionSettings, library_id: str, name: str, ova: Path) -> dict:
+def vmimage_round(settings: ConnectionSettings, library_id: str, name: str, ova: Path, mode: str) -> dict:
     payload = settings.model_dump_json()
     payload = payload.replace('"**********"', json.dumps(settings.password.get_secret_value()))
     output = subprocess.run(
-        [sys.executable, "-c", CHILD.format(root=str(ROOT)), payload, library_id, name, str(ova)],
+        [sys.executable, "-c", CHILD.format(root=str(ROOT)), payload, library_id, name, str(ova), mode],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def curl_round(client: ContentLibraryClient, library_id: str, name: str, ova: Path, ca_file: Path) -> dict:
@@ -70,7 +91,7 @@ def curl_round(client: ContentLibraryClient, library_id: str, name: str, ova: Pa
     size = ova.stat().st_size
     uri = client.session.endpoint(client.add_file(session_id, f"{name}.bin", size))
     token = client.session.session_headers()["vmware-api-session-id"]
-    start = time.perf_counter()
+    cpu, start = children_cpu_seconds(), time.perf_counter()
     subprocess.run(
         [
             "curl",
@@ -88,9 +109,9 @@ def curl_round(client: ContentLibraryClient, library_id: str, name: str, ova: Pa
         ],
         check=True,
     )
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     client.complete_update_session(session_id)
-    return {"seconds": elapsed, "bytes": size}
+    return {"seconds": elapsed, "bytes": size, "cpu": cpu}
 
 
 def warm_up(path: Path) -> None:
@@ -123,34 +144,37 @@ def main() -> None:
             with VapiSession(settings) as session:
                 client = ContentLibraryClient(session)
                 library_id = client.create_library("bench", find_datastore_id(settings, "LocalDS_0"))
-                ours, curls = [], []
                 runs = {
-                    "curl": lambda i: curls.append(curl_round(client, library_id, f"c{i}", ova, simulator.ca_file)),
-                    "vmimage": lambda i: ours.append(vmimage_round(settings, library_id, f"v{i}", ova)),
+                    "curl -T": lambda i: curl_round(client, library_id, f"c{i}", ova, simulator.ca_file),
+                    "vmimage upload": lambda i: vmimage_round(settings, library_id, f"v{i}", ova, "upload"),
+                    "transport only": lambda i: vmimage_round(settings, library_id, f"t{i}", ova, "transport"),
                 }
+                results: dict[str, list[dict]] = {which: [] for which in runs}
+                order = list(runs)
                 for index in range(args.rounds):
-                    order = ["curl", "vmimage"] if index % 2 == 0 else ["vmimage", "curl"]
-                    for which in order:  # each run starts alike: empty library, OVA in the page cache
+                    for which in order[index % 3 :] + order[: index % 3]:
+                        # each run starts alike: empty library, OVA in the page cache
                         for item_id in client.list_items(library_id):
                             client.delete_item(item_id)
                         warm_up(ova)
                         time.sleep(1)  # let the simulator settle after the previous 1 GiB
-                        runs[which](index)
+                        results[which].append(runs[which](index))
         finally:
             simulator.stop()
 
     def rate(rounds: list[dict]) -> float:
         return statistics.median(r["bytes"] / r["seconds"] / 2**20 for r in rounds)
 
-    print(f"OVA: {ova_mib:.0f} MiB, {args.rounds} rounds each, alternating")
-
-    def times(rounds: list[dict]) -> str:
-        return ", ".join(f"{r['seconds']:.2f}" for r in rounds)
-
-    print(f"  curl -T        median {rate(curls):7.1f} MiB/s   ({times(curls)} s)")
-    print(f"  vmimage upload median {rate(ours):7.1f} MiB/s   ({times(ours)} s)")
-    print(f"  ratio vmimage/curl: {rate(ours) / rate(curls):.2f}")
-    print(f"  peak client RSS (vmimage child process): {max(r['maxrss_kib'] for r in ours) / 1024:.1f} MiB")
+    print(f"OVA: {ova_mib:.0f} MiB, {args.rounds} rounds each, order rotating")
+    for which, rounds in results.items():
+        times = ", ".join(f"{r['seconds']:.2f}" for r in rounds)
+        cpu = statistics.median(r["cpu"] / (r["bytes"] / 2**30) for r in rounds)
+        print(f"  {which:15s} median {rate(rounds):7.1f} MiB/s, client CPU {cpu:.2f} s/GiB   ({times} s)")
+    curl = rate(results["curl -T"])
+    print(f"  ratio vmimage upload / curl: {rate(results['vmimage upload']) / curl:.2f}")
+    print(f"  ratio transport only / curl: {rate(results['transport only']) / curl:.2f}")
+    peak = max(r["maxrss_kib"] for r in results["vmimage upload"]) / 1024
+    print(f"  peak client RSS (vmimage upload child process): {peak:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ import contextlib
 import hashlib
 import os
 import posixpath
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,25 +73,12 @@ def _hashers(algorithms: tuple[str, ...]) -> dict[str, hashlib._Hash]:
 
 
 def _hashed(chunks: Iterator[bytes], hashers: dict[str, hashlib._Hash], progress: _Progress) -> Iterator[bytes]:
-    """Yield the chunks for sending while another thread hashes them (hashlib releases the GIL),
-    so hashing overlaps TLS and the network instead of adding to them."""
-    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-
-    def work() -> None:
-        while (chunk := pending.get()) is not None:
-            for hasher in hashers.values():
-                hasher.update(chunk)
-
-    worker = threading.Thread(target=work, name="vmimage-hash", daemon=True)
-    worker.start()
-    try:
-        for chunk in chunks:
-            pending.put(chunk)
-            progress.add(len(chunk))
-            yield chunk
-    finally:
-        pending.put(None)
-        worker.join()
+    """Hash each chunk just before it is sent, while it is still in the CPU's cache."""
+    for chunk in chunks:
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        progress.add(len(chunk))
+        yield chunk
 
 
 class _Uploader:
