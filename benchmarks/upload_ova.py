@@ -50,6 +50,14 @@ def cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
+def peak_rss_kib():
+    # VmHWM, not ru_maxrss: Linux carries the parent's peak into ru_maxrss across vfork + exec
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 with VapiSession(settings) as session:
     client = ContentLibraryClient(session)
     item_id = client.create_item(library_id, name, "", "OVF")
@@ -64,7 +72,7 @@ with VapiSession(settings) as session:
         client.complete_update_session(session_id)
     elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
 print(json.dumps({{"seconds": elapsed, "bytes": sent, "cpu": cpu,
-                   "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+                   "maxrss_kib": peak_rss_kib()}}))
 """
 
 
