@@ -218,7 +218,8 @@ def test_refresh_reports_out_of_band_rename(host, library, ova, vcsim):
     assert host.diff(created.id, outputs, created.inputs).changes is True  # the next up puts the name back
 
 
-def test_import_reads_an_item_by_uuid(host, library, ova):
+def test_reading_an_item_by_uuid_with_the_programs_inputs(host, library, ova):
+    """A read resource (`opts=ResourceOptions(id=...)`): Read gets the id and the program's inputs."""
     created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-import"))
     program = item_inputs(library, ova, "photon-import")
     checked = host.check(ITEM, ContentLibraryItemProvider(), {}, program)
@@ -227,6 +228,16 @@ def test_import_reads_an_item_by_uuid(host, library, ova):
     assert outputs["vmi_id"] == vmi_id(created.id)
     assert outputs["image"]["providerItemID"] == created.id
     assert host.diff(id_, outputs, checked.inputs).changes is False
+
+
+def test_pulumi_import_reaches_no_dynamic_provider(host, library, ova):
+    """`pulumi import` sends Read with the id alone: no state, no inputs, so the host cannot find
+    the pickled provider (pulumi/pulumi#16175) and `adopt_id` is the way to take an item over.
+    Pinned so that the day the SDK finds dynamic providers on import, this fails and says so."""
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-import-engine"))
+    with pytest.raises(grpc.RpcError) as raised:
+        host.read(created.id, {}, {})
+    assert "__provider" in (raised.value.details() or "")
 
 
 def test_delete_and_delete_again(host, library, ova):
