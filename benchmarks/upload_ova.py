@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: uploading a 1 GiB OVA into the vCenter simulator, against curl -T in the same run.
 
-    venv/bin/python benchmarks/upload_ova.py [--size-mib 1024] [--rounds 3]
+    venv/bin/python benchmarks/upload_ova.py [--size-mib 1024] [--rounds 5]
 
 vmimage's upload (`upload_source`: the OVA streamed member by member, every member
 hashed and checked against the manifest) runs in a child process whose peak RSS is
@@ -133,7 +133,7 @@ def warm_up(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     # The simulator's datastore on tmpfs when there is one: disk write-back stalls would
