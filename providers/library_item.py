@@ -26,12 +26,12 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
-from vmimage.source import EXTENSIONS, content_type, read_image_file
+from vmimage.source import EXTENSIONS, content_type, file_sha256, read_image_file
 from vmimage.status import item_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
-from vmimage.vsphere.publish import UploadResult, is_url, upload_source
+from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint")
@@ -196,8 +196,9 @@ class ContentLibraryItemProvider(VSphereProvider):
     def _adopt(self, props: dict[str, Any]) -> CreateResult:
         """Take over an existing item — `pulumi import` for this resource, which the engine cannot
         do for dynamic providers (pulumi/pulumi#16175). The UUID, and so the VMI ID, stay; the
-        declared source is uploaded into it so the item holds what the program says."""
+        declared source is uploaded into it unless the item already holds it."""
         item_id = props["adopt_id"].strip().lower()
+        source = props["source"]
         with connection.content_library() as client:
             try:
                 item = client.get_item(item_id)
@@ -207,16 +208,21 @@ class ContentLibraryItemProvider(VSphereProvider):
                 raise ImageError(
                     f"adopt_id {item_id}", f"the item is in library {item.library_id}, not {props['library_id']}"
                 )
+            upload = None
+            if holds_source(client, item_id, source):
+                source_sha256 = file_sha256(source) if props.get("sha256") else None  # a local read, no upload
+                check_declared_sha256(source, source_sha256, props.get("sha256"))
+                pulumi.log.info(f"item {item_id} already holds {source} (same files, descriptor and manifest)")
+            else:
+                upload = upload_source(
+                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
+                )
+                source_sha256 = upload.source_sha256
+            # renamed last, so a failed check or upload leaves the item as it was
             if (item.name, item.description) != (props["name"], props.get("description") or ""):
                 client.update_item(item_id, props["name"], props.get("description") or "")
-            upload = upload_source(
-                client,
-                item_id,
-                props["source"],
-                expected_sha256=props.get("sha256"),
-                progress=_ProgressLog(props["name"]),
-            )
             outputs = _outputs(client, client.get_item(item_id), props, upload)
+        outputs["source_sha256"] = source_sha256
         pulumi.log.info(f"adopted item {item_id} as {props['name']!r} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
 

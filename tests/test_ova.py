@@ -11,7 +11,7 @@ from tests.helpers import inspect_file
 from vmimage.errors import ImageError
 from vmimage.ova import iter_members, read_ova_descriptor
 from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
-from vmimage.source import read_image_file
+from vmimage.source import package_contents, read_image_file
 
 PHOTON = SAMPLES[0]
 
@@ -30,6 +30,15 @@ class CountingReader(io.RawIOBase):
         n = self._file.readinto(buffer)
         self.bytes_read += n
         return n
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
 
     def close(self) -> None:
         self._file.close()
@@ -61,6 +70,43 @@ def test_inspect_reads_only_up_to_the_manifest_of_a_huge_ova(tmp_path):
     assert result.name == "big.ovf"
     assert result.manifest is not None and set(result.manifest) == {"big.ovf", "big-disk1.vmdk"}
     assert reader.bytes_read < 64 * 1024
+
+
+def test_listing_a_huge_ova_seeks_past_its_disk(tmp_path):
+    ova = write_ova(tmp_path / "big.ova", PHOTON, disk_bytes=2**30)
+    reader = CountingReader(ova)
+    listed = [(info.name, info.size) for info, _ in iter_members(reader, str(ova), seek_past_data=True)]
+    assert [name for name, _ in listed] == ["big.ovf", "big.mf", "big-disk1.vmdk"]
+    assert listed[2][1] == 2**30
+    assert reader.bytes_read < 64 * 1024
+
+
+def test_package_contents_names_files_as_an_upload_does(tmp_path):
+    ova = write_ova(tmp_path / "photon.ova", PHOTON, disk_bytes=3 * 2**20 + 5)
+    contents = package_contents(str(ova))
+    assert contents.sizes["photon-disk1.vmdk"] == 3 * 2**20 + 5
+    assert set(contents.sizes) == {"photon.ovf", "photon.mf", "photon-disk1.vmdk"}
+    assert (contents.descriptor_name, contents.manifest_name) == ("photon.ovf", "photon.mf")
+    assert contents.sizes["photon.ovf"] == len(contents.descriptor)
+    assert contents.manifest is not None and b"SHA256(photon-disk1.vmdk)=" in contents.manifest
+
+    (tmp_path / "pkg").mkdir()
+    ovf = write_ovf(tmp_path / "pkg", PHOTON, disk_bytes=8192)
+    beside = package_contents(str(ovf))
+    assert beside.sizes == {
+        ovf.name: ovf.stat().st_size,
+        ovf.with_suffix(".mf").name: ovf.with_suffix(".mf").stat().st_size,
+        f"{PHOTON.name}-disk1.vmdk": 8192,
+    }
+    assert beside.descriptor == ovf.read_bytes()
+
+
+def test_listing_a_truncated_ova_by_seeking_is_an_error(tmp_path):
+    ova = write_ova(tmp_path / "cut.ova", PHOTON, disk_bytes=3 * 2**20)
+    with open(ova, "r+b") as stream:
+        stream.truncate(2**20)  # in the middle of the disk
+    with pytest.raises(ImageError, match="truncated OVA archive: 'cut-disk1.vmdk' ends early"):
+        package_contents(str(ova))
 
 
 def test_manifest_inside_ova_is_checked(tmp_path):

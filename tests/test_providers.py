@@ -17,6 +17,7 @@ from tests.helpers import inspect_file
 from vmimage.ids import vmi_id
 from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
 from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.rest import VapiSession
 from vmimage.vsphere.settings import resolve_settings
 
@@ -345,6 +346,43 @@ def test_adopting_an_existing_item_keeps_its_uuid(host, library, ova, vcsim):
         old_inputs=step.inputs,
     )
     assert again.op == "same"
+
+
+def test_adopting_an_item_that_already_holds_the_source_uploads_nothing(host, library, ova, vcsim, tmp_path):
+    with direct_client(vcsim) as client:
+        existing = client.create_item(library.id, "vendor-photon", "", "OVF")
+        upload_source(client, existing, str(ova))  # as a vendor or a person would have published it
+    step = host.up(
+        ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-taken-over", adopt_id=existing)
+    )
+    assert (step.op, step.id, step.outputs["name"]) == ("create", existing, "photon-taken-over")
+    assert step.outputs["image"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    log = "".join(host.stderr)
+    assert f"item {existing} already holds {ova}" in log
+    assert "uploading photon-taken-over" not in log
+
+    # a different package (other disk size) is uploaded into the item, keeping its UUID
+    other = write_ova(tmp_path / "other.ova", SAMPLES[0], disk_bytes=2 * 2**20)
+    with direct_client(vcsim) as client:
+        second = client.create_item(library.id, "vendor-photon-2", "", "OVF")
+        upload_source(client, second, str(ova))
+    step = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, other, "photon-other", adopt_id=second))
+    assert step.id == second
+    assert {f["name"]: f["size"] for f in step.outputs["files"]}["other-disk1.vmdk"] == 2 * 2**20
+    assert "uploading photon-other" in "".join(host.stderr)
+
+
+def test_adopting_with_a_wrong_sha256_fails_and_leaves_the_item_as_it_was(host, library, ova, vcsim):
+    with direct_client(vcsim) as client:
+        existing = client.create_item(library.id, "vendor-photon-3", "kept", "OVF")
+        upload_source(client, existing, str(ova))
+    inputs = item_inputs(library, ova, "photon-renamed", adopt_id=existing, sha256="0" * 64)
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(ITEM, ContentLibraryItemProvider(), inputs)
+    assert f"not the declared sha256 {'0' * 64}" in caught.value.details()
+    with direct_client(vcsim) as client:
+        item = client.get_item(existing)
+    assert (item.name, item.description) == ("vendor-photon-3", "kept")
 
 
 def test_adopting_a_missing_or_foreign_item_fails_clearly(host, library, ova):

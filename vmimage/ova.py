@@ -1,13 +1,15 @@
-"""Reading OVA archives as a stream: never extracted, never seeked.
+"""Reading OVA archives as a stream: never extracted.
 
 An OVA is a plain tar whose first member is the OVF descriptor, optionally followed by
 the manifest, then the disks. `read_ova_descriptor` stops right after the descriptor
 (and the manifest when it comes next), so inspecting a 50 GB OVA reads a few KB.
-`iter_members` walks every member for uploads.
+`iter_members` walks every member for uploads; given a file, it can seek past the
+data nobody read, so listing a 50 GB OVA reads its headers only.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -77,9 +79,10 @@ class _HeaderReader:
     stream, its encodings and the global PAX headers. Member data never goes through
     tarfile's own stream buffer, which costs several copies per MiB."""
 
-    def __init__(self, stream: IO[bytes], source: str) -> None:
+    def __init__(self, stream: IO[bytes], source: str, end: int | None = None) -> None:
         self.stream = stream
         self.source = source
+        self.end = end  # the file's size when member data is skipped by seeking
         self.position = 0
         self.encoding = tarfile.ENCODING
         self.errors = "surrogateescape"
@@ -118,7 +121,14 @@ class _MemberReader:
         return data
 
     def skip_rest(self) -> None:
-        """Read past what the consumer left and the padding to the next 512-byte block."""
+        """Read (or seek) past what the consumer left and the padding to the next 512-byte block."""
+        headers = self._headers
+        if headers.end is not None and self.remaining:
+            if headers.position + self.remaining > headers.end:
+                raise ImageError(headers.source, f"truncated OVA archive: {self._info.name!r} ends early")
+            headers.stream.seek(self.remaining, os.SEEK_CUR)
+            headers.position += self.remaining
+            self.remaining = 0
         while self.remaining:
             self.read(min(self.remaining, 1 << 20))
         padding = -self._info.size % tarfile.BLOCKSIZE
@@ -126,13 +136,17 @@ class _MemberReader:
             raise ImageError(self._headers.source, "truncated OVA archive (unexpected end of data)")
 
 
-def iter_members(stream: IO[bytes], source: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
+def iter_members(
+    stream: IO[bytes], source: str, seek_past_data: bool = False
+) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     """Every member with a reader over its bytes, in archive order, checked for safety.
 
     Headers are parsed by the standard library (ustar, GNU and PAX); a member's reader
-    must be used before asking for the next member.
+    must be used before asking for the next member. With ``seek_past_data`` (``stream``
+    must be a file read from its start), data left unread is seeked over, not read.
     """
-    headers = _HeaderReader(stream, source)
+    end = os.fstat(stream.fileno()).st_size if seek_past_data else None
+    headers = _HeaderReader(stream, source, end)
     first = True
     while True:
         with tar_errors(source):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from vmimage.errors import ImageError
-from vmimage.manifest import parse_manifest, verify_digest
-from vmimage.ova import read_ova_descriptor
+from vmimage.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
+from vmimage.ova import iter_members, read_member, read_ova_descriptor, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 
 ContentType = Literal["OVF", "ISO"]
@@ -67,6 +69,76 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
         return ImageFile(path, kind, parse_descriptor(data, source))
     except OSError as exc:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+
+
+@dataclass(frozen=True)
+class PackageContents:
+    """The files an OVF package puts in a library item, by the names an upload gives them."""
+
+    sizes: dict[str, int]
+    descriptor: bytes
+    descriptor_name: str
+    manifest: bytes | None
+    manifest_name: str | None
+
+
+def package_contents(path: str) -> PackageContents:
+    """What a local .ova or .ovf package holds, without reading its disks: an OVA's member
+    headers (its data seeked over), or the descriptor's references beside an .ovf."""
+    sizes: dict[str, int] = {}
+    descriptor = manifest = None
+    descriptor_name = manifest_name = None
+    try:
+        if path.lower().endswith(".ova"):
+            with open(path, "rb") as stream, tar_errors(path):
+                for info, reader in iter_members(stream, path, seek_past_data=True):
+                    name = posixpath.basename(info.name)
+                    sizes[name] = info.size
+                    lowered = name.lower()
+                    if lowered.endswith(".ovf") and descriptor is None:
+                        descriptor_name = name
+                        descriptor = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", path)
+                    elif lowered.endswith(".mf") and manifest is None:
+                        manifest_name = name
+                        manifest = read_member(reader, info, MAX_MANIFEST_BYTES, "manifest", path)
+        else:
+            descriptor, descriptor_name = read_descriptor_file(path), os.path.basename(path)
+            sizes[descriptor_name] = len(descriptor)
+            beside = os.path.splitext(path)[0] + ".mf"
+            if os.path.exists(beside):
+                with open(beside, "rb") as stream:
+                    manifest = stream.read(MAX_MANIFEST_BYTES + 1)
+                manifest_name = os.path.basename(beside)
+                sizes[manifest_name] = len(manifest)
+            for reference in parse_descriptor(descriptor, path).files:
+                sizes[reference.href] = os.path.getsize(referenced_file(path, reference.href))
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    if descriptor is None or descriptor_name is None:
+        raise ImageError(path, "the package has no .ovf descriptor")
+    return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name)
+
+
+def file_sha256(path: str) -> str:
+    """A local file's SHA-256, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    return digest.hexdigest()
+
+
+def referenced_file(path: str, href: str) -> str:
+    """The file a descriptor's reference names, which must be a plain file beside it."""
+    if "/" in href or "\\" in href or href.startswith(".."):
+        raise ImageError(path, f"file reference {href!r} is not a plain file name beside the descriptor")
+    file_path = os.path.join(os.path.dirname(path), href)
+    if not os.path.isfile(file_path):
+        raise ImageError(path, f"references {href!r}, which is not beside it ({file_path})")
+    return file_path
 
 
 def read_descriptor_file(path: str) -> bytes:

@@ -20,7 +20,7 @@ from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.source import content_type, read_descriptor_file
+from vmimage.source import content_type, package_contents, read_descriptor_file, referenced_file
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.rest import VSphereError
 
@@ -151,16 +151,6 @@ def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
             up.put_stream(name, info.size, read_chunks(reader, info.size))
 
 
-def _beside(path: str, href: str) -> str:
-    """The file a reference names, which must be a plain file beside the descriptor."""
-    if "/" in href or "\\" in href or href.startswith(".."):
-        raise ImageError(path, f"file reference {href!r} is not a plain file name beside the descriptor")
-    file_path = os.path.join(os.path.dirname(path), href)
-    if not os.path.isfile(file_path):
-        raise ImageError(path, f"references {href!r}, which is not beside it ({file_path})")
-    return file_path
-
-
 def _upload_ovf(up: _Uploader, path: str) -> None:
     data = read_descriptor_file(path)
     up.result.descriptor, up.result.descriptor_name = data, os.path.basename(path)
@@ -170,7 +160,9 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
             manifest = stream.read(MAX_MANIFEST_BYTES + 1)
         up.take_manifest(os.path.basename(manifest_path), manifest)
         up.put_bytes(os.path.basename(manifest_path), manifest)
-    beside = [(reference.href, _beside(path, reference.href)) for reference in parse_descriptor(data, path).files]
+    beside = [
+        (reference.href, referenced_file(path, reference.href)) for reference in parse_descriptor(data, path).files
+    ]
     up.progress.total += sum(os.path.getsize(file_path) for _, file_path in beside)
     up.put_bytes(os.path.basename(path), data)
     for name, file_path in beside:
@@ -233,11 +225,33 @@ def _push(
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
     except EOFError as exc:
         raise ImageError(path, f"truncated package: {exc}") from None
-    if expected_sha256 and up.result.source_sha256 and up.result.source_sha256 != expected_sha256.lower():
-        raise ImageError(
-            path, f"SHA-256 is {up.result.source_sha256}, not the declared sha256 {expected_sha256.lower()}"
-        )
+    check_declared_sha256(path, up.result.source_sha256, expected_sha256)
     return up.result
+
+
+def check_declared_sha256(path: str, actual: str | None, declared: str | None) -> None:
+    if declared and actual and actual != declared.lower():
+        raise ImageError(path, f"SHA-256 is {actual}, not the declared sha256 {declared.lower()}")
+
+
+def holds_source(client: ContentLibraryClient, item_id: str, source: str) -> bool:
+    """Whether the item already holds this local OVF package, so taking it over needs no upload.
+
+    Only a package with a manifest can tell: the item must have the same files with the
+    same sizes, and the same descriptor and manifest bytes — the manifest's digests then
+    stand for the disks. Reads the package's headers and two small files on each side.
+    """
+    if is_url(source) or content_type(source) != "OVF":
+        return False
+    package = package_contents(source)
+    if package.manifest is None or package.manifest_name is None:
+        return False
+    if {f.name: f.size for f in client.item_files(item_id)} != package.sizes:
+        return False
+    for name, data in ((package.descriptor_name, package.descriptor), (package.manifest_name, package.manifest)):
+        if client.download(item_id, name, len(data)) != data:
+            return False
+    return True
 
 
 def preflight(url: str) -> None:
