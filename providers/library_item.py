@@ -28,7 +28,7 @@ from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
 from vmimage.source import EXTENSIONS, content_type, file_sha256, read_image_file
 from vmimage.status import item_status
-from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
+from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
@@ -80,6 +80,17 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
     ).wire()
 
 
+def _warn_left_over(item: ItemInfo, files: list[ItemFile], upload: UploadResult) -> None:
+    """vCenter keeps the files an update session does not replace: a new package whose files
+    have other names leaves the old ones beside it (the simulator here cannot remove them)."""
+    left = sorted(f.name for f in files if f.name not in upload.files)
+    if left:
+        pulumi.log.warn(
+            f"item {item.id} ({item.name}) still holds {', '.join(map(repr, left))} from its earlier content, "
+            "which the new source does not have; remove them in the vSphere Client"
+        )
+
+
 def _outputs(
     client: ContentLibraryClient,
     item: ItemInfo,
@@ -88,6 +99,8 @@ def _outputs(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
+    if upload is not None:
+        _warn_left_over(item, files, upload)
     content_version = content_version_of(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )

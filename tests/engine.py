@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -79,6 +80,14 @@ class ProviderHost:
     stub: provider_pb2_grpc.ResourceProviderStub
     engine: _Engine
     stderr: list[str] = field(default_factory=list)
+
+    def wait_for_log(self, text: str, since: int = 0, timeout: float = 5.0) -> str:
+        """The host's stderr from line ``since`` on, once it holds ``text``: the thread reading
+        it may lag the gRPC reply. Returns what it has after ``timeout`` either way."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := "".join(self.stderr[since:])) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return log
 
     def configure(self, config: dict[str, Any]) -> Any:
         return self.stub.Configure(

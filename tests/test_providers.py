@@ -133,6 +133,7 @@ def test_item_create_publishes_the_ova(host, library, ova):
     assert {k: v for k, v in image.items() if k != "conditions"} == {
         k: v for k, v in expected.items() if k != "conditions"
     }
+    host.wait_for_log("uploading photon-create")
     assert any("uploading photon-create" in line and "(100%" in line for line in host.stderr)
 
 
@@ -156,6 +157,7 @@ def test_changed_source_updates_in_place_keeping_uuid_and_vmi_id(host, library, 
     created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, source, "photon-update"))
     newer = SampleImage(name="img", version="5.1", full_version="5.1.0", hardware_version=20)
     write_ova(source, newer, disk_bytes=8192)
+    logged = len(host.stderr)
     step = host.up(
         ITEM,
         ContentLibraryItemProvider(),
@@ -170,6 +172,24 @@ def test_changed_source_updates_in_place_keeping_uuid_and_vmi_id(host, library, 
     assert step.outputs["image"]["providerContentVersion"] == "2"
     assert step.outputs["image"]["productInfo"]["version"] == "5.1"
     assert step.outputs["image"]["hardwareVersion"] == 20
+    assert "still holds" not in "".join(host.stderr[logged:])  # same file names: every file replaced
+
+
+def test_a_new_package_with_other_file_names_warns_of_the_files_left_over(host, library, tmp_path):
+    first = write_ova(tmp_path / "photon-5.0.ova", SAMPLES[0])
+    created = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, first, "photon-renamed-files"))
+    second = write_ova(tmp_path / "photon-5.1.ova", SAMPLES[0])
+    logged = len(host.stderr)
+    step = host.up(
+        ITEM,
+        ContentLibraryItemProvider(),
+        item_inputs(library, second, "photon-renamed-files"),
+        state=created.state,
+        old_inputs=created.inputs,
+    )
+    assert step.op == "update"
+    expected = f"item {created.id} (photon-renamed-files) still holds 'photon-5.0-disk1.vmdk', 'photon-5.0.mf'"
+    assert expected in host.wait_for_log(expected, since=logged)
 
 
 def test_rename_and_description_update_in_place(host, library, ova):
@@ -357,7 +377,7 @@ def test_adopting_an_item_that_already_holds_the_source_uploads_nothing(host, li
     )
     assert (step.op, step.id, step.outputs["name"]) == ("create", existing, "photon-taken-over")
     assert step.outputs["image"]["osInfo"]["id"] == "vmwarePhoton64Guest"
-    log = "".join(host.stderr)
+    log = host.wait_for_log(f"item {existing} already holds {ova}")
     assert f"item {existing} already holds {ova}" in log
     assert "uploading photon-taken-over" not in log
 
@@ -369,7 +389,7 @@ def test_adopting_an_item_that_already_holds_the_source_uploads_nothing(host, li
     step = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, other, "photon-other", adopt_id=second))
     assert step.id == second
     assert {f["name"]: f["size"] for f in step.outputs["files"]}["other-disk1.vmdk"] == 2 * 2**20
-    assert "uploading photon-other" in "".join(host.stderr)
+    assert "uploading photon-other" in host.wait_for_log("uploading photon-other")
 
 
 def test_adopting_with_a_wrong_sha256_fails_and_leaves_the_item_as_it_was(host, library, ova, vcsim):
