@@ -101,6 +101,13 @@ def test_package_contents_names_files_as_an_upload_does(tmp_path):
     assert beside.descriptor == ovf.read_bytes()
 
 
+def test_package_contents_refuses_a_file_held_twice(tmp_path):
+    descriptor = PHOTON.descriptor("d.vmdk", 4)
+    ova = tar_with(tmp_path / "x.ova", [("x.ovf", descriptor), ("d.vmdk", b"1234"), ("sub/d.vmdk", b"5678")])
+    with pytest.raises(ImageError, match="the package holds 'd.vmdk' twice"):
+        package_contents(str(ova))
+
+
 def test_listing_a_truncated_ova_by_seeking_is_an_error(tmp_path):
     ova = write_ova(tmp_path / "cut.ova", PHOTON, disk_bytes=3 * 2**20)
     with open(ova, "r+b") as stream:

@@ -93,6 +93,8 @@ def package_contents(path: str) -> PackageContents:
             with open(path, "rb") as stream, tar_errors(path):
                 for info, reader in iter_members(stream, path, seek_past_data=True):
                     name = posixpath.basename(info.name)
+                    if name in sizes:
+                        raise ImageError(path, f"the package holds {name!r} twice")
                     sizes[name] = info.size
                     lowered = name.lower()
                     if lowered.endswith(".ovf") and descriptor is None:
