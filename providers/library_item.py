@@ -82,7 +82,8 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
 
 def _warn_left_over(item: ItemInfo, files: list[ItemFile], upload: UploadResult) -> None:
     """vCenter keeps the files an update session does not replace: a new package whose files
-    have other names leaves the old ones beside it (the simulator here cannot remove them)."""
+    have other names leaves the old ones beside it. Removing them takes the session's file
+    `remove`, which the simulator cannot exercise (it drops the whole session), so they are named."""
     left = sorted(f.name for f in files if f.name not in upload.files)
     if left:
         pulumi.log.warn(
@@ -99,7 +100,7 @@ def _outputs(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
-    if upload is not None:
+    if upload is not None and not is_url(inputs["source"]):  # vCenter names a pulled file's parts itself
         _warn_left_over(item, files, upload)
     content_version = content_version_of(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files

@@ -458,8 +458,11 @@ def test_url_sources_are_pulled_by_vcenter(host, library, https_files):
     assert [f["name"] for f in iso.outputs["files"]] == ["pulled.iso"]
     assert iso.outputs["image"]["type"] == "ISO"
     assert iso.checked.inputs["fingerprint"] == f"url:{base}/pulled.iso"
+    logged = len(host.stderr)
     ova = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pulled.ova", "pulled-ova"))
     assert ova.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
+    # vCenter unpacks a pulled OVA into files of its own naming: none of them is "left over"
+    assert "still holds" not in host.wait_for_log(f"published 'pulled-ova' as item {ova.id}", since=logged)
 
 
 def test_a_url_that_answers_404_fails_and_leaves_no_item(host, library, https_files, vcsim):
