@@ -60,8 +60,7 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
         else:
             data, name, source = read_descriptor_file(path), os.path.basename(path), path
             if manifest_path is None:
-                beside = os.path.splitext(path)[0] + ".mf"
-                manifest_path = beside if os.path.exists(beside) else None
+                manifest_path = manifest_beside(path)
         if manifest_path is not None:
             with open(manifest_path, "rb") as stream:
                 manifest = parse_manifest(stream.read(), manifest_path)
@@ -106,11 +105,9 @@ def package_contents(path: str) -> PackageContents:
         else:
             descriptor, descriptor_name = read_descriptor_file(path), os.path.basename(path)
             sizes[descriptor_name] = len(descriptor)
-            beside = os.path.splitext(path)[0] + ".mf"
-            if os.path.exists(beside):
-                with open(beside, "rb") as stream:
-                    manifest = stream.read(MAX_MANIFEST_BYTES + 1)
-                manifest_name = os.path.basename(beside)
+            beside = read_manifest_beside(path)
+            if beside is not None:
+                manifest_name, manifest = beside
                 sizes[manifest_name] = len(manifest)
             for reference in parse_descriptor(descriptor, path).files:
                 sizes[reference.href] = os.path.getsize(referenced_file(path, reference.href))
@@ -119,6 +116,22 @@ def package_contents(path: str) -> PackageContents:
     if descriptor is None or descriptor_name is None:
         raise ImageError(path, "the package has no .ovf descriptor")
     return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name)
+
+
+def manifest_beside(path: str) -> str | None:
+    """The .mf that goes with a bare .ovf, when there is one."""
+    beside = os.path.splitext(path)[0] + ".mf"
+    return beside if os.path.exists(beside) else None
+
+
+def read_manifest_beside(path: str) -> tuple[str, bytes] | None:
+    """That manifest's file name and bytes, read to one byte past the limit that
+    `parse_manifest` enforces, so an oversized one is refused without reading it all."""
+    beside = manifest_beside(path)
+    if beside is None:
+        return None
+    with open(beside, "rb") as stream:
+        return os.path.basename(beside), stream.read(MAX_MANIFEST_BYTES + 1)
 
 
 def file_sha256(path: str) -> str:

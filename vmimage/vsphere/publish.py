@@ -20,7 +20,7 @@ from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.source import content_type, package_contents, read_descriptor_file, referenced_file
+from vmimage.source import content_type, package_contents, read_descriptor_file, read_manifest_beside, referenced_file
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.rest import VSphereError
 
@@ -154,12 +154,11 @@ def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
 def _upload_ovf(up: _Uploader, path: str) -> None:
     data = read_descriptor_file(path)
     up.result.descriptor, up.result.descriptor_name = data, os.path.basename(path)
-    manifest_path = os.path.splitext(path)[0] + ".mf"
-    if os.path.exists(manifest_path):
-        with open(manifest_path, "rb") as stream:
-            manifest = stream.read(MAX_MANIFEST_BYTES + 1)
-        up.take_manifest(os.path.basename(manifest_path), manifest)
-        up.put_bytes(os.path.basename(manifest_path), manifest)
+    beside = read_manifest_beside(path)
+    if beside is not None:
+        manifest_name, manifest = beside
+        up.take_manifest(manifest_name, manifest)
+        up.put_bytes(manifest_name, manifest)
     beside = [
         (reference.href, referenced_file(path, reference.href)) for reference in parse_descriptor(data, path).files
     ]
