@@ -142,8 +142,12 @@ class ProviderHost:
         program_inputs: dict[str, Any],
         state: dict[str, Any] | None = None,
         old_inputs: dict[str, Any] | None = None,
+        after: Step | None = None,
     ) -> Step:
-        """Check, then create (no state) or diff and update/replace, returning what happened."""
+        """Check, then create (no state) or diff and update/replace, returning what happened.
+        ``after``: the step of the previous `up`, whose state and inputs this one starts from."""
+        if after is not None:
+            state, old_inputs = after.state, after.inputs
         checked = self.check(type_, provider, old_inputs or {}, program_inputs)
         if checked.failures:
             return Step("failed", checked=checked)

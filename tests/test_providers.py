@@ -79,8 +79,7 @@ def test_library_create_outputs_and_no_op(host, library):
         LIBRARY,
         ContentLibraryProvider(),
         {"name": "providers-test", "datastore": "LocalDS_0"},
-        state=library.state,
-        old_inputs=library.inputs,
+        after=library,
     )
     assert again.op == "same"
 
@@ -91,8 +90,7 @@ def test_library_rename_is_in_place_and_datastore_replaces(host):
         LIBRARY,
         ContentLibraryProvider(),
         {"name": "lib-b", "datastore": "LocalDS_0", "description": "renamed"},
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert (renamed.op, renamed.id, renamed.outputs["name"]) == ("update", created.id, "lib-b")
     diff = host.diff(created.id, renamed.outputs, {**renamed.inputs, "datastore": "OtherDS"})
@@ -143,8 +141,7 @@ def test_no_op_diff_reads_nothing(host, library, ova):
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(library, ova, "photon-noop"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert again.op == "same"
     # a different pickled provider string is not a change
@@ -162,8 +159,7 @@ def test_changed_source_updates_in_place_keeping_uuid_and_vmi_id(host, library, 
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(library, source, "photon-update"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert step.op == "update" and step.diff.replaces == []
     assert step.id == created.id
@@ -184,8 +180,7 @@ def test_a_new_package_with_other_file_names_warns_of_the_files_left_over(host, 
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(library, second, "photon-renamed-files"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert step.op == "update"
     expected = f"item {created.id} (photon-renamed-files) still holds 'photon-5.0-disk1.vmdk', 'photon-5.0.mf'"
@@ -198,8 +193,7 @@ def test_rename_and_description_update_in_place(host, library, ova):
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(library, ova, "photon-renamed", description="now described"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert (step.op, step.id) == ("update", created.id)
     assert step.outputs["name"] == "photon-renamed" and step.outputs["description"] == "now described"
@@ -213,8 +207,7 @@ def test_other_library_replaces(host, library, ova):
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(other, ova, "photon-move"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert step.op == "replace" and step.diff.replaces == ["library_id"]
     assert step.id != created.id
@@ -362,8 +355,7 @@ def test_adopting_an_existing_item_keeps_its_uuid(host, library, ova, vcsim):
         ITEM,
         ContentLibraryItemProvider(),
         item_inputs(library, ova, "photon-adopted", adopt_id=existing.upper()),
-        state=step.state,
-        old_inputs=step.inputs,
+        after=step,
     )
     assert again.op == "same"
 

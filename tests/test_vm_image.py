@@ -85,8 +85,7 @@ def test_namespaced_image_is_published_with_status(host, item, kube):
         VMI,
         VirtualMachineImageProvider(),
         image_inputs(item, kube, capabilities=["nvidia-gpu"], extra_labels={"team": "platform"}),
-        state=step.state,
-        old_inputs=step.inputs,
+        after=step,
     )
     assert again.op == "same"
 
@@ -99,8 +98,7 @@ def test_updates_in_place_and_removes_what_went_away(host, item, kube):
         VMI,
         VirtualMachineImageProvider(),
         image_inputs(item, kube, namespace="team-a", display_name="Photon 5"),
-        state=created.state,
-        old_inputs=created.inputs,
+        after=created,
     )
     assert step.op == "update" and step.id == created.id
     live = in_cluster(kube, "VirtualMachineImage", "team-a", step.id)
