@@ -147,7 +147,9 @@ class ImageCatalog(pulumi.ComponentResource):
         else:
             assert image.image_index is not None
             item = self.items[image.image_index]
-            item_id, version = item.item_id, item.content_version
+            # The resource ID, not the item_id output: an update keeps its ID known during a preview,
+            # where an output goes unknown and would make every image look replaced.
+            item_id, version = item.id, item.content_version
         where = image.namespace or "cluster"
         common = dict(
             item_id=item_id,

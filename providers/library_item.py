@@ -26,7 +26,7 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
-from vmimage.source import EXTENSIONS, content_type, file_sha256, read_image_file
+from vmimage.source import EXTENSIONS, content_type, file_sha256, read_image_file, source_digest
 from vmimage.status import item_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
@@ -43,12 +43,9 @@ DESCRIPTORS = DescriptorCache()
 
 
 def fingerprint(source: str, sha256: str | None) -> str:
-    """What identifies the content without reading it: size and mtime (or the URL), plus sha256 when given."""
-    if is_url(source):
-        base = f"url:{source}"
-    else:
-        stat = os.stat(source)
-        base = f"file:{stat.st_size}:{stat.st_mtime_ns}"
+    """What identifies the content: the URL, or a local source's size and SHA-256 (read once per
+    size and mtime, so a touched or freshly checked-out file is no change), plus sha256 when given."""
+    base = f"url:{source}" if is_url(source) else f"file:{os.stat(source).st_size}:{source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
 
 
@@ -154,7 +151,10 @@ class ContentLibraryItemProvider(VSphereProvider):
         if problem:
             failures.append(CheckFailure("source", problem))
         else:
-            inputs["fingerprint"] = fingerprint(source, sha256)
+            try:
+                inputs["fingerprint"] = fingerprint(source, sha256)
+            except (ImageError, OSError) as error:
+                failures.append(CheckFailure("source", str(error)))
         return CheckResult(inputs, failures)
 
     @staticmethod

@@ -8,6 +8,7 @@ subresource, which Pulumi's Kubernetes provider cannot do.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,13 +115,14 @@ class _Image(VSphereProvider):
             return None
         return KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
 
-    def _publish(self, props: dict[str, Any]) -> dict[str, Any]:
+    def _publish(self, props: dict[str, Any], owner: str) -> dict[str, Any]:
         status = _status(props)
         obj = image_object(
             status,
             cluster=self.kind == CLUSTER_KIND,
             namespace=props.get("namespace"),
             extra_labels=props.get("extra_labels") or {},
+            owner=owner,
         ).wire()
         target = self._target(props)
         if target is not None:
@@ -136,15 +138,18 @@ class _Image(VSphereProvider):
             "labels": obj["metadata"].get("labels") or {},
             "manifest": obj,
             "published": target is not None,
+            "owner": owner,
         }
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outputs = self._publish(props)
+        # A new owner for every create: when a replace (or a renamed resource) publishes the same
+        # object before the old declaration is deleted, the old one no longer owns it.
+        outputs = self._publish(props, owner=uuid.uuid4().hex)
         pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r})")
         return CreateResult(outputs["vmi_id"], outputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._publish(news))
+        return UpdateResult(self._publish(news, owner=olds.get("owner") or uuid.uuid4().hex))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         target = self._target(props)
@@ -168,9 +173,12 @@ class _Image(VSphereProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = self._target(props)
-        if target is not None:
-            with ImageObjects(target) as cluster:
-                cluster.delete(self.kind, props.get("namespace"), id_)  # already gone counts as done
+        if target is None:
+            return
+        with ImageObjects(target) as cluster:  # already gone counts as done
+            outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
+        if outcome == "kept":
+            pulumi.log.info(f"{self.kind} {id_} stays: another declaration of the catalog publishes it now")
 
 
 class VirtualMachineImageProvider(_Image):
@@ -191,7 +199,7 @@ def _inputs(item_id, content_version, display_name, namespace, capabilities, ext
         "extra_labels": extra_labels,
         "kubeconfig": kubeconfig,
         "context": context,
-        **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published")},
+        **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published", "owner")},
     }
 
 

@@ -20,6 +20,11 @@ from vmimage.models import (
 from vmimage.source import ImageFile
 from vmimage.status import image_status
 
+# Which declaration last published an object. Several can publish the same object (a replace
+# creates the new declaration before it deletes the old one; a renamed synced item moves to a
+# new resource), and only the one named here may delete it.
+OWNER_ANNOTATION = "vmimage.io/owner"
+
 
 def image_object(
     status: ImageStatus,
@@ -27,6 +32,7 @@ def image_object(
     cluster: bool = False,
     namespace: str | None = None,
     extra_labels: dict[str, str] | None = None,
+    owner: str | None = None,
 ) -> Image:
     """The object for ``status``: named by VMI ID when the item is known, labelled from the status."""
     item_id = status.provider_item_id
@@ -44,10 +50,16 @@ def image_object(
             name=vmi_id(item_id) if item_id is not None else None,
             namespace=None if cluster else namespace,
             labels=labels or None,
+            annotations={OWNER_ANNOTATION: owner} if owner else None,
         ),
         spec=ImageSpec(provider_ref=provider_ref),
         status=status,
     )
+
+
+def object_owner(obj: dict | None) -> str | None:
+    """The owner annotation of a live object (None when it has none)."""
+    return (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
 
 
 def file_status(

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmimage.errors import ImageError
+from vmimage.image import object_owner
 from vmimage.models import CLUSTER_KIND, GROUP, VERSION
 
 log = logging.getLogger("vmimage.kube")
 FIELD_MANAGER = "vmimage"
 APPLY = "application/apply-patch+yaml"
+CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
 PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
 
 
@@ -61,7 +63,10 @@ class ImageObjects:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _call(self, what: str, call, *args: Any, allow_missing: bool = False, **kwargs: Any) -> Any:
+    def _call(
+        self, what: str, call, *args: Any, allow_missing: bool = False, allow_conflict: bool = False, **kwargs: Any
+    ) -> Any:
+        """The call's answer; None for 404 with allow_missing, CONFLICT for 409 with allow_conflict."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -70,6 +75,8 @@ class ImageObjects:
         except ApiException as exc:
             if exc.status == 404 and allow_missing:
                 return None
+            if exc.status == 409 and allow_conflict:
+                return CONFLICT
             raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: {_reason(exc)}") from None
         except HTTPError as exc:
             raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: connection failed ({exc})") from None
@@ -127,6 +134,26 @@ class ImageObjects:
         scope, where = self._scope(kind, namespace)
         call = getattr(self.api, f"delete_{scope}_custom_object")
         return self._call(f"delete {kind} {name}", call, name=name, allow_missing=True, **where) is not None
+
+    def delete_owned(self, kind: str, namespace: str | None, name: str, owner: str | None) -> str:
+        """Delete the object only while ``owner`` still owns it: "deleted", "gone", or "kept"
+        (another declaration published it since). The delete is conditional on the version read,
+        so an owner change between the read and the delete keeps the object."""
+        live = self.get(kind, namespace, name)
+        if live is None:
+            return "gone"
+        if object_owner(live) != owner:
+            return "kept"
+        scope, where = self._scope(kind, namespace)
+        call = getattr(self.api, f"delete_{scope}_custom_object")
+        version = live["metadata"].get("resourceVersion")
+        options = {"body": {"preconditions": {"resourceVersion": version}}} if version else {}
+        result = self._call(
+            f"delete {kind} {name}", call, name=name, allow_missing=True, allow_conflict=True, **where, **options
+        )
+        if result is CONFLICT:
+            return "kept"
+        return "deleted" if result is not None else "gone"
 
     def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
         options = {"label_selector": label_selector} if label_selector else {}

@@ -134,6 +134,7 @@ class ObjectMeta(WireModel):
     name: str | None = None
     namespace: str | None = None
     labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
 
 
 class Image(WireModel):

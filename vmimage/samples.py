@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +94,49 @@ class SampleImage:
 """.encode()
 
 
-def _sha256_of_zeros(n_bytes: int) -> str:
-    hasher = hashlib.sha256()
-    remaining = n_bytes
+_SECTOR = 512
+
+
+def vmdk_head(disk_name: str, capacity_bytes: int) -> bytes:
+    """The first two sectors of a streamOptimized VMDK: the sparse extent header and the descriptor.
+
+    vCenter (and govmomi's simulator) read these to accept a disk upload; what follows
+    them in a sample is zeros, which stand for an empty disk's grains.
+    """
+    sectors = capacity_bytes // _SECTOR
+    header = struct.pack(
+        "<IIIqQQQIQQQ?BBBBH433x",
+        0x564D444B,  # "KDMV"
+        3,  # version
+        0x30001,  # valid new-line detection, compressed grains, markers
+        sectors,  # capacity, in sectors
+        128,  # grain size, in sectors
+        1,  # descriptor offset
+        1,  # descriptor size, in sectors
+        512,  # grain table entries per grain table
+        0,  # redundant grain directory offset
+        0xFFFFFFFFFFFFFFFF,  # grain directory at the end of the stream
+        128,  # overhead, in sectors
+        False,  # unclean shutdown
+        ord("\n"),
+        ord(" "),
+        ord("\r"),
+        ord("\n"),
+        1,  # deflate
+    )
+    descriptor = (
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+        'createType="streamOptimized"\n\n'
+        f'RW {sectors} SPARSE "{disk_name}"\n\n'
+        'ddb.adapterType = "lsilogic"\nddb.virtualHWVersion = "4"\n'
+    ).encode()
+    return header + descriptor.ljust(_SECTOR, b"\0")
+
+
+def _sha256_of_disk(head: bytes, n_bytes: int) -> str:
+    """SHA-256 of ``head`` followed by zeros up to ``n_bytes`` in all."""
+    hasher = hashlib.sha256(head)
+    remaining = n_bytes - len(head)
     while remaining:
         chunk = _ZERO_CHUNK[: min(remaining, len(_ZERO_CHUNK))]
         hasher.update(chunk)
@@ -110,9 +151,9 @@ def manifest_text(digests: dict[str, Digest]) -> bytes:
 def write_ova(
     path: Path, image: SampleImage, disk_bytes: int = 4096, manifest: bool = True, hash_disk: bool = True
 ) -> Path:
-    """An OVA: descriptor, manifest, then a disk of ``disk_bytes`` zeros written as a hole.
+    """An OVA: descriptor, manifest, then a disk of ``disk_bytes``: a VMDK head and zeros written as a hole.
 
-    The disk's bytes are never written, so a multi-GB OVA costs no disk space; the
+    The disk's zeros are never written, so a multi-GB OVA costs no disk space; the
     manifest lists the true SHA-256 of every member (of the descriptor only when
     ``hash_disk`` is false, which spares hashing tens of GB of zeros).
     """
@@ -120,9 +161,10 @@ def write_ova(
     disk_name = f"{stem}-disk1.vmdk"
     descriptor_name = f"{stem}.ovf"
     descriptor = image.descriptor(disk_name, disk_bytes)
+    head = vmdk_head(disk_name, image.disk_capacity_gib * 2**30)[:disk_bytes]
     digests = {descriptor_name: Digest("SHA256", hashlib.sha256(descriptor).hexdigest())}
     if hash_disk:
-        digests[disk_name] = Digest("SHA256", _sha256_of_zeros(disk_bytes))
+        digests[disk_name] = Digest("SHA256", _sha256_of_disk(head, disk_bytes))
     with open(path, "wb") as out:
         _add_member(out, descriptor_name, descriptor)
         if manifest:
@@ -130,7 +172,8 @@ def write_ova(
         header = tarfile.TarInfo(disk_name)
         header.size = disk_bytes
         out.write(header.tobuf(format=tarfile.PAX_FORMAT))
-        out.seek(disk_bytes + (-disk_bytes % tarfile.BLOCKSIZE), io.SEEK_CUR)
+        out.write(head)
+        out.seek(disk_bytes - len(head) + (-disk_bytes % tarfile.BLOCKSIZE), io.SEEK_CUR)
         out.write(bytes(2 * tarfile.BLOCKSIZE))  # end-of-archive marker
         end = out.tell()
         out.write(bytes(-end % tarfile.RECORDSIZE))
@@ -152,11 +195,13 @@ def write_ovf(directory: Path, image: SampleImage, disk_bytes: int = 4096) -> Pa
     descriptor = image.descriptor(disk_name, disk_bytes)
     path = directory / f"{image.name}.ovf"
     path.write_bytes(descriptor)
+    head = vmdk_head(disk_name, image.disk_capacity_gib * 2**30)[:disk_bytes]
     with open(directory / disk_name, "wb") as disk:
+        disk.write(head)
         disk.truncate(disk_bytes)
     digests = {
         path.name: Digest("SHA256", hashlib.sha256(descriptor).hexdigest()),
-        disk_name: Digest("SHA256", _sha256_of_zeros(disk_bytes)),
+        disk_name: Digest("SHA256", _sha256_of_disk(head, disk_bytes)),
     }
     (directory / f"{image.name}.mf").write_bytes(manifest_text(digests))
     return path

@@ -146,6 +146,55 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def cache_root() -> Path:
+    """Where vmimage keeps what it can compute again: $VMIMAGE_CACHE_DIR, else ~/.cache/vmimage."""
+    base = os.environ.get("VMIMAGE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vmimage"
+    )
+    return Path(base)
+
+
+def cached_file_sha256(path: str, cache_dir: Path | None = None) -> str:
+    """file_sha256, remembered per (file, size, mtime, inode): a file is read again only when it
+    may have changed, and a touched file (new mtime, same bytes) gives the same digest."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    key = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_dev}"
+    entry = (cache_dir or cache_root() / "digests") / hashlib.sha256(key.encode()).hexdigest()
+    try:
+        cached = entry.read_text()
+        if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
+            return cached
+    except OSError:
+        pass
+    digest = file_sha256(path)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        temporary = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        temporary.write_text(digest)
+        temporary.replace(entry)
+    except OSError:
+        pass  # a cache that cannot be written only costs a second read
+    return digest
+
+
+def source_digest(path: str, cache_dir: Path | None = None) -> str:
+    """What identifies a local source's content: the SHA-256 of an .ova or .iso file; for a bare
+    .ovf, of the package (the descriptor, its manifest and every file it references, by name)."""
+    if not path.lower().endswith(".ovf"):
+        return cached_file_sha256(path, cache_dir)
+    files = [path]
+    beside = manifest_beside(path)
+    if beside is not None:
+        files.append(beside)
+    descriptor = parse_descriptor(read_descriptor_file(path), path)
+    files.extend(referenced_file(path, reference.href) for reference in descriptor.files)
+    lines = "".join(f"{os.path.basename(f)} {cached_file_sha256(f, cache_dir)}\n" for f in sorted(set(files)))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def referenced_file(path: str, href: str) -> str:
     """The file a descriptor's reference names, which must be a plain file beside it."""
     if "/" in href or "\\" in href or href.startswith(".."):

@@ -7,22 +7,19 @@ downloads nothing.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES
+from vmimage.source import cache_root
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("VMIMAGE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vmimage"
-    )
-    return Path(base) / "descriptors"
+    return cache_root() / "descriptors"
 
 
 def content_version(
