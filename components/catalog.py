@@ -144,16 +144,18 @@ class ImageCatalog(pulumi.ComponentResource):
         if image.synced is not None:
             item_id: pulumi.Input[str] = image.synced.id
             version: pulumi.Input[str | None] = image.synced.content_version
+            fingerprint: pulumi.Input[str | None] = None
         else:
             assert image.image_index is not None
             item = self.items[image.image_index]
             # The resource ID, not the item_id output: an update keeps its ID known during a preview,
             # where an output goes unknown and would make every image look replaced.
-            item_id, version = item.id, item.content_version
+            item_id, version, fingerprint = item.id, item.content_version, item.fingerprint
         where = image.namespace or "cluster"
         common = dict(
             item_id=item_id,
             content_version=version,
+            content_fingerprint=fingerprint,
             display_name=image.display_name,
             capabilities=list(image.capabilities),
             **target,

@@ -274,6 +274,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
     item_id: pulumi.Output[str]
     vmi_id: pulumi.Output[str]
     content_version: pulumi.Output[str]
+    fingerprint: pulumi.Output[str]
     size_bytes: pulumi.Output[int]
     files: pulumi.Output[list]
     image: pulumi.Output[dict]

@@ -30,6 +30,7 @@ from vmimage.vsphere.rest import NotFoundError
 INPUTS = (
     "item_id",
     "content_version",
+    "content_fingerprint",
     "display_name",
     "namespace",
     "capabilities",
@@ -37,7 +38,9 @@ INPUTS = (
     "kubeconfig",
     "context",
 )
-IN_PLACE = ("content_version", "display_name", "capabilities", "extra_labels", "drift")
+# content_fingerprint: what the item was published from. A server that keeps the content version
+# (govmomi's simulator leaves every item at "1") still moves the image on when the content changes.
+IN_PLACE = ("content_version", "content_fingerprint", "display_name", "capabilities", "extra_labels", "drift")
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
 DESCRIPTORS = DescriptorCache()
 
@@ -64,7 +67,7 @@ def _status(props: dict[str, Any]) -> ImageStatus:
                 }
             )
         version = content_version(client, item, known=props.get("content_version"))
-        descriptor = DESCRIPTORS.fetch(client, item, version)
+        descriptor = DESCRIPTORS.fetch(client, item, version, content_key=props.get("content_fingerprint"))
     return item_status(
         descriptor.data if descriptor else None,
         f"item {item_id}:{descriptor.name if descriptor else '(no descriptor)'}",
@@ -189,10 +192,21 @@ class ClusterVirtualMachineImageProvider(_Image):
     kind = CLUSTER_KIND
 
 
-def _inputs(item_id, content_version, display_name, namespace, capabilities, extra_labels, kubeconfig, context):
+def _inputs(
+    item_id,
+    content_version,
+    content_fingerprint,
+    display_name,
+    namespace,
+    capabilities,
+    extra_labels,
+    kubeconfig,
+    context,
+):
     return {
         "item_id": item_id,
         "content_version": content_version,
+        "content_fingerprint": content_fingerprint,
         "display_name": display_name,
         "namespace": namespace,
         "capabilities": capabilities,
@@ -222,6 +236,7 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         item_id: pulumi.Input[str],
         content_version: pulumi.Input[str | None],
         display_name: pulumi.Input[str],
+        content_fingerprint: pulumi.Input[str | None] = None,
         namespace: pulumi.Input[str],
         capabilities: pulumi.Input[list[str]] | None = None,
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
@@ -232,7 +247,17 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         super().__init__(
             VirtualMachineImageProvider(),
             resource_name,
-            _inputs(item_id, content_version, display_name, namespace, capabilities, extra_labels, kubeconfig, context),
+            _inputs(
+                item_id,
+                content_version,
+                content_fingerprint,
+                display_name,
+                namespace,
+                capabilities,
+                extra_labels,
+                kubeconfig,
+                context,
+            ),
             opts,
         )
 
@@ -247,6 +272,7 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         item_id: pulumi.Input[str],
         content_version: pulumi.Input[str | None],
         display_name: pulumi.Input[str],
+        content_fingerprint: pulumi.Input[str | None] = None,
         capabilities: pulumi.Input[list[str]] | None = None,
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
         kubeconfig: str | None = None,
@@ -256,6 +282,16 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         super().__init__(
             ClusterVirtualMachineImageProvider(),
             resource_name,
-            _inputs(item_id, content_version, display_name, None, capabilities, extra_labels, kubeconfig, context),
+            _inputs(
+                item_id,
+                content_version,
+                content_fingerprint,
+                display_name,
+                None,
+                capabilities,
+                extra_labels,
+                kubeconfig,
+                context,
+            ),
             opts,
         )

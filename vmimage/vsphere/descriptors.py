@@ -7,7 +7,10 @@ downloads nothing.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +62,17 @@ class DescriptorCache:
             return None  # never build a path from something that is not a plain token
         return self.directory / item_id / f"{version}.ovf"
 
-    def fetch(self, client: ContentLibraryClient, item: ItemInfo, version: str | None) -> Descriptor | None:
-        """The item's descriptor (None for an ISO item or an item without one)."""
+    def fetch(
+        self, client: ContentLibraryClient, item: ItemInfo, version: str | None, content_key: str | None = None
+    ) -> Descriptor | None:
+        """The item's descriptor (None for an ISO item or an item without one).
+
+        Cached per content version; ``content_key`` (what the item was published from) joins the
+        key where it is known, for servers that keep the version when the content changes."""
         if item.type.lower() == "iso":
             return None
+        if version and content_key:
+            version = f"{version}-{hashlib.sha256(content_key.encode()).hexdigest()[:16]}"
         path = self._path(item.id, version) if version else None
         if path is not None and path.is_file():
             name_file = path.with_suffix(".name")
@@ -75,7 +85,7 @@ class DescriptorCache:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                temporary = path.with_suffix(".tmp")
+                temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
                 temporary.write_bytes(data)
                 temporary.replace(path)
                 path.with_suffix(".name").write_text(names[0])

@@ -1,0 +1,213 @@
+"""The dev stack through the real engine: `pulumi preview`, `up`, `refresh`, `import`, `destroy`.
+
+The Pulumi CLI and its Python language host (scripts/toolchain) run the repository's program
+against this module's own vCenter simulator, as a platform team would over a few days. The
+tests run in order and share one stack: each step starts from what the previous one left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.proxy import cutting_proxy
+from tests.pulumi_cli import ROOT, Stack
+from tests.test_providers import PASSWORD, direct_client
+from tests.vcsim import Simulator, start_simulator
+from vmimage.ids import vmi_id
+from vmimage.samples import SampleImage, write_ova, write_samples
+from vmimage.vsphere.rest import NotFoundError
+
+pytestmark = pytest.mark.vcsim
+
+ITEM_TYPE = "dynamic/vmimage:ContentLibraryItem"
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    running = start_simulator(tmp_path_factory.mktemp("engine-vcsim"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("samples")
+    write_samples(folder)
+    return folder
+
+
+def dev_config(simulator: Simulator, samples: Path, server: str | None = None, extra_images=()) -> dict[str, Any]:
+    """stacks/Pulumi.dev.yaml, pointed at this module's simulator and samples."""
+    config = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
+    images = [*config["vmimage:images"], *extra_images]
+    for image in images:
+        image["source"] = str(samples / Path(image["source"]).name)
+    return {
+        **config,
+        "vsphere:vsphereServer": server or simulator.server,
+        "vsphere:caFile": str(simulator.ca_file),
+        "vmimage:images": images,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(simulator, samples, tmp_path_factory) -> Stack:
+    stack = Stack(tmp_path_factory.mktemp("engine-stack"), name="dev")
+    stack.configure(dev_config(simulator, samples), secrets={"vsphere:password": PASSWORD})
+    return stack
+
+
+def items(stack: Stack) -> dict[str, dict[str, Any]]:
+    """The stack's library items by display name: the state's outputs, with the resource ID."""
+    found = {}
+    for resource in stack.resources(ITEM_TYPE).values():
+        found[resource["outputs"]["name"]] = {**resource["outputs"], "id": resource["id"]}
+    return found
+
+
+def vmimage_id(item_id: str) -> str:
+    """What `vmimage id` prints for an item, as a user would ask it."""
+    done = subprocess.run([str(ROOT / "venv" / "bin" / "vmimage"), "id", item_id], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_preview_shows_readable_creates_and_no_secret(stack):
+    preview = stack.preview()
+    assert "pulumi-python:dynamic/vmimage:ContentLibraryItem: (create)" in preview.stdout
+    assert 'name       : "photon-5-sample"' in preview.stdout
+    assert "+ 9 to create" in preview.stdout  # stack, catalog, library, 3 items, 3 images
+    assert PASSWORD not in preview.output
+    config_text = stack.config_file.read_text()
+    assert PASSWORD not in config_text and "secure:" in config_text
+
+
+def test_up_publishes_and_ids_match_vmimage_id(stack, simulator):
+    result = stack.up()
+    assert "9 created" in result.stdout
+    assert PASSWORD not in result.output
+    published = items(stack)
+    assert set(published) == {"photon-5-sample", "ubuntu-24.04-sample", "tools-sample"}
+    outputs = stack.outputs()
+    for name, item in published.items():
+        (placement,) = outputs["images"][name]
+        assert placement["vmi_id"] == vmimage_id(item["id"]) == vmi_id(item["id"])
+    assert outputs["images"]["ubuntu-24.04-sample"][0]["namespace"] == "dev"
+    with direct_client(simulator) as client:
+        assert client.get_item(published["photon-5-sample"]["id"]).name == "photon-5-sample"
+    state = stack.run("stack", "export", "--stack", stack.name).stdout
+    assert PASSWORD not in state
+
+
+def test_second_preview_expects_no_changes_even_after_touch(stack, samples):
+    stack.preview("--expect-no-changes")
+    for path in samples.iterdir():  # same bytes, new mtime: a fresh checkout or a re-download
+        os.utime(path)
+    result = stack.preview("--expect-no-changes")
+    assert "9 unchanged" in result.stdout
+
+
+def test_changed_source_updates_the_item_in_place(stack, samples, simulator):
+    before = items(stack)["photon-5-sample"]
+    write_ova(
+        samples / "photon-5-sample.ova",
+        SampleImage(name="photon-5-sample", version="5.1", full_version="5.1.0", hardware_version=20),
+    )
+    steps = stack.preview_steps()
+    changed = {name: op for name, op in steps.items() if op != "same"}
+    assert sorted(changed.values()) == ["update", "update"], changed  # the item and its image, no replace
+    assert any(name.startswith("catalog-item-dev-images-photon") for name in changed)
+    stack.up()
+    after = items(stack)["photon-5-sample"]
+    assert after["id"] == before["id"] and after["vmi_id"] == before["vmi_id"]
+    assert after["image"]["productInfo"]["version"] == "5.1"
+    # The content version is vCenter's: a real one moves it on; govmomi's simulator keeps every item
+    # at "1" (its update session has a TODO there), and the image follows the content regardless.
+    (image,) = [
+        r["outputs"]
+        for r in stack.resources("dynamic/vmimage:ClusterVirtualMachineImage").values()
+        if r["outputs"]["display_name"] == "photon-5-sample"
+    ]
+    assert image["status"]["productInfo"]["version"] == "5.1" and image["status"]["hardwareVersion"] == 20
+    assert image["status"]["providerContentVersion"] == after["content_version"]
+    assert stack.outputs()["images"]["photon-5-sample"][0]["vmi_id"] == before["vmi_id"]
+    stack.preview("--expect-no-changes")
+
+
+def test_refresh_notices_an_item_deleted_out_of_band_and_up_recreates_it(stack, simulator):
+    gone = items(stack)["tools-sample"]
+    with direct_client(simulator) as client:
+        assert client.delete_item(gone["id"])
+    refreshed = stack.refresh()
+    assert "deleted" in refreshed.stdout
+    assert "tools-sample" not in items(stack)
+    steps = stack.preview_steps()
+    assert steps[next(name for name in steps if "tools-sample" in name and "item" in name)] == "create"
+    stack.up()
+    recreated = items(stack)["tools-sample"]
+    assert recreated["id"] != gone["id"]
+    with direct_client(simulator) as client:
+        assert client.get_item(recreated["id"]).name == "tools-sample"
+    stack.preview("--expect-no-changes")
+
+
+def test_pulumi_import_of_a_dynamic_item_is_refused_by_the_engine(stack, simulator):
+    """Pins the engine's behaviour (pulumi/pulumi#16175): ImportStep calls Read with the ID
+    alone, and the Python host finds a dynamic provider only in state or inputs."""
+    item_id = items(stack)["photon-5-sample"]["id"]
+    result = stack.run("import", "--yes", f"pulumi-python:{ITEM_TYPE}", "imported-photon", item_id, check=False)
+    assert result.returncode != 0
+    assert "imported-photon" not in stack.resources(ITEM_TYPE)
+    with direct_client(simulator) as client:  # a failed import leaves the item alone
+        assert client.get_item(item_id).name == "photon-5-sample"
+    stack.preview("--expect-no-changes")
+
+
+def test_a_connection_cut_mid_upload_fails_cleanly_and_the_next_up_converges(stack, simulator, samples):
+    big = SampleImage(name="big-sample")
+    write_ova(samples / "big-sample.ova", big, disk_bytes=24 * 2**20)
+    extra = [{"displayName": "big-sample", "source": "big-sample.ova", "library": "dev-images", "scope": "cluster"}]
+    with cutting_proxy((simulator.host, simulator.port), cut_after=6 * 2**20) as proxy:
+        stack.configure(dev_config(simulator, samples, server=proxy.server, extra_images=extra))
+        failed = stack.up(check=False)
+    assert failed.returncode != 0, failed.output
+    assert "Traceback" not in failed.output, failed.output
+    errors = [line.strip() for line in failed.stdout.splitlines() if line.strip().startswith("error: vCenter")]
+    assert errors, failed.output
+    assert "big-sample" not in items(stack)
+    with direct_client(simulator) as client:
+        library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
+        assert client.find_items(library_id, "big-sample") == []  # nothing half-made stays behind
+
+    stack.configure(dev_config(simulator, samples, extra_images=extra))
+    stack.up()
+    assert "big-sample" in items(stack)
+    stack.preview("--expect-no-changes")
+
+
+def test_destroy_leaves_nothing_in_vcenter(stack, simulator):
+    library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
+    item_ids = [item["id"] for item in items(stack).values()]
+    stack.destroy()
+    assert stack.resources() == {} or set(stack.resources()) <= {"vmimage-dev"}
+    with direct_client(simulator) as client:
+        assert client.find_libraries("dev-images") == []
+        for item_id in item_ids:
+            with pytest.raises(NotFoundError):
+                client.get_item(item_id)
+    assert library_id
+
+
+def test_outputs_are_plain_json(stack):
+    """After destroy the stack has no outputs left; `stack output --json` still answers JSON."""
+    assert json.loads(stack.run("stack", "output", "--json", "--stack", stack.name).stdout) == {}
