@@ -8,14 +8,13 @@ import pytest
 
 from tests.vcsim import Simulator, start_simulator
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-FIXTURES = Path(os.environ.get("VMIMAGE_FIXTURES", SHARED / "fixtures"))
+FIXTURES = Path(os.environ.get("VMIMAGE_FIXTURES", Path(__file__).resolve().parent / "fixtures"))
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     if not (FIXTURES / "ovf").is_dir():
-        pytest.fail(f"test fixtures not found at {FIXTURES}: check out ../shared beside the repository")
+        pytest.fail(f"test fixtures not found at {FIXTURES} (tests/fixtures, or $VMIMAGE_FIXTURES)")
     return FIXTURES
 
 
@@ -35,12 +34,13 @@ os.environ.setdefault("VMIMAGE_CACHE_DIR", __import__("tempfile").mkdtemp(prefix
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory):
-    """A Kubernetes API emulator serving our CRDs, for the whole run."""
-    from tests.kube_emulator import start_emulator
+    """A real API server (etcd + kube-apiserver) with our CRDs installed, for the whole run."""
+    from tests.devcluster import install_crds, start_cluster
     from vmimage.crds import crds
 
-    running = start_emulator(tmp_path_factory.mktemp("kube"), crds(), {"default", "dev", "team-a", "team-b"})
+    running = start_cluster(tmp_path_factory.mktemp("kube"), ("dev", "team-a", "team-b"))
     try:
+        install_crds(running, crds())
         yield running
     finally:
         running.stop()

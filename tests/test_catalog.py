@@ -41,6 +41,8 @@ class Mocks(pulumi.runtime.Mocks):
                     "status": {"name": args.inputs["display_name"], "type": "OVF"},
                 },
             )
+        if args.typ == PREFIX + "ContentLibraryItem":
+            return outputs["item_id"], outputs  # an item's resource ID is its UUID, as the provider makes it
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:

@@ -37,7 +37,7 @@ def item(host, tmp_path_factory):
 
 
 def in_cluster(kube, kind: str, namespace: str | None, name: str):
-    return kube.emulator.objects.get((PLURAL[kind], namespace, name))
+    return kube.get(PLURAL[kind], name, namespace)
 
 
 def image_inputs(item, kube=None, **extra) -> dict:
@@ -138,8 +138,17 @@ def test_cluster_image(host, item, kube):
 
 def test_refresh_notices_deletes_and_edits_out_of_band(host, item, kube):
     step = host.up(VMI, VirtualMachineImageProvider(), image_inputs(item, kube, namespace="default"))
-    live = in_cluster(kube, "VirtualMachineImage", "default", step.id)
-    live["status"]["name"] = "hand-edited"
+    kube.kubectl(  # someone edits the status by hand
+        "patch",
+        "virtualmachineimage",
+        step.id,
+        "-n",
+        "default",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"name": "hand-edited"}}',
+    )
     id_, outputs, inputs = host.read(step.id, step.outputs, step.inputs)
     assert id_ == step.id and outputs["status"]["name"] == "hand-edited"
     assert inputs["drift"] == "edited outside Pulumi: status"
@@ -152,7 +161,7 @@ def test_refresh_notices_deletes_and_edits_out_of_band(host, item, kube):
     )
     assert fixed.op == "update"
     assert in_cluster(kube, "VirtualMachineImage", "default", step.id)["status"]["name"] == "Photon OS 5.0"
-    del kube.emulator.objects[("virtualmachineimages", "default", step.id)]
+    kube.kubectl("delete", "virtualmachineimage", step.id, "-n", "default")
     assert host.read(step.id, fixed.outputs, fixed.inputs)[0] == ""
 
 

@@ -1,0 +1,104 @@
+"""A real Kubernetes API server for the tests: etcd + kube-apiserver through scripts/devcluster.
+
+The server stores and validates objects exactly as a cluster does (CRD schemas, the status
+subresource, server-side apply, admission webhooks, RBAC); it has no nodes or controllers,
+which no vmimage test needs.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "devcluster"
+KUBECTL = ROOT / ".build" / "toolchain" / "bin" / "kubectl"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    process: subprocess.Popen
+    kubeconfig: Path
+    directory: Path
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        return done
+
+    def apply(self, *documents: dict[str, Any]) -> None:
+        self.kubectl("apply", "--server-side", "-f", "-", input="\n---\n".join(json.dumps(d) for d in documents))
+
+    def get(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        where = ["-n", namespace] if namespace else []
+        done = self.kubectl("get", resource, name, *where, "-o", "json", check=False)
+        if done.returncode != 0:
+            if "NotFound" in done.stderr:
+                return None
+            raise AssertionError(done.stderr)
+        return json.loads(done.stdout)
+
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Until the CRD serves its kind (`kubectl wait` fails while it has no conditions yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            conditions = ((self.get("crd", crd) or {}).get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"CRD {crd} was not established in {timeout} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_cluster(directory: Path, namespaces: tuple[str, ...] = ()) -> Cluster:
+    """Start etcd and kube-apiserver on free loopback ports; wait until /readyz answers."""
+    etcd_port = free_port()
+    process = subprocess.Popen(
+        [str(SCRIPT), "--dir", str(directory), "--port", str(free_port()), "--etcd-port", str(etcd_port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.endswith("kubeconfig"):
+        process.kill()
+        raise RuntimeError(f"the API server did not start (exit status {process.wait()}); see {directory}")
+    cluster = Cluster(process, Path(line), directory)
+    for namespace in namespaces:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    return cluster
+
+
+def install_crds(cluster: Cluster, crds: list[dict[str, Any]]) -> None:
+    cluster.apply(*crds)
+    for crd in crds:
+        cluster.wait_established(crd["metadata"]["name"])
