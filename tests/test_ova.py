@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import inspect_file
 from vmimage.errors import ImageError
 from vmimage.ova import iter_members, read_ova_descriptor
-from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
+from vmimage.samples import SAMPLES, SampleImage, vmdk_head, write_iso, write_ova, write_ovf
 from vmimage.source import package_contents, read_image_file
 
 PHOTON = SAMPLES[0]
@@ -166,7 +166,8 @@ def test_iter_members_yields_every_member_in_order(tmp_path):
     with open(ova, "rb") as stream:
         seen = [(info.name, hashlib.sha256(reader.read()).hexdigest()) for info, reader in iter_members(stream, "a")]
     assert [name for name, _ in seen] == ["a.ovf", "a.mf", "a-disk1.vmdk"]
-    assert seen[2][1] == hashlib.sha256(bytes(3 * 2**20 + 7)).hexdigest()
+    head = vmdk_head("a-disk1.vmdk", PHOTON.disk_capacity_gib * 2**30)
+    assert seen[2][1] == hashlib.sha256(head + bytes(3 * 2**20 + 7 - len(head))).hexdigest()
 
 
 def test_iso(tmp_path):

@@ -132,6 +132,12 @@ def test_ovf_references_outside_the_package_or_missing(host, library, client, tm
     package.mkdir()
     ovf = package / "p.ovf"
     ovf.write_bytes(SAMPLES[0].descriptor(href, 10))
-    details = failing_create(host, {"library_id": library.id, "name": f"refs-{len(href)}", "source": str(ovf)})
-    assert f"{ovf}: " in details and repr(href) in details
+    # Refused at check, before anything is created: reading the package's content for the
+    # fingerprint follows its references
+    step = host.up(
+        ITEM, ContentLibraryItemProvider(), {"library_id": library.id, "name": f"refs-{len(href)}", "source": str(ovf)}
+    )
+    assert step.op == "failed"
+    details = " ".join(reason for _, reason in step.checked.failures)
+    assert f"{ovf}: " in details and repr(href) in details and "Traceback" not in details
     assert client.find_items(library.id, f"refs-{len(href)}") == []

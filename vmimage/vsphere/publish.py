@@ -236,16 +236,18 @@ def check_declared_sha256(path: str, actual: str | None, declared: str | None) -
 def holds_source(client: ContentLibraryClient, item_id: str, source: str) -> bool:
     """Whether the item already holds this local OVF package, so taking it over needs no upload.
 
-    Only a package with a manifest can tell: the item must have the same files with the
-    same sizes, and the same descriptor and manifest bytes — the manifest's digests then
-    stand for the disks. Reads the package's headers and two small files on each side.
+    Only a package with a manifest can tell: the item must have the same file names, and the
+    same descriptor and manifest bytes — the manifest's digests then stand for the disks, which
+    vCenter checked against them when they were uploaded. Disk sizes are not compared: a server
+    may store a streamOptimized disk converted (govmomi's simulator keeps the disk without its
+    VMDK header). Reads the package's headers and two small files on each side.
     """
     if is_url(source) or content_type(source) != "OVF":
         return False
     package = package_contents(source)
     if package.manifest is None or package.manifest_name is None:
         return False
-    if {f.name: f.size for f in client.item_files(item_id)} != package.sizes:
+    if {f.name for f in client.item_files(item_id)} != set(package.sizes):
         return False
     for name, data in ((package.descriptor_name, package.descriptor), (package.manifest_name, package.manifest)):
         if client.download(item_id, name, len(data)) != data:
