@@ -7,7 +7,9 @@ which no vmimage test needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -69,13 +71,17 @@ class Cluster:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """SIGTERM to the script's whole process group (etcd and the API server too), then SIGKILL."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def start_cluster(directory: Path, namespaces: tuple[str, ...] = ()) -> Cluster:
