@@ -57,7 +57,12 @@ def test_every_stack_file_is_valid(path):
 
 
 def test_the_stacks():
-    assert {p.name for p in STACKS} == {"Pulumi.dev.yaml", "Pulumi.dev-k8s.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"}
+    assert {p.name for p in STACKS} == {
+        "Pulumi.dev.yaml",
+        "Pulumi.dev-k8s.yaml",
+        "Pulumi.staging.yaml",
+        "Pulumi.prod.yaml",
+    }
 
 
 def test_dev_stack_program_runs():
