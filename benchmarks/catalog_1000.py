@@ -1,26 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark: a 1,000-image catalog on the simulator — the first `up`, then a pass with nothing changed.
+"""Benchmark: a 1,000-image catalog through the real engine — the first `up`, then a no-change preview.
 
-    venv/bin/python benchmarks/catalog_1000.py [--items 1000] [--concurrency 8]
+    venv/bin/python benchmarks/catalog_1000.py [--items 1000]
 
-A library of N small OVAs (filled directly, as a vendor would) is synced to cluster scope
-with a Kubernetes emulator as the cluster; the dev stack's own images come along. Both
-passes go through the engine-protocol harness (tests/deploy.py). For the second pass the
-provider host is pointed at a closed port instead of vCenter: it can only succeed if
-check and diff make no vCenter request and download no descriptor. Prints request counts
-and per-resource provider time; asserts nothing.
+A library of N small OVAs (filled directly, as a vendor would) is synced to cluster scope,
+with a real API server (scripts/devcluster) as the cluster, by the real Pulumi CLI
+(scripts/toolchain). Every vCenter request of the run goes through a counting HTTPS proxy
+in front of the simulator, so the figures say who asked what: the program lists the
+synced library when it runs; check and diff should ask nothing. Also prints the peak RSS
+of the dynamic provider host (`python -m pulumi.dynamic`), sampled from /proc. Prints
+figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import collections
+import http.server
 import os
-import statistics
+import ssl
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,13 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.deploy import Deployment  # noqa: E402
-from tests.engine import provider_host  # noqa: E402
-from tests.kube_emulator import start_emulator  # noqa: E402
+from tests.devcluster import install_crds, start_cluster  # noqa: E402
+from tests.pulumi_cli import Stack  # noqa: E402
 from tests.vcsim import start_simulator  # noqa: E402
 from vmimage.crds import crds  # noqa: E402
 from vmimage.samples import SampleImage, write_ova  # noqa: E402
-from vmimage.vsphere import listing as listing_module  # noqa: E402
 from vmimage.vsphere.content_library import ContentLibraryClient  # noqa: E402
 from vmimage.vsphere.inventory import find_datastore_id  # noqa: E402
 from vmimage.vsphere.publish import upload_source  # noqa: E402
@@ -44,59 +44,95 @@ from vmimage.vsphere.settings import ConnectionSettings  # noqa: E402
 PASSWORD = "bench"
 
 
-def timed(host, log: list[float]) -> None:
-    """Wrap the host's provider calls to collect their time, per call."""
-    for name in ("check", "diff", "create", "update"):
-        original: Callable = getattr(host, name)
+class CountingProxy:
+    """An HTTPS reverse proxy on loopback that counts requests by method and path shape."""
 
-        def wrapper(*args, _original=original, **kwargs):
-            start = time.perf_counter()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                log.append(time.perf_counter() - start)
+    def __init__(self, upstream: str, cert: Path, key: Path) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        upstream_client = httpx.Client(base_url=upstream, verify=str(cert), timeout=120)
+        counts = self.counts
 
-        setattr(host, name, wrapper)
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                path = self.path.split("?", 1)[0]
+                shape = path.rsplit("/id:", 1)[0] + "/id:{id}" if "/id:" in path else path
+                counts[f"{self.command} {shape}"] += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = upstream_client.request(self.command, self.path, content=body, headers=headers)
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.multi_items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert), str(key))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def server_address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def take(self) -> collections.Counter[str]:
+        taken = collections.Counter(self.counts)
+        self.counts.clear()
+        return taken
 
 
-def counting_listing(counter: dict[str, int]):
-    """VCenterListing whose HTTP requests are counted, to show what listing a library costs."""
+class PeakRss:
+    """The largest VmHWM seen among `python -m pulumi.dynamic` processes, sampled every 0.1 s."""
 
-    class Counting(listing_module.VCenterListing):
-        def __init__(self, settings, concurrency: int = 8) -> None:
-            super().__init__(settings, concurrency=int(os.environ.get("BENCH_CONCURRENCY", concurrency)))
+    def __init__(self) -> None:
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
 
-            def count(request: httpx.Request) -> None:
-                path = request.url.path
-                key = f"{request.method} {path.rsplit('/id:', 1)[0] + '/id:{id}' if '/id:' in path else path}"
-                counter[key] = counter.get(key, 0) + 1
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if b"pulumi.dynamic" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        continue
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+                except OSError:
+                    continue
 
-            self.session.http.event_hooks["request"].append(count)
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak_kib / 1024
 
-    return Counting
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+def summary(counts: collections.Counter[str]) -> str:
+    return f"{sum(counts.values())} requests" + (f" {dict(counts.most_common())}" if counts else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    os.environ["BENCH_CONCURRENCY"] = str(args.concurrency)
 
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        os.environ["VMIMAGE_CACHE_DIR"] = str(work / "cache")
-        os.environ["VSPHERE_PASSWORD"] = PASSWORD
-        (work / "sim").mkdir()
-        (work / "kube").mkdir()
+        for name in ("sim", "kube", "stack"):
+            (work / name).mkdir()
         simulator = start_simulator(work / "sim")
-        kube = start_emulator(work / "kube", crds(), {"default", "dev"})
+        cluster = start_cluster(work / "kube")
         try:
+            install_crds(cluster, crds())
             settings = ConnectionSettings(
                 server=simulator.server, user="u", password=PASSWORD, ca_file=str(simulator.ca_file)
             )
@@ -110,80 +146,37 @@ def main() -> None:
                     upload_source(client, item_id, str(ova))
             print(f"filled a library with {args.items} items in {time.perf_counter() - start:.1f} s")
 
-            from tests.test_program import stack_config  # the dev stack file, as the engine reads it
-
-            config = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
-            config.update(
+            proxy = CountingProxy(simulator.base_url, simulator.ca_file, simulator.ca_file.with_name("key.pem"))
+            stack = Stack(work / "stack", name="bench")
+            stack.configure(
                 {
-                    "vsphere:vsphereServer": simulator.server,
+                    "vsphere:vsphereServer": proxy.server_address,
+                    "vsphere:user": "u",
                     "vsphere:caFile": str(simulator.ca_file),
-                    "vmimage:images": "[]",
-                    "vmimage:libraries": json.dumps([{"name": "vendor-1000", "existing": True}]),
-                    "vmimage:sync": json.dumps([{"library": "vendor-1000", "scope": "cluster"}]),
-                    "vmimage:kubernetes": json.dumps({"kubeconfig": str(kube.kubeconfig)}),
-                }
+                    "vmimage:libraries": [{"name": "vendor-1000", "existing": True}],
+                    "vmimage:images": [],
+                    "vmimage:sync": [{"library": "vendor-1000", "scope": "cluster"}],
+                    "vmimage:kubernetes": {"kubeconfig": str(cluster.kubeconfig)},
+                },
+                secrets={"vsphere:password": PASSWORD},
             )
-            counter: dict[str, int] = {}
-            listing_module.VCenterListing = counting_listing(counter)  # the program imports it from here
+            rss = PeakRss()
+            start = time.perf_counter()
+            stack.up("--parallel", "16")
+            first = time.perf_counter() - start
+            peak = rss.stop()
+            objects = cluster.kubectl("get", "cvmi", "-o", "name").stdout.count("\n")
+            print(f"first up: {args.items} images created in {first:.1f} s; {objects} objects in the cluster")
+            print(f"  vCenter: {summary(proxy.take())}")
+            print(f"  provider host peak RSS (VmHWM): {peak:.1f} MiB")
 
-            host_config = {
-                "vsphere:vsphereServer": simulator.server,
-                "vsphere:user": "u",
-                "vsphere:password": PASSWORD,
-                "vsphere:caFile": str(simulator.ca_file),
-            }
-            first_times: list[float] = []
-            with provider_host(host_config) as host:
-                timed(host, first_times)
-                deployment = Deployment(host)
-                start = time.perf_counter()
-                steps = deployment.up(config)
-                first = time.perf_counter() - start
-            creates = sum(1 for op in steps.values() if op == "create")
-            print(
-                f"first up: {creates} resources created in {first:.1f} s; "
-                f"{len(kube.emulator.objects)} objects in the cluster"
-            )
-            print(
-                f"  program-time listing: {sum(counter.values())} vCenter requests "
-                f"(concurrency {args.concurrency}): {dict(sorted(counter.items()))}"
-            )
-
-            counter.clear()
-            second_times: list[float] = []
-            offline = {**host_config, "vsphere:vsphereServer": "127.0.0.1:9"}  # nothing listens there
-            with provider_host(offline) as host:
-                timed(host, second_times)
-                deployment.host = host
-                start = time.perf_counter()
-                steps = deployment.up(config)
-                second = time.perf_counter() - start
-            ops = {op: sum(1 for o in steps.values() if o == op) for op in set(steps.values())}
-            print(f"no-change up: {ops} in {second:.1f} s, with the provider host unable to reach vCenter")
-            print(f"  program-time listing: {sum(counter.values())} vCenter requests")
-            per_call = [t * 1e3 for t in second_times]
-            print(
-                f"  check/diff round trips during the pass (parallel, as the engine runs them): "
-                f"median {statistics.median(per_call):.1f} ms, p95 {percentile(per_call, 0.95):.1f} ms"
-            )
-            # the provider side alone: check + diff for one resource at a time, nothing else running
-            sequential: list[float] = []
-            with provider_host(offline) as host:
-                for name in sorted(deployment.state)[:200]:
-                    if not deployment.types[name].endswith("VirtualMachineImage"):
-                        continue
-                    state = dict(deployment.state[name])
-                    inputs = deployment.inputs[name]
-                    start = time.perf_counter()
-                    checked = host.check(deployment.types[name].rsplit("/", 1)[1], None, inputs, inputs)
-                    host.diff(state.pop("__id"), state, checked.inputs)
-                    sequential.append((time.perf_counter() - start) * 1e3)
-            print(
-                f"  check + diff per resource, one at a time ({len(sequential)} resources): "
-                f"median {statistics.median(sequential):.2f} ms, p95 {percentile(sequential, 0.95):.2f} ms"
-            )
+            start = time.perf_counter()
+            stack.preview("--expect-no-changes")
+            second = time.perf_counter() - start
+            print(f"no-change preview (--expect-no-changes passed) in {second:.1f} s")
+            print(f"  vCenter: {summary(proxy.take())}")
         finally:
-            kube.stop()
+            cluster.stop()
             simulator.stop()
 
 

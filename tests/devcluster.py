@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "devcluster"
 KUBECTL = ROOT / ".build" / "toolchain" / "bin" / "kubectl"
@@ -106,3 +108,38 @@ def install_crds(cluster: Cluster, crds: list[dict[str, Any]]) -> None:
     cluster.apply(*crds)
     for crd in crds:
         cluster.wait_established(crd["metadata"]["name"])
+
+
+def write_kubeconfig(
+    path: Path, url: str, ca_file: Path, token: str, context: str = "emulator", namespace: str = "default"
+) -> Path:
+    """A kubeconfig of the shape `kubectl vsphere login` writes: a token user, a context per namespace."""
+    import base64
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": context,
+        "clusters": [
+            {
+                "name": "supervisor",
+                "cluster": {
+                    "server": url,
+                    "certificate-authority-data": base64.b64encode(ca_file.read_bytes()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "wcp:127.0.0.1:devops@vsphere.local", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {
+                    "cluster": "supervisor",
+                    "namespace": namespace,
+                    "user": "wcp:127.0.0.1:devops@vsphere.local",
+                },
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

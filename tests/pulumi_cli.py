@@ -59,14 +59,18 @@ class PulumiError(AssertionError):
 class Stack:
     """One stack of the vmimage project, driven through the CLI."""
 
-    def __init__(self, workdir: Path, name: str = "test", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, name: str = "test", env: dict[str, str] | None = None, program: Path = ROOT
+    ) -> None:
+        """``program``: the folder of the Python program the stack runs (default: the repository's)."""
         self.name = name
         self.project_dir = workdir / "project"
         self.project_dir.mkdir(parents=True)
         (workdir / "state").mkdir()
         project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
         project.pop("stackConfigDir", None)
-        project["main"] = os.path.relpath(ROOT, self.project_dir)
+        project["main"] = os.path.relpath(program, self.project_dir)
+        project["runtime"]["options"]["virtualenv"] = str(ROOT / "venv")  # whichever program runs
         (self.project_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
         self.env = {
             **toolchain_env(),
@@ -74,6 +78,7 @@ class Stack:
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "VMIMAGE_CACHE_DIR": str(workdir / "cache"),
             "PULUMI_COLOR": "never",
+            "PYTHONPATH": str(ROOT),  # where a dynamic provider's pickled class is found again
             **(env or {}),
         }
         self.env.pop("VSPHERE_PASSWORD", None)

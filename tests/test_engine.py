@@ -17,13 +17,17 @@ from typing import Any
 import pytest
 import yaml
 
+from providers.library_item import ContentLibraryItemProvider
+from tests.engine import provider_host
 from tests.proxy import cutting_proxy
 from tests.pulumi_cli import ROOT, Stack
-from tests.test_providers import PASSWORD, direct_client
+from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.vcsim import Simulator, start_simulator
 from vmimage.ids import vmi_id
 from vmimage.samples import SampleImage, write_ova, write_samples
+from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
+from vmimage.vsphere.settings import resolve_settings
 
 pytestmark = pytest.mark.vcsim
 
@@ -166,7 +170,7 @@ def test_pulumi_import_of_a_dynamic_item_is_refused_by_the_engine(stack, simulat
     alone, and the Python host finds a dynamic provider only in state or inputs."""
     item_id = items(stack)["photon-5-sample"]["id"]
     result = stack.run("import", "--yes", f"pulumi-python:{ITEM_TYPE}", "imported-photon", item_id, check=False)
-    assert result.returncode != 0
+    assert result.returncode != 0 and "__provider" in result.output
     assert "imported-photon" not in stack.resources(ITEM_TYPE)
     with direct_client(simulator) as client:  # a failed import leaves the item alone
         assert client.get_item(item_id).name == "photon-5-sample"
@@ -211,3 +215,37 @@ def test_destroy_leaves_nothing_in_vcenter(stack, simulator):
 def test_outputs_are_plain_json(stack):
     """After destroy the stack has no outputs left; `stack output --json` still answers JSON."""
     assert json.loads(stack.run("stack", "output", "--json", "--stack", stack.name).stdout) == {}
+
+
+def test_the_import_resource_option_on_an_existing_item(simulator, samples, tmp_path):
+    """Pins what the engine does with `ResourceOptions(import_=...)` on a dynamic resource: as with
+    `pulumi import`, its ImportStep reads with the ID alone and the SDK's host finds no provider.
+    `adopt_id` is the way to take an item over; the day this passes through, this test says so."""
+    with direct_client(simulator) as client:
+        settings = resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})
+        library_id = client.create_library("import-option", find_datastore_id(settings, "LocalDS_0"))
+    with provider_host(vsphere_config(simulator)) as host:
+        existing = host.up(
+            ITEM,
+            ContentLibraryItemProvider(),
+            {"library_id": library_id, "name": "to-import", "source": str(samples / "photon-5-sample.ova")},
+        )
+    stack = Stack(tmp_path, name="import-option", program=ROOT / "tests" / "projects" / "import_item")
+    stack.configure(
+        {
+            "vsphere:vsphereServer": simulator.server,
+            "vsphere:user": "user",
+            "vsphere:caFile": str(simulator.ca_file),
+            "test:libraryId": library_id,
+            "test:name": "to-import",
+            "test:source": str(samples / "photon-5-sample.ova"),
+            "test:itemId": existing.id,
+        },
+        secrets={"vsphere:password": PASSWORD},
+    )
+    result = stack.up(check=False)
+    assert result.returncode != 0
+    assert "importing failed" in result.stdout and "KeyError: '__provider'" in result.stdout
+    assert stack.resources(ITEM_TYPE) == {}
+    with direct_client(simulator) as client:  # the item is left as it was
+        assert client.get_item(existing.id).name == "to-import"

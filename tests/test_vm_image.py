@@ -192,7 +192,7 @@ def test_iso_and_missing_items(host, item, kube, tmp_path):
 
 
 def test_unreachable_cluster_is_a_clear_error(host, item, tmp_path):
-    from tests.kube_emulator import write_kubeconfig
+    from tests.devcluster import write_kubeconfig
 
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:9", _any_ca(tmp_path), "t")
     with pytest.raises(grpc.RpcError) as caught:
