@@ -18,6 +18,7 @@ import argparse
 import collections
 import http.server
 import os
+import re
 import ssl
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from vmimage.vsphere.rest import VapiSession  # noqa: E402
 from vmimage.vsphere.settings import ConnectionSettings  # noqa: E402
 
 PASSWORD = "bench"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class CountingProxy:
@@ -56,8 +58,7 @@ class CountingProxy:
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
-                path = self.path.split("?", 1)[0]
-                shape = path.rsplit("/id:", 1)[0] + "/id:{id}" if "/id:" in path else path
+                shape = _UUID.sub("{id}", self.path.split("?", 1)[0])
                 counts[f"{self.command} {shape}"] += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
@@ -123,6 +124,11 @@ def summary(counts: collections.Counter[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument(
+        "--skip-checkpoints",
+        action="store_true",
+        help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes the state once at the end, not after every step",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
@@ -147,7 +153,8 @@ def main() -> None:
             print(f"filled a library with {args.items} items in {time.perf_counter() - start:.1f} s")
 
             proxy = CountingProxy(simulator.base_url, simulator.ca_file, simulator.ca_file.with_name("key.pem"))
-            stack = Stack(work / "stack", name="bench")
+            env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if args.skip_checkpoints else {}
+            stack = Stack(work / "stack", name="bench", env=env)
             stack.configure(
                 {
                     "vsphere:vsphereServer": proxy.server_address,

@@ -8,8 +8,10 @@ attributes, so credentials never become attributes. `configure()` stores the sta
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +34,8 @@ from vmimage.vsphere.settings import (
 
 _KEYS = tuple(key for key, _ in (SERVER, USER, PASSWORD, ALLOW_UNVERIFIED_SSL, CA_FILE))
 _CONFIG: dict[str, Any] = {}  # module state: never part of a pickled provider
+_SHARED: dict[str, Any] = {"session": None, "settings": None}  # the provider host's one vCenter session
+_SHARED_LOCK = threading.Lock()
 
 
 def configure(request: ConfigureRequest) -> None:
@@ -46,11 +50,33 @@ def settings() -> ConnectionSettings:
     return resolve_settings(_CONFIG, os.environ)
 
 
+def _session() -> VapiSession:
+    """The provider host's session, shared by its calls and threads: a `pulumi up` of a thousand
+    images logs in once, not once per resource. It renews itself on 401 and is replaced when the
+    settings change; vCenter ends it when the host exits (or after its idle timeout)."""
+    wanted = settings()
+    with _SHARED_LOCK:
+        if _SHARED["session"] is None or _SHARED["settings"] != wanted:
+            if _SHARED["session"] is not None:
+                _SHARED["session"].close()
+            _SHARED["session"], _SHARED["settings"] = VapiSession(wanted), wanted
+        return _SHARED["session"]
+
+
+def close_session() -> None:
+    with _SHARED_LOCK:
+        if _SHARED["session"] is not None:
+            _SHARED["session"].close()
+        _SHARED["session"] = _SHARED["settings"] = None
+
+
+atexit.register(close_session)
+
+
 @contextmanager
 def content_library() -> Iterator[ContentLibraryClient]:
     """A logged-in content library client for one provider call."""
-    with VapiSession(settings()) as session:
-        yield ContentLibraryClient(session)
+    yield ContentLibraryClient(_session())
 
 
 class _UserErrorsWithoutTraceback:

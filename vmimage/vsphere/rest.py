@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -98,6 +99,7 @@ class VapiSession:
         self.backoff = backoff if backoff is not None else float(os.environ.get("VMIMAGE_HTTP_BACKOFF", "0.5"))
         self.flavour: Flavour | None = None
         self._token: str | None = None
+        self._login_lock = threading.Lock()  # threads share a session: one logs in, the others wait
         self.http = httpx.Client(
             base_url=settings.base_url,
             verify=settings.ssl_context(),
@@ -196,11 +198,23 @@ class VapiSession:
         except httpx.HTTPError as exc:
             raise self._transport_error(what, exc) from None
 
+    def _current_token(self) -> str:
+        with self._login_lock:
+            if self._token is None:
+                self.login()
+            return self._token or ""
+
+    def _renew(self, stale: str) -> None:
+        """Log in again after a 401, unless another thread already did since ``stale`` was used."""
+        with self._login_lock:
+            if self._token in (stale, None):
+                self._token = None
+                self.login()
+
     def call(self, call: Call, *, allow: Iterable[int] = ()) -> Any:
         """Run one operation and return its (unwrapped) result; statuses in ``allow`` return None."""
-        if self._token is None:
-            self.login()
         for relogin in (True, False):
+            token = self._current_token()
             assert self.flavour is not None
             rest = self.flavour == "rest"
             path = ("/rest" + call.rest) if rest else ("/api" + call.api)
@@ -210,19 +224,14 @@ class VapiSession:
             body = call.rest_body if rest else call.api_body
             what = f"{call.method} {path}"
 
-            def send(path=path, params=params, body=body) -> httpx.Response:
+            def send(path=path, params=params, body=body, token=token) -> httpx.Response:
                 return self.http.request(
-                    call.method,
-                    path,
-                    params=params or None,
-                    json=body,
-                    headers={SESSION_HEADER: self._token or ""},
+                    call.method, path, params=params or None, json=body, headers={SESSION_HEADER: token}
                 )
 
             response = self._retrying(send, what) if call.idempotent else self._send_once(send, what)
             if response.status_code == 401 and relogin:
-                self._token = None
-                self.login()
+                self._renew(token)
                 continue
             if response.status_code in allow:
                 return None
@@ -250,6 +259,4 @@ class VapiSession:
         return str(httpx.URL(self.settings.base_url).copy_with(path=parsed.path, query=parsed.query or None))
 
     def session_headers(self) -> dict[str, str]:
-        if self._token is None:
-            self.login()
-        return {SESSION_HEADER: self._token or ""}
+        return {SESSION_HEADER: self._current_token()}
