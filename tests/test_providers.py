@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -463,6 +464,26 @@ def test_url_sources_are_pulled_by_vcenter(host, library, https_files):
     assert ova.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
     # vCenter unpacks a pulled OVA into files of its own naming: none of them is "left over"
     assert "still holds" not in host.wait_for_log(f"published 'pulled-ova' as item {ova.id}", since=logged)
+
+
+def test_a_declared_sha256_is_checked_by_vcenter_for_url_sources(host, library, https_files, vcsim):
+    """vCenter gets the digest with the pull's file spec and checks what it fetched."""
+    directory, base = https_files
+    iso = write_iso(directory / "pinned.iso")
+    actual = hashlib.sha256(iso.read_bytes()).hexdigest()
+    wrong = "0" * 64
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(
+            ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pinned.iso", "pinned-bad", sha256=wrong)
+        )
+    details = caught.value.details()
+    assert f"{base}/pinned.iso: what vCenter fetched does not have the declared sha256 {wrong}" in details
+    assert "Traceback" not in details
+    assert _items_named(vcsim, library.id, "pinned-bad") == []
+    good = host.up(
+        ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pinned.iso", "pinned", sha256=actual)
+    )
+    assert good.outputs["source_sha256"] == actual
 
 
 def test_a_url_that_answers_404_fails_and_leaves_no_item(host, library, https_files, vcsim):

@@ -192,13 +192,23 @@ class ContentLibraryClient:
         spec = {"library_item_id": item_id}
         return self._create(f"{CL}/library/item/update-session", "/content/library/item/update-session", spec)
 
-    def add_file(self, session_id: str, name: str, size: int | None = None, source_url: str | None = None) -> str:
-        """Announce a file; returns the upload URI (PUSH), or "" when vCenter pulls ``source_url``."""
+    def add_file(
+        self,
+        session_id: str,
+        name: str,
+        size: int | None = None,
+        source_url: str | None = None,
+        sha256: str | None = None,
+    ) -> str:
+        """Announce a file; returns the upload URI (PUSH), or "" when vCenter pulls ``source_url``.
+        With ``sha256``, vCenter checks the file against it and fails the transfer on a mismatch."""
         spec: dict[str, Any] = {"name": name, "source_type": "PULL" if source_url else "PUSH"}
         if size is not None:
             spec["size"] = size
         if source_url:
             spec["source_endpoint"] = {"uri": source_url}
+        if sha256:
+            spec["checksum_info"] = {"algorithm": "SHA256", "checksum": sha256.lower()}
         result = self.session.call(
             Call(
                 "POST",

@@ -183,7 +183,7 @@ def upload_source(
     session_id = client.create_update_session(item_id)
     try:
         if is_url(source):
-            result = _pull(client, session_id, source, pull_timeout)
+            result = _pull(client, session_id, source, pull_timeout, expected_sha256)
         else:
             result = _push(client, session_id, source, expected_sha256, progress)
         client.complete_update_session(session_id)
@@ -274,20 +274,27 @@ def preflight(url: str) -> None:
         )
 
 
-def _pull(client: ContentLibraryClient, session_id: str, url: str, timeout: float) -> UploadResult:
+def _pull(
+    client: ContentLibraryClient, session_id: str, url: str, timeout: float, expected_sha256: str | None = None
+) -> UploadResult:
+    """vCenter fetches the URL itself; a declared sha256 goes with the file spec, so vCenter
+    checks what it fetched and fails the transfer on a mismatch (nothing is published)."""
     preflight(url)
     name = posixpath.basename(url.split("?", 1)[0]) or "image"
-    client.add_file(session_id, name, source_url=url)
+    client.add_file(session_id, name, source_url=url, sha256=expected_sha256)
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
         files = client.session_files(session_id)
         states = {f.get("name"): f.get("status") for f in files}
         if states and all(state == "READY" for state in states.values()):
-            return UploadResult(files=list(states))
+            return UploadResult(files=list(states), source_sha256=expected_sha256.lower() if expected_sha256 else None)
         if any(state == "ERROR" for state in states.values()):
             session = client.get_update_session(session_id)
             message = ((session or {}).get("error_message") or {}).get("default_message", "")
+            if expected_sha256 and "checksum" in message.lower():
+                declared = expected_sha256.lower()
+                raise ImageError(url, f"what vCenter fetched does not have the declared sha256 {declared}")
             raise ImageError(url, f"vCenter could not fetch it{': ' + message if message else ''}")
         if time.monotonic() > deadline:
             raise ImageError(url, f"vCenter did not finish fetching it within {timeout:.0f} s")
