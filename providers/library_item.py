@@ -26,7 +26,15 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
 from vmimage.ids import vmi_id
-from vmimage.source import EXTENSIONS, content_type, file_sha256, read_image_file, source_digest
+from vmimage.source import (
+    EXTENSIONS,
+    content_type,
+    declared_sha256_problem,
+    file_sha256,
+    pinned_file,
+    read_image_file,
+    source_digest,
+)
 from vmimage.status import item_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
@@ -150,6 +158,8 @@ class ContentLibraryItemProvider(VSphereProvider):
         problem = self._source_problem(source)
         if problem:
             failures.append(CheckFailure("source", problem))
+        elif sha256 and not is_url(source) and (sha256_problem := declared_sha256_problem(source)):
+            failures.append(CheckFailure("sha256", sha256_problem))
         else:
             try:
                 inputs["fingerprint"] = fingerprint(source, sha256)
@@ -224,7 +234,8 @@ class ContentLibraryItemProvider(VSphereProvider):
                 )
             upload = None
             if holds_source(client, item_id, source):
-                source_sha256 = file_sha256(source) if props.get("sha256") else None  # a local read, no upload
+                pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
+                source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
                 check_declared_sha256(source, source_sha256, props.get("sha256"))
                 pulumi.log.info(f"item {item_id} already holds {source} (same files, descriptor and manifest)")
             else:

@@ -53,10 +53,18 @@ def verify_digest(digests: dict[str, Digest], name: str, data: bytes, source: st
     """Check ``data`` (the file called ``name``) against the manifest."""
     expected = digests.get(name)
     if expected is None:
-        raise ImageError(source, f"the manifest has no digest for {name!r}")
+        raise ImageError(source, unlisted_message(name))
     hasher = expected.hasher()
     hasher.update(data)
     check_digest(expected, hasher.hexdigest(), name, source)
+
+
+def unlisted_message(name: str) -> str:
+    """The one wording for a file a package's manifest leaves out."""
+    return (
+        f"the manifest does not list {name!r}: every file of a package with a manifest must be in it "
+        "(repack it, e.g. with ovftool, or remove the file)"
+    )
 
 
 def check_digest(expected: Digest, actual_hex: str, name: str, source: str) -> None:

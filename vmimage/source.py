@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import posixpath
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
@@ -53,7 +58,7 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
             _check_iso(path)
             return ImageFile(path, kind, None)
         if path.lower().endswith(".ova"):
-            with open(path, "rb") as stream:
+            with open_regular(path) as raw, io.BufferedReader(raw) as stream:
                 ova = read_ova_descriptor(stream, path)
             data, name = ova.data, ova.name
             source = f"{path}:{ova.name}"
@@ -62,8 +67,8 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
             if manifest_path is None:
                 manifest_path = manifest_beside(path)
         if manifest_path is not None:
-            with open(manifest_path, "rb") as stream:
-                manifest = parse_manifest(stream.read(), manifest_path)
+            with open_regular(manifest_path) as stream:  # to one byte past what parse_manifest accepts
+                manifest = parse_manifest(stream.read(MAX_MANIFEST_BYTES + 1), manifest_path)
             verify_digest(manifest, os.path.basename(name), data, manifest_path)
         return ImageFile(path, kind, parse_descriptor(data, source))
     except OSError as exc:
@@ -89,7 +94,7 @@ def package_contents(path: str) -> PackageContents:
     descriptor_name = manifest_name = None
     try:
         if path.lower().endswith(".ova"):
-            with open(path, "rb") as stream, tar_errors(path):
+            with open_regular(path) as raw, io.BufferedReader(raw) as stream, tar_errors(path):
                 for info, reader in iter_members(stream, path, seek_past_data=True):
                     name = posixpath.basename(info.name)
                     if name in sizes:
@@ -110,7 +115,7 @@ def package_contents(path: str) -> PackageContents:
                 manifest_name, manifest = beside
                 sizes[manifest_name] = len(manifest)
             for reference in parse_descriptor(descriptor, path).files:
-                sizes[reference.href] = os.path.getsize(referenced_file(path, reference.href))
+                sizes[reference.href] = require_regular(referenced_file(path, reference.href), follow=False).st_size
     except OSError as exc:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
     if descriptor is None or descriptor_name is None:
@@ -118,10 +123,55 @@ def package_contents(path: str) -> PackageContents:
     return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name)
 
 
+def require_regular(path: str, follow: bool = True) -> os.stat_result:
+    """The file's stat, when it is a regular file. ``follow=False`` (files a package names)
+    refuses a symbolic link too: a package must not reach files outside itself."""
+    try:
+        info = os.stat(path) if follow else os.lstat(path)
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    if not follow and stat.S_ISLNK(info.st_mode):
+        raise ImageError(path, "is a symbolic link; a package's files must be regular files beside its descriptor")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(path, "is not a regular file (a FIFO, a device or a directory); vmimage reads files only")
+    return info
+
+
+@contextmanager
+def open_regular(path: str, follow: bool = True) -> Iterator[BinaryIO]:
+    """Open a source file for reading, unbuffered, only if it is a regular file.
+
+    O_NONBLOCK keeps a FIFO from blocking the open itself, O_NOFOLLOW (``follow=False``)
+    refuses a symbolic link, and fstat checks what was opened, so nothing can be swapped in
+    between the check and the read."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise ImageError(
+                path, "is a symbolic link; a package's files must be regular files beside its descriptor"
+            ) from None
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageError(path, "is not a regular file (a FIFO, a device or a directory); vmimage reads files only")
+        os.set_blocking(fd, True)
+        stream = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    with stream:
+        yield stream
+
+
 def manifest_beside(path: str) -> str | None:
-    """The .mf that goes with a bare .ovf, when there is one."""
+    """The .mf that goes with a bare .ovf, when there is one (a regular file, never a link)."""
     beside = os.path.splitext(path)[0] + ".mf"
-    return beside if os.path.exists(beside) else None
+    if not os.path.lexists(beside):
+        return None
+    require_regular(beside, follow=False)
+    return beside
 
 
 def read_manifest_beside(path: str) -> tuple[str, bytes] | None:
@@ -130,15 +180,15 @@ def read_manifest_beside(path: str) -> tuple[str, bytes] | None:
     beside = manifest_beside(path)
     if beside is None:
         return None
-    with open(beside, "rb") as stream:
+    with open_regular(beside, follow=False) as stream:
         return os.path.basename(beside), stream.read(MAX_MANIFEST_BYTES + 1)
 
 
-def file_sha256(path: str) -> str:
+def file_sha256(path: str, follow: bool = True) -> str:
     """A local file's SHA-256, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb", buffering=0) as stream:
+        with open_regular(path, follow) as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
     except OSError as exc:
@@ -154,14 +204,11 @@ def cache_root() -> Path:
     return Path(base)
 
 
-def cached_file_sha256(path: str, cache_dir: Path | None = None) -> str:
+def cached_file_sha256(path: str, cache_dir: Path | None = None, follow: bool = True) -> str:
     """file_sha256, remembered per (file, size, mtime, inode): a file is read again only when it
     may have changed, and a touched file (new mtime, same bytes) gives the same digest."""
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
-    key = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_dev}"
+    info = require_regular(path, follow)
+    key = f"{os.path.realpath(path)}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\0{info.st_dev}"
     entry = (cache_dir or cache_root() / "digests") / hashlib.sha256(key.encode()).hexdigest()
     try:
         cached = entry.read_text()
@@ -169,7 +216,7 @@ def cached_file_sha256(path: str, cache_dir: Path | None = None) -> str:
             return cached
     except OSError:
         pass
-    digest = file_sha256(path)
+    digest = file_sha256(path, follow)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         temporary = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
@@ -185,14 +232,33 @@ def source_digest(path: str, cache_dir: Path | None = None) -> str:
     .ovf, of the package (the descriptor, its manifest and every file it references, by name)."""
     if not path.lower().endswith(".ovf"):
         return cached_file_sha256(path, cache_dir)
-    files = [path]
+    files = {path: cached_file_sha256(path, cache_dir)}
     beside = manifest_beside(path)
     if beside is not None:
-        files.append(beside)
+        files[beside] = cached_file_sha256(beside, cache_dir, follow=False)
     descriptor = parse_descriptor(read_descriptor_file(path), path)
-    files.extend(referenced_file(path, reference.href) for reference in descriptor.files)
-    lines = "".join(f"{os.path.basename(f)} {cached_file_sha256(f, cache_dir)}\n" for f in sorted(set(files)))
+    for reference in descriptor.files:
+        referenced = referenced_file(path, reference.href)
+        files[referenced] = cached_file_sha256(referenced, cache_dir, follow=False)
+    lines = "".join(f"{os.path.basename(f)} {digest}\n" for f, digest in sorted(files.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def pinned_file(path: str) -> str | None:
+    """The file a declared ``sha256`` is the digest of: the .ova or .iso itself; for a bare .ovf,
+    its manifest, whose digests pin the descriptor and every disk (None: it has no manifest,
+    so nothing could pin the disks)."""
+    return manifest_beside(path) if path.lower().endswith(".ovf") else path
+
+
+def declared_sha256_problem(path: str) -> str | None:
+    """Why a ``sha256`` cannot be declared for this local source, if it cannot."""
+    if pinned_file(path) is None:
+        return (
+            "a bare .ovf is pinned through its manifest and this one has none: declare sha256 for the .ova, "
+            f"or put a manifest beside it ({os.path.splitext(os.path.basename(path))[0]}.mf) and give its SHA-256"
+        )
+    return None
 
 
 def referenced_file(path: str, href: str) -> str:
@@ -200,14 +266,15 @@ def referenced_file(path: str, href: str) -> str:
     if "/" in href or "\\" in href or href.startswith(".."):
         raise ImageError(path, f"file reference {href!r} is not a plain file name beside the descriptor")
     file_path = os.path.join(os.path.dirname(path), href)
-    if not os.path.isfile(file_path):
+    if not os.path.lexists(file_path):
         raise ImageError(path, f"references {href!r}, which is not beside it ({file_path})")
+    require_regular(file_path, follow=False)
     return file_path
 
 
 def read_descriptor_file(path: str) -> bytes:
     """A bare .ovf, refused past MAX_DESCRIPTOR_BYTES without reading further."""
-    with open(path, "rb") as stream:
+    with open_regular(path) as stream:
         data = stream.read(MAX_DESCRIPTOR_BYTES + 1)
     if len(data) > MAX_DESCRIPTOR_BYTES:
         raise ImageError(path, f"descriptor is over the {MAX_DESCRIPTOR_BYTES} byte limit")
@@ -215,7 +282,7 @@ def read_descriptor_file(path: str) -> bytes:
 
 
 def _check_iso(path: str) -> None:
-    with open(path, "rb") as stream:
+    with open_regular(path) as stream:
         stream.seek(_ISO_DESCRIPTOR_OFFSET)
         identifier = stream.read(5)
     if identifier not in _ISO_IDENTIFIERS:

@@ -17,10 +17,19 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest
+from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest, unlisted_message
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.source import content_type, package_contents, read_descriptor_file, read_manifest_beside, referenced_file
+from vmimage.source import (
+    content_type,
+    declared_sha256_problem,
+    open_regular,
+    package_contents,
+    read_descriptor_file,
+    read_manifest_beside,
+    referenced_file,
+    require_regular,
+)
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.rest import VSphereError
 
@@ -86,6 +95,8 @@ class _Uploader:
         self.client, self.session_id, self.source, self.progress = client, session_id, source, progress
         self.result = UploadResult()
         self.manifest: dict[str, Digest] | None = None
+        self.manifest_name: str | None = None
+        self.manifest_bytes: bytes | None = None
         self.digests: dict[str, dict[str, str]] = {}  # file → algorithm → hex, for checks once the manifest is known
 
     def put_bytes(self, name: str, data: bytes) -> None:
@@ -94,6 +105,8 @@ class _Uploader:
     def put_stream(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
         if name in self.result.files:
             raise ImageError(self.source, f"the package holds {name!r} twice")
+        if self.manifest is not None and name not in self.manifest and not _unlisted_by_design(name):
+            raise ImageError(self.source, unlisted_message(name))
         expected = self.manifest.get(name) if self.manifest is not None else None
         if expected is not None:
             algorithms: tuple[str, ...] = (expected.algorithm,)
@@ -111,10 +124,21 @@ class _Uploader:
             check_digest(expected, self.digests[name][expected.algorithm], name, self.source)
 
     def take_manifest(self, name: str, data: bytes) -> None:
-        self.manifest = parse_manifest(data, f"{self.source}:{name}")
+        if self.manifest is not None:
+            raise ImageError(
+                self.source, f"the package holds two manifests ({self.manifest_name!r} and {name!r}); keep one"
+            )
+        self.manifest, self.manifest_name = parse_manifest(data, f"{self.source}:{name}"), name
         for uploaded, digests in self.digests.items():
             expected = self.manifest.get(uploaded)
-            if expected is not None:
+            if expected is None:
+                if not _unlisted_by_design(uploaded):
+                    raise ImageError(self.source, unlisted_message(uploaded))
+            elif expected.algorithm not in digests:
+                raise ImageError(
+                    self.source, f"cannot check {uploaded!r}: the manifest's {expected.algorithm} came late"
+                )
+            else:
                 check_digest(expected, digests[expected.algorithm], uploaded, self.source)
 
     def finish(self) -> None:
@@ -133,6 +157,11 @@ class _Uploader:
                 raise ImageError(
                     self.source, f"the manifest lists {', '.join(map(repr, unlisted))}, which the package lacks"
                 )
+
+
+def _unlisted_by_design(name: str) -> bool:
+    """The manifest itself and the signature's certificate, which no manifest lists."""
+    return name.lower().endswith((".mf", ".cert"))
 
 
 def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
@@ -158,15 +187,16 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
     if beside is not None:
         manifest_name, manifest = beside
         up.take_manifest(manifest_name, manifest)
+        up.manifest_bytes = manifest  # what a declared sha256 of a bare .ovf pins
         up.put_bytes(manifest_name, manifest)
     beside = [
         (reference.href, referenced_file(path, reference.href)) for reference in parse_descriptor(data, path).files
     ]
-    up.progress.total += sum(os.path.getsize(file_path) for _, file_path in beside)
+    up.progress.total += sum(require_regular(file_path, follow=False).st_size for _, file_path in beside)
     up.put_bytes(os.path.basename(path), data)
     for name, file_path in beside:
-        size = os.path.getsize(file_path)
-        with open(file_path, "rb", buffering=0) as stream:  # raw reads: buffered ones cost a copy per MiB
+        with open_regular(file_path, follow=False) as stream:  # raw reads: buffered ones cost a copy per MiB
+            size = os.fstat(stream.fileno()).st_size
             up.put_stream(name, size, read_chunks(stream, size))
 
 
@@ -201,15 +231,15 @@ def _push(
 ) -> UploadResult:
     kind = content_type(path)
     try:
-        total = os.path.getsize(path)
+        total = require_regular(path).st_size
         up = _Uploader(client, session_id, path, _Progress(total, report))
         if kind == "ISO":
             name = os.path.basename(path)
-            with open(path, "rb", buffering=0) as raw:
+            with open_regular(path) as raw:
                 up.put_stream(name, total, read_chunks(raw, total))
             up.result.source_sha256 = up.digests[name].get("SHA256")
         elif path.lower().endswith(".ova"):
-            with open(path, "rb", buffering=0) as raw, tar_errors(path):
+            with open_regular(path) as raw, tar_errors(path):
                 stream = _HashingReader(raw, enabled=expected_sha256 is not None)
                 _upload_ova(up, stream)
                 while stream.read(1 << 20):  # the tar's end blocks, so the digest covers the whole file
@@ -217,8 +247,11 @@ def _push(
             up.result.source_sha256 = stream.hexdigest()
             up.finish()
         else:
+            if expected_sha256 and (problem := declared_sha256_problem(path)):
+                raise ImageError(path, problem)
             _upload_ovf(up, path)
-            up.result.source_sha256 = hashlib.sha256(up.result.descriptor or b"").hexdigest()
+            manifest = up.manifest_bytes
+            up.result.source_sha256 = hashlib.sha256(manifest).hexdigest() if manifest is not None else None
             up.finish()
     except OSError as exc:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
