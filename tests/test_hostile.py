@@ -187,3 +187,41 @@ def test_mutated_ova_archives(tmp_path_factory, rng: random.Random, n_mutations)
         position = rng.randrange(min(len(data), 3 * 1024))  # headers, descriptor and manifest live there
         data[position] = rng.randrange(256)
     _expect_only_image_error(lambda: read_ova_descriptor(io.BytesIO(bytes(data)), "m.ova"))
+
+
+def test_a_descriptor_with_too_many_elements_is_refused_early():
+    base = SAMPLES[0].descriptor("d.vmdk", 10)
+    flood = base.replace(b"</VirtualSystem>", b"<Info/>" * 200_000 + b"</VirtualSystem>", 1)
+    assert len(flood) < MAX_DESCRIPTOR_BYTES  # within the byte cap: the element cap is what stops it
+    with pytest.raises(ImageError, match="over 50000 XML elements"):
+        parse_descriptor(flood, "flood.ovf")
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit limit for int() of a string
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'ovf:capacityAllocationUnits="byte * 2^30"', f'ovf:capacityAllocationUnits="byte * {HUGE}"'.encode()),
+        (b'ovf:capacityAllocationUnits="byte * 2^30"', f'ovf:capacityAllocationUnits="byte * 2^{HUGE}"'.encode()),
+        (b'ovf:capacityAllocationUnits="byte * 2^30"', b'ovf:capacityAllocationUnits="byte * 1024^64"'),
+        (b'ovf:capacity="16"', f'ovf:capacity="{HUGE}"'.encode()),
+        (b"vmx-19", f"vmx-{HUGE}".encode()),
+    ],
+    ids=["huge-multiplier", "huge-exponent", "zebibytes", "huge-capacity", "huge-hardware-version"],
+)
+def test_hostile_numbers_are_unknown_values_not_crashes(old, new):
+    from datetime import UTC, datetime
+
+    from vmimage.status import item_status
+
+    data = SAMPLES[0].descriptor("d.vmdk", 10)
+    assert old in data
+    evil = data.replace(old, new, 1)
+    descriptor = parse_descriptor(evil, "evil.ovf")
+    assert all(disk.capacity_bytes is None for disk in descriptor.disks) or b"vmx" in old
+    status = item_status(
+        evil, "item x:evil.ovf", iso=False, name="evil", now=datetime.now(UTC), item_id="x", content_version="1"
+    )
+    assert status.wire()["name"] == "evil"  # an object can be written: every number became a string or nothing

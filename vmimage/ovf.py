@@ -9,6 +9,7 @@ not a safe, well-formed XML envelope raises, as an ImageError.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ import defusedxml.ElementTree as SafeET
 from vmimage.errors import ImageError
 
 # A descriptor is metadata: the largest real one we know is under 0.5 MB.
-MAX_DESCRIPTOR_BYTES = 16 * 2**20
+# Bounds on what parsing a descriptor may cost: the largest real ones seen (VMware appliances)
+# are ~0.5 MB with ~2,100 elements; parse time and memory grow with both.
+MAX_DESCRIPTOR_BYTES = 4 * 2**20
+MAX_DESCRIPTOR_ELEMENTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,20 @@ def _parse_xml(data: bytes, source: str) -> Element:
     if len(data) > MAX_DESCRIPTOR_BYTES:
         raise ImageError(source, f"descriptor is {len(data)} bytes, over the {MAX_DESCRIPTOR_BYTES} byte limit")
     try:
-        return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        events = SafeET.iterparse(
+            io.BytesIO(data), events=("start",), forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+        root: Element | None = None
+        for count, (_, element) in enumerate(events, start=1):
+            if count > MAX_DESCRIPTOR_ELEMENTS:
+                raise ImageError(
+                    source, f"descriptor has over {MAX_DESCRIPTOR_ELEMENTS} XML elements; real ones have a few thousand"
+                )
+            if root is None:
+                root = element
+        if root is None:
+            raise ImageError(source, "not well-formed XML (no root element)")
+        return root
     except defusedxml.DTDForbidden:
         raise ImageError(source, "descriptor has a DTD (<!DOCTYPE>), which is refused for safety") from None
     except defusedxml.EntitiesForbidden:
@@ -180,7 +197,7 @@ def _properties(section: Element) -> Iterator[Property]:
         )
 
 
-_VMX = re.compile(r"^vmx-(\d+)$")
+_VMX = re.compile(r"^vmx-(\d{1,4})$")  # vmx-4 … vmx-22 today: four digits is room enough
 
 
 def _hardware_versions(section: Element) -> Iterator[int]:
@@ -215,28 +232,42 @@ _UNITS = re.compile(r"^byte(?:\s*\*\s*(\d+)(?:\s*\^\s*(\d+))?)?$")
 _REFERENCE = re.compile(r"^\$\{([^}]+)\}$")
 
 
+# Every number a descriptor gives is bounded before Python's arbitrary-precision integers see it:
+# a disk's capacity of more than 2^70 bytes (a zebibyte) is not a disk, it is an attack.
+_MAX_DIGITS = 30
+_MAX_BYTES = 2**70
+
+
+def _small_int(text: str | None) -> int | None:
+    """A non-negative decimal of at most _MAX_DIGITS digits; None for anything else."""
+    if text is None or not text.isdigit() or len(text) > _MAX_DIGITS:
+        return None
+    return int(text)
+
+
 def _unit_factor(units: str | None) -> int | None:
-    """Bytes per unit for ``byte``, ``byte * 2^30``, ``byte * 1024``; None if unknown."""
+    """Bytes per unit for ``byte``, ``byte * 2^30``, ``byte * 1024``; None if unknown or absurd."""
     if not units:
         return 1
     match = _UNITS.match(units.strip())
     if not match:
         return None
-    base, exponent = match.group(1), match.group(2)
-    if base is None:
+    base, exponent = _small_int(match.group(1)), _small_int(match.group(2))
+    if match.group(1) is None:
         return 1
-    if exponent is not None and int(exponent) > 64:
+    if base is None or (match.group(2) is not None and (exponent is None or exponent > 70)):
         return None
-    return int(base) ** int(exponent) if exponent is not None else int(base)
+    factor = base**exponent if exponent is not None else base
+    return factor if factor <= _MAX_BYTES else None
 
 
 def _byte_count(value: str | None, factor: int | None = 1) -> int | None:
     if value is None or factor is None:
         return None
-    value = value.strip()
-    if not value.isdigit() or len(value) > 30:
+    count = _small_int(value.strip())
+    if count is None or count * factor > _MAX_BYTES:
         return None
-    return int(value) * factor
+    return count * factor
 
 
 def _disks(root: Element, properties: tuple[Property, ...]) -> Iterator[DescriptorDisk]:
