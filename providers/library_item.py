@@ -45,6 +45,9 @@ from vmimage.vsphere.rest import NotFoundError
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint")
 IN_PLACE = ("name", "description", "fingerprint")
 REPLACING = ("library_id",)
+# The description an item has from its creation until its content is in: what tells a later
+# create that the item is the remains of a failed one, which it may remove.
+UNFINISHED = "vmimage: publishing; unfinished until this description is replaced"
 PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 DESCRIPTORS = DescriptorCache()
@@ -195,27 +198,43 @@ class ContentLibraryItemProvider(VSphereProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         if props.get("adopt_id"):
             return self._adopt(props)
-        source = props["source"]
+        source, name, description = props["source"], props["name"], props.get("description") or ""
         with connection.content_library() as client:
-            existing = client.find_items(props["library_id"], props["name"])
-            if existing:
-                raise ImageError(
-                    f"item {props['name']!r}",
-                    f"library {props['library_id']} already has an item with this name ({existing[0]}): "
-                    "two resources declare the same item, or it was made outside Pulumi",
-                )
+            self._clear_way(client, props["library_id"], name)
             kind = content_type(source.split("?", 1)[0])
-            item_id = client.create_item(props["library_id"], props["name"], props.get("description") or "", kind)
+            # created marked unfinished; the real description is written once the content is in
+            item_id = client.create_item(props["library_id"], name, UNFINISHED, kind)
             try:
                 upload = upload_source(
-                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
+                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(name)
                 )
+                client.update_item(item_id, name, description)
                 outputs = _outputs(client, client.get_item(item_id), props, upload)
             except BaseException:
-                client.delete_item(item_id)  # nothing half-made stays behind
+                try:
+                    client.delete_item(item_id)  # nothing half-made stays behind
+                except Exception as cleanup:  # the upload's error is the one to report
+                    pulumi.log.warn(
+                        f"could not remove the unfinished item {item_id} ({name!r}): {cleanup}; "
+                        "the next `pulumi up` removes it"
+                    )
                 raise
-        pulumi.log.info(f"published {props['name']!r} as item {item_id} ({outputs['vmi_id']})")
+        pulumi.log.info(f"published {name!r} as item {item_id} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
+
+    @staticmethod
+    def _clear_way(client: ContentLibraryClient, library_id: str, name: str) -> None:
+        """Refuse a name another item holds, but remove an unfinished item an earlier create left."""
+        for existing in client.find_items(library_id, name):
+            if client.get_item(existing).description == UNFINISHED:
+                pulumi.log.warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
+                client.delete_item(existing)
+                continue
+            raise ImageError(
+                f"item {name!r}",
+                f"library {library_id} already has an item with this name ({existing}): "
+                "two resources declare the same item, or it was made outside Pulumi",
+            )
 
     def _adopt(self, props: dict[str, Any]) -> CreateResult:
         """Take over an existing item — `pulumi import` for this resource, which the engine cannot

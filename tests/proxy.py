@@ -12,9 +12,12 @@ from contextlib import contextmanager, suppress
 
 
 class CuttingProxy:
-    def __init__(self, upstream: tuple[str, int], cut_after: int) -> None:
+    def __init__(self, upstream: tuple[str, int], cut_after: int, dead_after_cut: bool = False) -> None:
+        """``dead_after_cut``: once a connection is cut, every new one is closed at once (the
+        network stays down, so cleanup calls fail too)."""
         self.upstream = upstream
         self.cut_after = cut_after
+        self.dead_after_cut = dead_after_cut
         self.cuts = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
@@ -31,6 +34,9 @@ class CuttingProxy:
             try:
                 client, _ = self.listener.accept()
             except TimeoutError:
+                continue
+            if self.dead_after_cut and self.cuts:
+                client.close()
                 continue
             upstream = socket.create_connection(self.upstream)
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
@@ -66,8 +72,8 @@ class CuttingProxy:
 
 
 @contextmanager
-def cutting_proxy(upstream: tuple[str, int], cut_after: int) -> Iterator[CuttingProxy]:
-    proxy = CuttingProxy(upstream, cut_after).start()
+def cutting_proxy(upstream: tuple[str, int], cut_after: int, dead_after_cut: bool = False) -> Iterator[CuttingProxy]:
+    proxy = CuttingProxy(upstream, cut_after, dead_after_cut).start()
     try:
         yield proxy
     finally:

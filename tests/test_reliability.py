@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from providers.content_library import ContentLibraryProvider
-from providers.library_item import ContentLibraryItemProvider
+from providers.library_item import UNFINISHED, ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.proxy import cutting_proxy
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
@@ -113,6 +113,37 @@ def test_connection_cut_mid_upload(vcsim, library, client, tmp_path):
     assert active_sessions(client) == []
     with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as direct:
         assert direct.up(ITEM, ContentLibraryItemProvider(), inputs).op == "create"
+
+
+def test_a_failed_create_whose_cleanup_fails_too_keeps_its_error_and_the_next_create_converges(
+    vcsim, library, client, tmp_path
+):
+    ova = write_ova(tmp_path / "o.ova", SAMPLES[0], disk_bytes=4 * 2**20)
+    inputs = {"library_id": library.id, "name": "orphan", "source": str(ova), "description": "the real one"}
+    with (
+        cutting_proxy((vcsim.host, vcsim.port), cut_after=2**20, dead_after_cut=True) as proxy,
+        provider_host(vsphere_config(vcsim, server=proxy.server), env=FAST_RETRIES) as through_proxy,
+    ):
+        details = failing_create(through_proxy, inputs)
+        log = through_proxy.wait_for_log("could not remove the unfinished item")
+    assert "upload to" in details and "connection failed" in details  # the upload's error, not the cleanup's
+    assert "the next `pulumi up` removes it" in log
+    (left,) = client.find_items(library.id, "orphan")  # the network was down: the item stayed
+    assert client.get_item(left).description == UNFINISHED
+    with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as direct:
+        step = direct.up(ITEM, ContentLibraryItemProvider(), inputs)
+        assert step.op == "create" and step.id != left
+        assert "left unfinished by an earlier failed create" in direct.wait_for_log(f"removing item {left}")
+    assert client.find_items(library.id, "orphan") == [step.id]
+    assert client.get_item(step.id).description == "the real one"
+
+
+def test_an_item_made_outside_pulumi_still_blocks_a_create(library, client, host, tmp_path):
+    other = client.create_item(library.id, "by-hand", "someone's own", "OVF")
+    ova = write_ova(tmp_path / "h.ova", SAMPLES[0])
+    details = failing_create(host, {"library_id": library.id, "name": "by-hand", "source": str(ova)})
+    assert f"already has an item with this name ({other})" in details
+    assert client.find_items(library.id, "by-hand") == [other]
 
 
 def test_unreachable_vcenter(vcsim, library, tmp_path):

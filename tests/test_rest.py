@@ -132,10 +132,10 @@ def test_non_idempotent_calls_are_not_retried():
     fake = Scripted(handler)
     with (
         fake.session() as session,
-        pytest.raises(VSphereError, match="POST /api/content/library/item: connection failed"),
+        pytest.raises(VSphereError, match="POST /api/content/library/item/updatesession/s-1/file: connection failed"),
     ):
-        ContentLibraryClient(session).create_item("lib", "x", "", "OVF")
-    assert fake.paths().count("POST /api/content/library/item") == 1
+        ContentLibraryClient(session).add_file("s-1", "x.ovf", 10)  # a second add would announce the file twice
+    assert fake.paths().count("POST /api/content/library/item/updatesession/s-1/file?action=add") == 1
 
 
 def test_retries_give_up_with_a_clear_error():
@@ -262,3 +262,28 @@ def test_an_answer_that_is_not_json_is_a_clear_error():
 
     with Scripted(handler).session() as session, pytest.raises(VSphereError, match="the answer is not JSON"):
         ContentLibraryClient(session).get_item("x")
+
+
+@pytest.mark.parametrize("flavour", ["api", "rest"])
+def test_a_create_retried_after_a_lost_connection_carries_the_same_client_token(flavour):
+    """vCenter answers a repeated token with the item the first attempt made: a retry makes no second item."""
+    attempts: list[str] = []
+
+    def vcenter(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/session":
+            return httpx.Response(201, json="t") if flavour == "api" else httpx.Response(404)
+        if request.url.path == "/rest/com/vmware/cis/session":
+            return httpx.Response(200, json={"value": "t"})
+        if request.url.path in ("/api/content/library/item", "/rest/com/vmware/content/library/item"):
+            token = (
+                request.headers.get("client_token") if flavour == "api" else json.loads(request.content)["client_token"]
+            )
+            attempts.append(token)
+            if len(attempts) == 1:
+                raise httpx.ReadError("connection lost after the request was sent")
+            return httpx.Response(200, json="item-9" if flavour == "api" else {"value": "item-9"})
+        return httpx.Response(404)
+
+    with Scripted(vcenter).session() as session:
+        assert ContentLibraryClient(session).create_item("lib", "photon", "", "OVF") == "item-9"
+    assert len(attempts) == 2 and attempts[0] == attempts[1] and attempts[0]

@@ -80,9 +80,11 @@ class ContentLibraryClient:
         self.session = session
 
     def _create(self, rest: str, api: str, spec: dict[str, Any]) -> str:
-        """POST a create spec; the client token makes a retry by vCenter's own rules idempotent."""
-        body = {"create_spec": spec, "client_token": str(uuid.uuid4())}
-        return self.session.call(Call("POST", rest, api, body, spec, idempotent=False))
+        """POST a create spec with one client token for all its attempts: vCenter answers a retry
+        that carries the same token with what the first attempt created, so it may be retried."""
+        token = str(uuid.uuid4())
+        body = {"create_spec": spec, "client_token": token}
+        return self.session.call(Call("POST", rest, api, body, spec, api_headers={"client_token": token}))
 
     # --- libraries ------------------------------------------------------------------------
 

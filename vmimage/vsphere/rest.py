@@ -62,6 +62,7 @@ class Call:
     params: dict[str, str] | None = None
     rest_action: str | None = None  # ?~action= on /rest, ?action= on /api
     idempotent: bool = True
+    api_headers: dict[str, str] | None = None  # /api takes some parameters as headers (client_token)
 
 
 def _error_type(response: httpx.Response) -> tuple[str | None, str]:
@@ -224,10 +225,10 @@ class VapiSession:
             body = call.rest_body if rest else call.api_body
             what = f"{call.method} {path}"
 
-            def send(path=path, params=params, body=body, token=token) -> httpx.Response:
-                return self.http.request(
-                    call.method, path, params=params or None, json=body, headers={SESSION_HEADER: token}
-                )
+            headers = {SESSION_HEADER: token, **({} if rest else call.api_headers or {})}
+
+            def send(path=path, params=params, body=body, headers=headers) -> httpx.Response:
+                return self.http.request(call.method, path, params=params or None, json=body, headers=headers)
 
             response = self._retrying(send, what) if call.idempotent else self._send_once(send, what)
             if response.status_code == 401 and relogin:
