@@ -24,7 +24,7 @@ from pulumi.dynamic import (
 
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
-from vmimage.errors import ImageError
+from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.ids import vmi_id
 from vmimage.source import (
     EXTENSIONS,
@@ -56,7 +56,9 @@ DESCRIPTORS = DescriptorCache()
 def fingerprint(source: str, sha256: str | None) -> str:
     """What identifies the content: the URL, or a local source's size and SHA-256 (read once per
     size and mtime, so a touched or freshly checked-out file is no change), plus sha256 when given."""
-    base = f"url:{source}" if is_url(source) else f"file:{os.stat(source).st_size}:{source_digest(source)}"
+    # a URL's credentials (user:password@, a signed query) stay out: the fingerprint is in the state,
+    # and a URL signed anew for each run is still the same source
+    base = f"url:{redact_url(source)}" if is_url(source) else f"file:{os.stat(source).st_size}:{source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
 
 
@@ -256,7 +258,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
                 source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
                 check_declared_sha256(source, source_sha256, props.get("sha256"))
-                pulumi.log.info(f"item {item_id} already holds {source} (same files, descriptor and manifest)")
+                pulumi.log.info(f"item {item_id} already holds {redact(source)} (same files, descriptor and manifest)")
             else:
                 upload = upload_source(
                     client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
@@ -321,7 +323,10 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         adopt_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``adopt_id``: the UUID of an existing item to take over instead of creating one."""
+        """``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
+        URL that carries credentials (user:password@, a signed query) is kept as a secret."""
+        if isinstance(source, str) and url_has_credentials(source):
+            source = pulumi.Output.secret(source)
         inputs = {
             "library_id": library_id,
             "name": name,

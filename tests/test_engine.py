@@ -24,7 +24,7 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.vcsim import Simulator, start_simulator
 from vmimage.ids import vmi_id
-from vmimage.samples import SampleImage, write_ova, write_samples
+from vmimage.samples import SampleImage, write_iso, write_ova, write_samples
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
 from vmimage.vsphere.settings import resolve_settings
@@ -249,3 +249,38 @@ def test_the_import_resource_option_on_an_existing_item(simulator, samples, tmp_
     assert stack.resources(ITEM_TYPE) == {}
     with direct_client(simulator) as client:  # the item is left as it was
         assert client.get_item(existing.id).name == "to-import"
+
+
+def test_credentials_in_a_source_url_never_reach_the_state_or_the_output(stack, simulator, samples, tmp_path):
+    """Through the real engine: a URL with credentials is set as secret config (`--secret --path`),
+    the resource keeps it a secret, and the fingerprint redacts it."""
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    write_iso(tmp_path / "tools.iso")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(simulator.ca_file, simulator.ca_file.with_name("key.pem"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://puller:Pa55-in-url@127.0.0.1:{server.server_address[1]}/tools.iso?sig=s1gn4ture"
+    config = dev_config(simulator, samples)
+    config["vmimage:images"] = [
+        {"displayName": "pulled-tools", "source": "set below", "library": "dev-images", "scope": "cluster"}
+    ]
+    try:
+        stack.configure(config)
+        stack.run("config", "set", "--secret", "--path", "vmimage:images[0].source", url)
+        outputs = [stack.preview(), stack.up(), stack.preview("--expect-no-changes")]
+        state = stack.run("stack", "export", "--stack", stack.name).stdout
+    finally:
+        server.shutdown()
+    for text in [*(result.output for result in outputs), state]:
+        assert "Pa55-in-url" not in text and "s1gn4ture" not in text
+    (item,) = items(stack).values()
+    assert item["name"] == "pulled-tools" and item["fingerprint"].startswith("url:https://***@127.0.0.1:")
+    stack.destroy()

@@ -430,16 +430,15 @@ def test_check_and_diff_need_no_vcenter(vcsim, tmp_path):
 
 
 @pytest.fixture
-def https_files(tmp_path):
-    """A loopback HTTPS server over tmp_path: what vCenter pulls a URL source from."""
+def https_files(tmp_path, vcsim):
+    """A loopback HTTPS server over tmp_path: what vCenter pulls a URL source from. It serves the
+    simulator's certificate, which the tests' vsphere:caFile trusts."""
     import functools
     import http.server
     import ssl
     import threading
 
-    from tests.tls import write_self_signed
-
-    cert, key = write_self_signed(tmp_path)
+    cert, key = vcsim.ca_file, vcsim.ca_file.with_name("key.pem")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -484,6 +483,55 @@ def test_a_declared_sha256_is_checked_by_vcenter_for_url_sources(host, library, 
         ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pinned.iso", "pinned", sha256=actual)
     )
     assert good.outputs["source_sha256"] == actual
+
+
+def test_a_url_whose_certificate_is_not_trusted_is_refused(host, library, vcsim, tmp_path):
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    from tests.tls import write_self_signed
+
+    (tmp_path / "untrusted").mkdir()
+    cert, key = write_self_signed(tmp_path / "untrusted")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    write_iso(tmp_path / "u.iso")
+    url = f"https://127.0.0.1:{server.server_address[1]}/u.iso"
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, url, "untrusted"))
+    finally:
+        server.shutdown()
+    assert f"{url}: its TLS certificate is not trusted" in caught.value.details()
+    assert _items_named(vcsim, library.id, "untrusted") == []
+
+
+def test_credentials_in_a_source_url_stay_out_of_outputs_logs_and_errors(host, library, https_files, vcsim):
+    directory, base = https_files
+    write_iso(directory / "signed.iso")
+    secret_url = base.replace("https://", "https://puller:Pa55-in-url@") + "/signed.iso?X-Amz-Signature=s1gn4ture"
+    logged = len(host.stderr)
+    step = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, secret_url, "signed"))
+    assert (
+        step.checked.inputs["fingerprint"]
+        == f"url:{base.replace('https://', 'https://***@')}/signed.iso?X-Amz-Signature=***"
+    )
+    shown = {k: v for k, v in step.outputs.items() if k not in ("source", "__provider")}
+    assert "Pa55-in-url" not in str(shown) and "s1gn4ture" not in str(shown)
+    log = host.wait_for_log("published 'signed'", since=logged)
+    assert "Pa55-in-url" not in log and "s1gn4ture" not in log
+    missing = secret_url.replace("signed.iso", "missing.iso")
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, missing, "never-signed"))
+    assert "Pa55-in-url" not in caught.value.details() and "s1gn4ture" not in caught.value.details()
+    assert "https://***@127.0.0.1" in caught.value.details()
 
 
 def test_a_url_that_answers_404_fails_and_leaves_no_item(host, library, https_files, vcsim):

@@ -238,3 +238,48 @@ def test_descriptors_are_downloaded_once_per_content_version(vcsim, item, tmp_pa
         fresh = DescriptorCache(tmp_path)  # a later `pulumi up`: read from disk
         assert fresh.fetch(client, info, version) == first and fresh.downloads == 0
         assert DescriptorCache(tmp_path).fetch(client, info, "2") is not None  # another version: fetched
+
+
+def test_concurrent_fetches_of_one_descriptor_never_publish_a_torn_file(tmp_path, monkeypatch):
+    """One image in several namespaces: its descriptor is fetched by several threads at once.
+    Each writer has a temporary file of its own, renamed into place whole."""
+    import threading
+    from pathlib import Path
+
+    from vmimage.vsphere.content_library import ItemFile, ItemInfo
+
+    data = SAMPLES[0].descriptor("d.vmdk", 10)
+    start = threading.Barrier(8)
+
+    class SlowClient:
+        def item_files(self, item_id):
+            return [ItemFile("p.ovf", len(data), "1")]
+
+        def download(self, item_id, name, limit):
+            start.wait()  # every thread downloads, then writes, at the same moment
+            return data
+
+    temporaries: list[str] = []
+    real_write = Path.write_bytes
+
+    def write_in_halves(self, content):  # a slow disk: each write lands in two parts
+        if self.name.endswith(".tmp"):
+            temporaries.append(self.name)
+            real_write(self, content[: len(content) // 2])
+            with open(self, "ab") as stream:
+                stream.write(content[len(content) // 2 :])
+            return len(content)
+        return real_write(self, content)
+
+    monkeypatch.setattr(Path, "write_bytes", write_in_halves)
+    info = ItemInfo("item-1", "lib", "photon", "", "ovf", 0, "1", None)
+    cache = DescriptorCache(tmp_path)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.fetch(SlowClient(), info, "1"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(temporaries)) == len(temporaries) == 8  # no two writers share a temporary file
+    assert all(result.data == data for result in results)
+    assert (tmp_path / "item-1" / "1.ovf").read_bytes() == data

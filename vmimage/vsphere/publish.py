@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -288,17 +289,25 @@ def holds_source(client: ContentLibraryClient, item_id: str, source: str) -> boo
     return True
 
 
-def preflight(url: str) -> None:
+def preflight(url: str, verify: ssl.SSLContext | bool = True) -> None:
     """Ask the URL for its headers before vCenter pulls it, to turn a typo into a clear error.
 
-    Advisory only: the answer's status is all that is used (so its certificate is not
-    checked here — vCenter checks it when it pulls), and a URL this machine cannot reach
-    may still be reachable from vCenter, so connection errors are left to vCenter.
+    The certificate is checked with the trust everything else uses (vsphere:caFile, else the
+    system's CAs): an untrusted one is refused here, before vCenter is asked. Otherwise
+    advisory: a URL this machine cannot reach may still be reachable from vCenter, so
+    connection errors are left to vCenter.
     """
     import httpx
 
     try:
-        response = httpx.head(url, verify=False, follow_redirects=True, timeout=15)
+        response = httpx.head(url, verify=verify, follow_redirects=True, timeout=15)
+    except httpx.ConnectError as exc:
+        if isinstance(exc.__cause__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise ImageError(
+                url,
+                "its TLS certificate is not trusted (add its CA to vsphere:caFile, or serve it with a trusted one)",
+            ) from None
+        return
     except httpx.HTTPError:
         return
     if response.status_code in (401, 403, 404, 410):
@@ -312,7 +321,7 @@ def _pull(
 ) -> UploadResult:
     """vCenter fetches the URL itself; a declared sha256 goes with the file spec, so vCenter
     checks what it fetched and fails the transfer on a mismatch (nothing is published)."""
-    preflight(url)
+    preflight(url, client.session.settings.ssl_context())
     name = posixpath.basename(url.split("?", 1)[0]) or "image"
     client.add_file(session_id, name, source_url=url, sha256=expected_sha256)
     deadline = time.monotonic() + timeout
