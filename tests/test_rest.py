@@ -287,3 +287,48 @@ def test_a_create_retried_after_a_lost_connection_carries_the_same_client_token(
     with Scripted(vcenter).session() as session:
         assert ContentLibraryClient(session).create_item("lib", "photon", "", "OVF") == "item-9"
     assert len(attempts) == 2 and attempts[0] == attempts[1] and attempts[0]
+
+
+def test_a_login_answer_that_is_not_json_is_a_clear_error():
+    fake = Scripted(lambda r: httpx.Response(200, text="<html>Please sign in</html>"))
+    with fake.session() as session, pytest.raises(VSphereError) as caught:
+        ContentLibraryClient(session).get_item("item-1")
+    assert "without a session token" in str(caught.value) and "is a proxy or a login page in the way?" in str(
+        caught.value
+    )
+
+
+def test_an_upload_answered_401_renews_the_session_and_sends_the_file_again():
+    logins: list[str] = []
+    puts: list[tuple[str, bytes]] = []
+
+    def vcenter(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/session":
+            logins.append(f"token-{len(logins) + 1}")
+            return httpx.Response(201, json=logins[-1])
+        if request.method == "PUT":
+            puts.append((request.headers["vmware-api-session-id"], request.read()))
+            return httpx.Response(401 if len(puts) == 1 else 200)
+        return httpx.Response(404)
+
+    with Scripted(vcenter).session() as session:
+        client = ContentLibraryClient(session)
+        session.login()
+
+        def chunks():
+            return iter([b"abc", b"def"])
+
+        client.upload("https://vc.example.test/cis/data/x/disk.vmdk", chunks(), 6, again=chunks)
+    assert puts == [("token-1", b"abcdef"), ("token-2", b"abcdef")]
+
+
+def test_an_upload_answered_401_that_cannot_be_sent_again_says_to_run_again():
+    def vcenter(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/session":
+            return httpx.Response(201, json="t")
+        return httpx.Response(401) if request.method == "PUT" else httpx.Response(404)
+
+    with Scripted(vcenter).session() as session, pytest.raises(VSphereError) as caught:
+        ContentLibraryClient(session).upload("https://vc.example.test/cis/data/x/m.vmdk", iter([b"abc"]), 3)
+    assert "vCenter ended the session during the transfer (HTTP 401)" in str(caught.value)
+    assert "run `pulumi up` again" in str(caught.value)

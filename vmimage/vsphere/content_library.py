@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import httpx
 
-from vmimage.vsphere.rest import Call, NotFoundError, VapiSession, VSphereError
+from vmimage.vsphere.rest import SESSION_HEADER, Call, NotFoundError, VapiSession, VSphereError
 
 CL = "/com/vmware/content"
 ITEM_TYPES = {"OVF": "ovf", "ISO": "iso"}
@@ -262,21 +262,37 @@ class ContentLibraryClient:
     def cancel_update_session(self, session_id: str) -> None:
         self._session_action(session_id, "cancel")
 
-    def upload(self, uri: str, chunks: Iterator[bytes], size: int) -> None:
-        """PUT a file's bytes to its upload endpoint, streamed, with the session header."""
-        headers = {
-            **self.session.session_headers(),
-            "Content-Length": str(size),
-            "Content-Type": "application/octet-stream",
-        }
-        try:
-            response = self.session.http.put(
-                self.session.endpoint(uri), content=chunks, headers=headers, timeout=httpx.Timeout(300.0)
-            )
-        except httpx.HTTPError as exc:
-            raise self.session._transport_error(f"upload to {uri.split('?')[0]}", exc) from None
-        if response.status_code >= 400:
-            raise self.session.error(f"upload to {uri.split('?')[0]}", response)
+    def upload(
+        self, uri: str, chunks: Iterator[bytes], size: int, again: Callable[[], Iterator[bytes]] | None = None
+    ) -> None:
+        """PUT a file's bytes to its upload endpoint, streamed, with the session header.
+
+        A 401 (the session ended mid-transfer) renews the session; the file is sent once more
+        when ``again`` can produce its bytes anew, else the error says to run again."""
+        what = f"upload to {uri.split('?')[0]}"
+        for attempt in (chunks, again):
+            if attempt is None:
+                break
+            token = self.session.session_headers()[SESSION_HEADER]
+            headers = {SESSION_HEADER: token, "Content-Length": str(size), "Content-Type": "application/octet-stream"}
+            body = attempt if attempt is chunks else attempt()
+            try:
+                response = self.session.http.put(
+                    self.session.endpoint(uri), content=body, headers=headers, timeout=httpx.Timeout(300.0)
+                )
+            except httpx.HTTPError as exc:
+                raise self.session._transport_error(what, exc) from None
+            if response.status_code != 401:
+                if response.status_code >= 400:
+                    raise self.session.error(what, response)
+                return
+            self.session.renew(token)
+        raise VSphereError(
+            self.session.settings.server,
+            f"{what}: vCenter ended the session during the transfer (HTTP 401); "
+            "nothing was published, run `pulumi up` again",
+            401,
+        )
 
     # --- downloads ------------------------------------------------------------------------
 

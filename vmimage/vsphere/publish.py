@@ -101,9 +101,16 @@ class _Uploader:
         self.digests: dict[str, dict[str, str]] = {}  # file → algorithm → hex, for checks once the manifest is known
 
     def put_bytes(self, name: str, data: bytes) -> None:
-        self.put_stream(name, len(data), iter([data]) if data else iter(()))
+        def chunks() -> Iterator[bytes]:
+            return iter([data]) if data else iter(())
 
-    def put_stream(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
+        self.put_stream(name, len(data), chunks(), again=chunks)
+
+    def put_stream(
+        self, name: str, size: int, chunks: Iterator[bytes], again: Callable[[], Iterator[bytes]] | None = None
+    ) -> None:
+        """Announce and send one file, hashing it on the way. ``again`` gives its bytes anew when
+        vCenter ends the session mid-transfer (a file read from its start; not an OVA member)."""
         if name in self.result.files:
             raise ImageError(self.source, f"the package holds {name!r} twice")
         if self.manifest is not None and name not in self.manifest and not _unlisted_by_design(name):
@@ -116,8 +123,16 @@ class _Uploader:
         else:  # the manifest may still come: keep every digest it could ask for
             algorithms = _ALGORITHMS
         hashers = _hashers(algorithms)
+        sent_before = self.progress.sent
+
+        def resend() -> Iterator[bytes]:
+            assert again is not None
+            hashers.update(_hashers(algorithms))  # the first attempt's digests count for nothing
+            self.progress.sent = sent_before
+            return _hashed(again(), hashers, self.progress)
+
         uri = self.client.add_file(self.session_id, name, size)
-        self.client.upload(uri, _hashed(chunks, hashers, self.progress), size)
+        self.client.upload(uri, _hashed(chunks, hashers, self.progress), size, resend if again else None)
         self.result.files.append(name)
         self.result.bytes_sent += size
         self.digests[name] = {a: h.hexdigest() for a, h in hashers.items()}
@@ -160,6 +175,16 @@ class _Uploader:
                 )
 
 
+def _rewound(stream: IO[bytes], size: int) -> Callable[[], Iterator[bytes]]:
+    """The file's bytes from its start again, for a second attempt at its transfer."""
+
+    def chunks() -> Iterator[bytes]:
+        stream.seek(0)
+        return read_chunks(stream, size)
+
+    return chunks
+
+
 def _unlisted_by_design(name: str) -> bool:
     """The manifest itself and the signature's certificate, which no manifest lists."""
     return name.lower().endswith((".mf", ".cert"))
@@ -198,7 +223,7 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
     for name, file_path in beside:
         with open_regular(file_path, follow=False) as stream:  # raw reads: buffered ones cost a copy per MiB
             size = os.fstat(stream.fileno()).st_size
-            up.put_stream(name, size, read_chunks(stream, size))
+            up.put_stream(name, size, read_chunks(stream, size), again=_rewound(stream, size))
 
 
 def upload_source(
@@ -237,7 +262,7 @@ def _push(
         if kind == "ISO":
             name = os.path.basename(path)
             with open_regular(path) as raw:
-                up.put_stream(name, total, read_chunks(raw, total))
+                up.put_stream(name, total, read_chunks(raw, total), again=_rewound(raw, total))
             up.result.source_sha256 = up.digests[name].get("SHA256")
         elif path.lower().endswith(".ova"):
             with open_regular(path) as raw, tar_errors(path):

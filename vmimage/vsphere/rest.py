@@ -162,8 +162,18 @@ class VapiSession:
                 )
             if not response.is_success:  # /api answers 201 Created, /rest 200
                 raise self.error(f"login at {path}", response)
-            body = response.json()
-            self._token = body["value"] if isinstance(body, dict) else body
+            try:
+                body = response.json()
+                token = body["value"] if isinstance(body, dict) else body
+            except (ValueError, KeyError):
+                token = None
+            if not isinstance(token, str) or not token:
+                raise VSphereError(
+                    self.settings.server,
+                    f"login at {path} answered HTTP {response.status_code} without a session token "
+                    f"({response.text[:60]!r}); is a proxy or a login page in the way?",
+                )
+            self._token = token
             self.flavour = flavour  # type: ignore[assignment]
             return
         raise VSphereError(self.settings.server, "no vSphere Automation API at /api or /rest: is this a vCenter?")
@@ -205,7 +215,7 @@ class VapiSession:
                 self.login()
             return self._token or ""
 
-    def _renew(self, stale: str) -> None:
+    def renew(self, stale: str) -> None:
         """Log in again after a 401, unless another thread already did since ``stale`` was used."""
         with self._login_lock:
             if self._token in (stale, None):
@@ -232,7 +242,7 @@ class VapiSession:
 
             response = self._retrying(send, what) if call.idempotent else self._send_once(send, what)
             if response.status_code == 401 and relogin:
-                self._renew(token)
+                self.renew(token)
                 continue
             if response.status_code in allow:
                 return None
