@@ -192,27 +192,10 @@ class ClusterVirtualMachineImageProvider(_Image):
     kind = CLUSTER_KIND
 
 
-def _inputs(
-    item_id,
-    content_version,
-    content_fingerprint,
-    display_name,
-    namespace,
-    capabilities,
-    extra_labels,
-    kubeconfig,
-    context,
-):
+def _inputs(**values: Any) -> dict[str, Any]:
+    """The resource's properties: the declared inputs (INPUTS), and its outputs still to come."""
     return {
-        "item_id": item_id,
-        "content_version": content_version,
-        "content_fingerprint": content_fingerprint,
-        "display_name": display_name,
-        "namespace": namespace,
-        "capabilities": capabilities,
-        "extra_labels": extra_labels,
-        "kubeconfig": kubeconfig,
-        "context": context,
+        **{key: values.get(key) for key in INPUTS},
         **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published", "owner")},
     }
 
@@ -244,22 +227,18 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         context: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            VirtualMachineImageProvider(),
-            resource_name,
-            _inputs(
-                item_id,
-                content_version,
-                content_fingerprint,
-                display_name,
-                namespace,
-                capabilities,
-                extra_labels,
-                kubeconfig,
-                context,
-            ),
-            opts,
+        inputs = _inputs(
+            item_id=item_id,
+            content_version=content_version,
+            content_fingerprint=content_fingerprint,
+            display_name=display_name,
+            namespace=namespace,
+            capabilities=capabilities,
+            extra_labels=extra_labels,
+            kubeconfig=kubeconfig,
+            context=context,
         )
+        super().__init__(VirtualMachineImageProvider(), resource_name, inputs, opts)
 
 
 class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="ClusterVirtualMachineImage"):
@@ -279,19 +258,14 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         context: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            ClusterVirtualMachineImageProvider(),
-            resource_name,
-            _inputs(
-                item_id,
-                content_version,
-                content_fingerprint,
-                display_name,
-                None,
-                capabilities,
-                extra_labels,
-                kubeconfig,
-                context,
-            ),
-            opts,
+        inputs = _inputs(
+            item_id=item_id,
+            content_version=content_version,
+            content_fingerprint=content_fingerprint,
+            display_name=display_name,
+            capabilities=capabilities,
+            extra_labels=extra_labels,
+            kubeconfig=kubeconfig,
+            context=context,
         )
+        super().__init__(ClusterVirtualMachineImageProvider(), resource_name, inputs, opts)

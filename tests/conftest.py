@@ -18,14 +18,25 @@ def fixtures() -> Path:
     return FIXTURES
 
 
-@pytest.fixture(scope="session")
-def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    """One simulator for the whole run, on a free port, stopped at the end."""
-    simulator = start_simulator(tmp_path_factory.mktemp("vcsim"))
+def _running_simulator(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Simulator]:
+    """A simulator on a free port, stopped when the fixture ends."""
+    simulator = start_simulator(tmp_path_factory.mktemp(name))
     try:
         yield simulator
     finally:
         simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """One simulator for the whole run."""
+    yield from _running_simulator(tmp_path_factory, "vcsim")
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """A simulator of the test module's own, for tests that need vCenter to start empty."""
+    yield from _running_simulator(tmp_path_factory, "module-vcsim")
 
 
 # Descriptor downloads are cached on disk; tests (and the provider hosts they start) use their own.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.engine import provider_host
 from tests.proxy import cutting_proxy
 from tests.pulumi_cli import ROOT, Stack
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
-from tests.vcsim import Simulator, start_simulator
+from tests.vcsim import Simulator
 from vmimage.ids import vmi_id
 from vmimage.samples import SampleImage, write_iso, write_ova, write_samples
 from vmimage.vsphere.inventory import find_datastore_id
@@ -32,15 +31,6 @@ from vmimage.vsphere.settings import resolve_settings
 pytestmark = pytest.mark.vcsim
 
 ITEM_TYPE = "dynamic/vmimage:ContentLibraryItem"
-
-
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    running = start_simulator(tmp_path_factory.mktemp("engine-vcsim"))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from tests.pulumi_cli import Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
-from tests.vcsim import Simulator, start_simulator
 from vmimage.ids import vmi_id
 from vmimage.samples import SampleImage, write_ova, write_samples
 from vmimage.vsphere.inventory import find_datastore_id
@@ -35,15 +34,6 @@ pytestmark = pytest.mark.vcsim
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 VENDOR_LIBRARY = "vendor-sync"
-
-
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    running = start_simulator(tmp_path_factory.mktemp("kube-vcsim"))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
