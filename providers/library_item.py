@@ -36,7 +36,7 @@ from vmimage.source import (
     source_digest,
 )
 from vmimage.status import item_status
-from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
+from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
@@ -90,18 +90,6 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
     ).wire()
 
 
-def _warn_left_over(item: ItemInfo, files: list[ItemFile], upload: UploadResult) -> None:
-    """vCenter keeps the files an update session does not replace: a new package whose files
-    have other names leaves the old ones beside it. Removing them takes the session's file
-    `remove`, which the simulator cannot exercise (it drops the whole session), so they are named."""
-    left = sorted(f.name for f in files if f.name not in upload.files)
-    if left:
-        pulumi.log.warn(
-            f"item {item.id} ({item.name}) still holds {', '.join(map(repr, left))} from its earlier content, "
-            "which the new source does not have; remove them in the vSphere Client"
-        )
-
-
 def _outputs(
     client: ContentLibraryClient,
     item: ItemInfo,
@@ -110,8 +98,10 @@ def _outputs(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
-    if upload is not None and not is_url(inputs["source"]):  # vCenter names a pulled file's parts itself
-        _warn_left_over(item, files, upload)
+    if upload is not None and upload.removed:
+        pulumi.log.info(
+            f"item {item.id} ({item.name}): removed {', '.join(map(repr, upload.removed))}, not in the new source"
+        )
     content_version = content_version_of(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )

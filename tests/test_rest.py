@@ -332,3 +332,84 @@ def test_an_upload_answered_401_that_cannot_be_sent_again_says_to_run_again():
         ContentLibraryClient(session).upload("https://vc.example.test/cis/data/x/m.vmdk", iter([b"abc"]), 3)
     assert "vCenter ended the session during the transfer (HTTP 401)" in str(caught.value)
     assert "run `pulumi up` again" in str(caught.value)
+
+
+class UpdateSessionVCenter:
+    """A fake vCenter (/api) whose update sessions behave as vSphere documents them: added files
+    replace same-named ones, removed files go, and nothing changes until the session completes."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.item_files = dict(files)
+        self.sessions: dict[str, dict] = {}
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path, action = request.url.path, request.url.params.get("action")
+        self.calls.append(f"{request.method} {path}" + (f"?action={action}" if action else ""))
+        if path == "/api/session":
+            return httpx.Response(201, json="t")
+        if path == "/api/content/library/item/file":
+            return httpx.Response(200, json=[{"name": n, "size": len(d)} for n, d in self.item_files.items()])
+        if path == "/api/content/library/item/update-session" and request.method == "POST":
+            session_id = f"s-{len(self.sessions) + 1}"
+            self.sessions[session_id] = {"state": "ACTIVE", "add": {}, "remove": set()}
+            return httpx.Response(201, json=session_id)
+        parts = path.split("/")
+        if path.startswith("/api/content/library/item/update-session/"):
+            session = self.sessions[parts[-1]]
+            if action == "complete":
+                for name in session["remove"]:
+                    self.item_files.pop(name, None)
+                self.item_files.update(session["add"])
+                session["state"] = "DONE"
+            elif action == "cancel":
+                session["state"] = "CANCELED"
+            return httpx.Response(200, json={"id": parts[-1], "state": session["state"]})
+        if path.startswith("/api/content/library/item/updatesession/") and path.endswith("/file"):
+            session = self.sessions[parts[-2]]
+            body = json.loads(request.content)
+            if action == "remove":
+                session["remove"].add(body["file_name"])
+                return httpx.Response(204)
+            if action == "add":
+                uri = f"https://vc.example.test/cis/data/{parts[-2]}/{body['name']}"
+                return httpx.Response(200, json={"name": body["name"], "upload_endpoint": {"uri": uri}})
+        if request.method == "PUT" and path.startswith("/cis/data/"):
+            self.sessions[parts[-2]]["add"][parts[-1]] = request.read()
+            return httpx.Response(200)
+        return httpx.Response(404)
+
+
+def test_an_update_removes_the_files_the_new_package_does_not_have(tmp_path):
+    from vmimage.samples import SAMPLES, write_ova
+    from vmimage.vsphere.publish import upload_source
+
+    old = write_ova(tmp_path / "photon-5.0.ova", SAMPLES[0])
+    new = write_ova(tmp_path / "photon-5.1.ova", SAMPLES[0])
+    vcenter = UpdateSessionVCenter({"photon-5.0.ovf": b"old", "photon-5.0.mf": b"old", "photon-5.0-disk1.vmdk": b"old"})
+    with Scripted(vcenter).session() as session:
+        result = upload_source(ContentLibraryClient(session), "item-1", str(new))
+    assert result.removed == ["photon-5.0-disk1.vmdk", "photon-5.0.mf", "photon-5.0.ovf"]
+    assert sorted(vcenter.item_files) == ["photon-5.1-disk1.vmdk", "photon-5.1.mf", "photon-5.1.ovf"]
+    removes = [i for i, call in enumerate(vcenter.calls) if call.endswith("?action=remove")]
+    adds = [i for i, call in enumerate(vcenter.calls) if call.endswith("?action=add")]
+    assert len(removes) == 3 and max(removes) < min(adds)  # asked for first: a refusal uploads nothing
+    assert old.exists()
+
+
+def test_remove_file_speaks_both_flavours():
+    rest_calls: list[httpx.Request] = []
+
+    def rest_vcenter(request: httpx.Request) -> httpx.Response:
+        rest_calls.append(request)
+        if request.url.path == "/api/session":
+            return httpx.Response(404)
+        if request.url.path == "/rest/com/vmware/cis/session":
+            return httpx.Response(200, json={"value": "t"})
+        return httpx.Response(200, json={})
+
+    with Scripted(rest_vcenter).session() as session:
+        ContentLibraryClient(session).remove_file("s-9", "old.vmdk")
+    (last,) = [r for r in rest_calls if "updatesession" in r.url.path]
+    assert last.url.path == "/rest/com/vmware/content/library/item/updatesession/file/id:s-9"
+    assert last.url.params["~action"] == "remove" and json.loads(last.content) == {"file_name": "old.vmdk"}

@@ -225,6 +225,19 @@ class ContentLibraryClient:
         endpoint = (result or {}).get("upload_endpoint") or {}
         return endpoint.get("uri", "")
 
+    def remove_file(self, session_id: str, name: str) -> None:
+        """Ask the session to remove one of the item's files when it completes."""
+        self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/updatesession/file/id:{session_id}",
+                f"/content/library/item/updatesession/{session_id}/file",
+                {"file_name": name},
+                {"file_name": name},
+                rest_action="remove",
+            )
+        )
+
     def session_files(self, session_id: str) -> list[dict[str, Any]]:
         return _list(
             self.session.call(

@@ -32,7 +32,7 @@ from vmimage.source import (
     require_regular,
 )
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
-from vmimage.vsphere.rest import VSphereError
+from vmimage.vsphere.rest import NotFoundError, VSphereError
 
 ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all)
 _ALGORITHMS = ("SHA1", "SHA256", "SHA512")
@@ -45,6 +45,7 @@ class UploadResult:
     descriptor: bytes | None = None
     descriptor_name: str | None = None
     source_sha256: str | None = None
+    removed: list[str] = field(default_factory=list)  # the item's earlier files the new source does not have
 
 
 def is_url(source: str) -> bool:
@@ -236,12 +237,15 @@ def upload_source(
     pull_timeout: float = 3600.0,
 ) -> UploadResult:
     """Replace the item's content with ``source`` in one update session, or leave it untouched."""
+    old_files = [] if is_url(source) else [f.name for f in client.item_files(item_id)]
     session_id = client.create_update_session(item_id)
     try:
         if is_url(source):
             result = _pull(client, session_id, source, pull_timeout, expected_sha256)
         else:
+            removed = _remove_others(client, session_id, source, old_files)
             result = _push(client, session_id, source, expected_sha256, progress)
+            result.removed = removed
         client.complete_update_session(session_id)
         _wait_done(client, session_id, source)
         return result
@@ -250,6 +254,28 @@ def upload_source(
         with contextlib.suppress(VSphereError):
             client.cancel_update_session(session_id)
         raise
+
+
+def _remove_others(client: ContentLibraryClient, session_id: str, path: str, old_files: list[str]) -> list[str]:
+    """The item's files the new source does not have (an earlier version's differently named
+    disk, say) are removed in the same session, so the item holds the new package only. They
+    are asked for first, so a server that refuses leaves nothing uploaded."""
+    new = {os.path.basename(path)} if content_type(path) == "ISO" else set(package_contents(path).sizes)
+    others = sorted(name for name in old_files if name not in new)
+    for name in others:
+        client.remove_file(session_id, name)
+        try:
+            alive = bool(client.get_update_session(session_id))
+        except NotFoundError:
+            alive = False
+        if not alive:
+            raise ImageError(
+                path,
+                f"vCenter dropped the update session when asked to remove {name!r}, which the new source does not "
+                "have (govmomi's simulator does this); the item is unchanged: remove the file in the vSphere Client, "
+                "or keep file names stable across versions",
+            )
+    return others
 
 
 def _push(
