@@ -196,3 +196,30 @@ def test_get_from_vcenter(vcsim, tmp_path):
     (image,) = yaml.safe_load(result.stdout)["items"]
     assert image["status"]["name"] == "Photon 5" and image["metadata"]["namespace"] == "team-a"
     assert image["status"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+
+
+def test_get_both_kinds_at_once_as_kubectl_spells_it(snapshot):
+    result = vmimage("get", "vmi,cvmi", "-A", "--from-file", str(snapshot))
+    assert result.returncode == 0, result.stderr
+    tables = result.stdout.strip().split("\n\n")
+    assert len(tables) == 2
+    assert tables[0].splitlines()[0].startswith("NAMESPACE") and "team-a" in tables[0]  # the namespaced images
+    assert "Photon OS 5.0" in tables[1] and "team-a" not in tables[1]  # then the cluster's
+    listed = json.loads(vmimage("get", "vmi,cvmi", "-A", "-o", "json", "--from-file", str(snapshot)).stdout)
+    assert [item["kind"] for item in listed["items"]] == [
+        "VirtualMachineImage",
+        "VirtualMachineImage",
+        "ClusterVirtualMachineImage",
+    ]
+    refused = vmimage("get", "vmi,pods", "--from-file", str(snapshot))
+    assert refused.returncode == 2 and "'pods': expected one of" in refused.stderr
+
+
+def test_other_kinds_in_an_images_file_are_named_not_silently_ignored(snapshot, tmp_path):
+    mixed = tmp_path / "mixed.yaml"
+    vm = {"apiVersion": "vmoperator.vmware.com/v1alpha5", "kind": "VirtualMachine", "metadata": {"name": "web-1"}}
+    mixed.write_text(snapshot.read_text() + "---\n" + yaml.safe_dump(vm))
+    result = vmimage("get", "cvmi", "--from-file", str(mixed))
+    assert result.returncode == 0
+    assert f"warning: {mixed}: ignored what is not an image: document 4: VirtualMachine web-1" in result.stderr
+    assert "Photon OS 5.0" in result.stdout

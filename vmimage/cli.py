@@ -172,7 +172,10 @@ class ImageSourceOptions:
 
     def images(self, kinds: tuple[str, ...], namespace: str | None) -> list[dict]:
         if self.from_file:
-            images = load_images(self.from_file)
+            skipped: list[str] = []
+            images = load_images(self.from_file, skipped)
+            if skipped:
+                click.echo(f"warning: {self.from_file}: ignored what is not an image: {', '.join(skipped)}", err=True)
         elif self.from_vcenter:
             images = _from_vcenter(self.stack)
         else:
@@ -252,41 +255,60 @@ def _from_vcenter(stack: str) -> list[dict]:
 
 
 @main.command("get")
-@click.argument("kind", type=click.Choice(sorted(KIND_ALIASES), case_sensitive=False), metavar="vmi|cvmi")
+@click.argument("kinds", metavar="vmi|cvmi|vmi,cvmi")
 @click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the VirtualMachineImages.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="VirtualMachineImages of every namespace.")
 @click.option("-l", "--selector", default="", help="Label selector, as kubectl takes it.")
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table")
 @_source_options
 def get_command(
-    kind: str, namespace: str, all_namespaces: bool, selector: str, output: str, source: ImageSourceOptions
+    kinds: str, namespace: str, all_namespaces: bool, selector: str, output: str, source: ImageSourceOptions
 ) -> None:
-    """List images like `kubectl get vmi|cvmi`, with the reference's columns."""
-    kind = KIND_ALIASES[kind.lower()]
+    """List images like `kubectl get vmi|cvmi` (or `vmi,cvmi`), with the reference's columns."""
+    wanted = []
+    for name in kinds.split(","):
+        kind = KIND_ALIASES.get(name.strip().lower())
+        if kind is None:
+            raise click.BadParameter(f"{name!r}: expected one of {', '.join(sorted(KIND_ALIASES))}", param_hint="KIND")
+        if kind not in wanted:
+            wanted.append(kind)
     requirements = parse_selector(selector)
     scope = None if all_namespaces else namespace
-    images = [
-        image
-        for image in source.images((kind,), scope)
-        if (scope is None or kind == CLUSTER_KIND or image["metadata"].get("namespace") == scope)
-        and matches(requirements, image["metadata"].get("labels"))
-    ]
-    images.sort(key=lambda i: (i["metadata"].get("namespace") or "", i["metadata"]["name"]))
+    found = source.images(tuple(wanted), scope)
+    by_kind = {
+        kind: sorted(
+            (
+                image
+                for image in found
+                if image.get("kind") == kind
+                and (scope is None or kind == CLUSTER_KIND or image["metadata"].get("namespace") == scope)
+                and matches(requirements, image["metadata"].get("labels"))
+            ),
+            key=lambda i: (i["metadata"].get("namespace") or "", i["metadata"]["name"]),
+        )
+        for kind in wanted
+    }
+    images = [image for kind in wanted for image in by_kind[kind]]
     if output == "json":
         click.echo(dump_json({"apiVersion": "v1", "kind": "List", "items": images}))
     elif output == "yaml":
         click.echo(dump_yaml([{"apiVersion": "v1", "kind": "List", "items": images}]), nl=False)
     elif not images:
-        where = "" if kind == CLUSTER_KIND or all_namespaces else f" in {namespace} namespace"
+        where = "" if wanted == [CLUSTER_KIND] or all_namespaces else f" in {namespace} namespace"
         click.echo(f"No resources found{where}.", err=True)
-    else:
-        objects = [Image.model_validate(image) for image in images]
-        wide = output == "wide"
-        if all_namespaces and kind == NAMESPACED_KIND:
-            rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
-            click.echo(format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows))
-        else:
-            click.echo(image_table(objects, wide=wide))
+    else:  # one table a kind, a blank line between them, as kubectl prints several kinds
+        tables = [
+            _kind_table(kind, by_kind[kind], all_namespaces, output == "wide") for kind in wanted if by_kind[kind]
+        ]
+        click.echo("\n\n".join(tables))
+
+
+def _kind_table(kind: str, images: list[dict], all_namespaces: bool, wide: bool) -> str:
+    objects = [Image.model_validate(image) for image in images]
+    if all_namespaces and kind == NAMESPACED_KIND:
+        rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
+        return format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows)
+    return image_table(objects, wide=wide)
 
 
 @main.command("resolve")

@@ -27,8 +27,9 @@ def _documents(text: str, source: str) -> Iterator[Any]:
         raise ImageError(source, f"not valid YAML or JSON ({exc})") from None
 
 
-def parse_images(text: str, source: str) -> list[dict[str, Any]]:
-    """Image objects from YAML (one or more documents) or JSON: objects, lists, or `kind: List`."""
+def parse_images(text: str, source: str, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Image objects from YAML (one or more documents) or JSON: objects, lists, or `kind: List`.
+    Objects of other kinds (a VM, a ConfigMap) may share the file; each is named in ``skipped``."""
     images: list[dict[str, Any]] = []
 
     def take(document: Any, where: str) -> None:
@@ -44,7 +45,11 @@ def parse_images(text: str, source: str) -> list[dict[str, Any]]:
                 raise ImageError(source, f"{where}: an image without metadata.name")
             images.append(document)
         elif isinstance(document, dict) and document.get("kind"):
-            return  # other kinds (a VM, a ConfigMap) may share the file
+            if skipped is not None:
+                name = (
+                    (document.get("metadata") or {}).get("name") if isinstance(document.get("metadata"), dict) else None
+                )
+                skipped.append(f"{where}: {document['kind']}" + (f" {name}" if name else ""))
         else:
             raise ImageError(source, f"{where}: expected image objects, a list of them or a List")
 
@@ -53,7 +58,7 @@ def parse_images(text: str, source: str) -> list[dict[str, Any]]:
     return images
 
 
-def load_images(path: str) -> list[dict[str, Any]]:
+def load_images(path: str, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     try:
         size = Path(path).stat().st_size
         if size > MAX_SNAPSHOT_BYTES:
@@ -63,4 +68,4 @@ def load_images(path: str) -> list[dict[str, Any]]:
         raise ImageError(path, "not UTF-8 text") from None
     except OSError as exc:
         raise ImageError(path, exc.strerror or str(exc)) from None
-    return parse_images(text, path)
+    return parse_images(text, path, skipped)

@@ -52,7 +52,10 @@ class FileImages:
             return self._images  # gone for a moment (an editor's save): keep the last good set
         if mtime != self._mtime:
             try:
-                self._images = load_images(self.path)
+                skipped: list[str] = []
+                self._images = load_images(self.path, skipped)
+                if skipped:
+                    log.warning("%s: ignored what is not an image: %s", self.path, ", ".join(skipped))
             except ImageError as error:
                 if self._mtime < 0:
                     raise
