@@ -303,7 +303,7 @@ def test_image_cache_lists_then_watches(kube, fixtures):
             time.sleep(0.05)
         after = {(o["kind"], o["metadata"]["name"]) for o in cache.snapshot()}
         assert after - before == {("ClusterVirtualMachineImage", image["metadata"]["name"])}
-        assert cache.errors == []
+        assert cache.error_count == 0, cache.last_error
     finally:
         cache.stop()
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vmimage.resolve import ResolutionError, image_reference, resolve
+from vmimage.resolve import ResolutionError, UnknownImage, image_reference, resolve
 
 API_VERSION = "admission.k8s.io/v1"
 
@@ -22,19 +22,30 @@ class MalformedReview(ValueError):
     """The request is not an AdmissionReview we can answer: the server answers HTTP 400."""
 
 
+class ImagesNotReady(Exception):
+    """The name resolves to nothing, but the images at hand may be incomplete (the cache has
+    not synced, or has gone stale): not a reason to deny. The server answers HTTP 503, so the
+    API server applies its failurePolicy (or the caller retries) instead of a wrong denial."""
+
+
 def _field(mapping: Any, key: str, what: str) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise MalformedReview(f"{what} has no {key!r}")
     return mapping[key]
 
 
-def review(body: Any, images: Iterable[Mapping[str, Any]], strict: bool = False) -> dict[str, Any]:
-    """The AdmissionReview response for an AdmissionReview request."""
+def review(
+    body: Any, images: Iterable[Mapping[str, Any]], strict: bool = False, complete: bool = True
+) -> dict[str, Any]:
+    """The AdmissionReview response for an AdmissionReview request. ``complete``: whether
+    ``images`` is every image there is (an unknown name is then denied, else ImagesNotReady)."""
     if not isinstance(body, dict) or body.get("kind") != "AdmissionReview":
         raise MalformedReview("the body is not an AdmissionReview")
     if body.get("apiVersion") != API_VERSION:
         raise MalformedReview(f"only {API_VERSION} AdmissionReviews are served, not {body.get('apiVersion')!r}")
     request = _field(body, "request", "the AdmissionReview")
+    if not isinstance(request, dict):
+        raise MalformedReview("request is not an object")
     uid = _field(request, "uid", "the request")
     if not isinstance(uid, str):
         raise MalformedReview("request.uid is not a string")
@@ -45,11 +56,20 @@ def review(body: Any, images: Iterable[Mapping[str, Any]], strict: bool = False)
         spec = vm.get("spec") if isinstance(vm, dict) else None
         if not isinstance(spec, dict):
             raise MalformedReview("the VirtualMachine has no spec")
+        metadata = vm.get("metadata") if vm.get("metadata") is not None else {}
+        if not isinstance(metadata, dict):
+            raise MalformedReview("the VirtualMachine's metadata is not an object")
         image_name = spec.get("imageName")
         if isinstance(image_name, str) and image_name and not spec.get("image"):
-            namespace = request.get("namespace") or (vm.get("metadata") or {}).get("namespace") or "default"
+            namespace = request.get("namespace") or metadata.get("namespace") or "default"
+            if not isinstance(namespace, str):
+                raise MalformedReview("the namespace is not a string")
             try:
                 resolved = resolve(image_name, namespace, images, strict=strict)
+            except UnknownImage as error:
+                if not complete:
+                    raise ImagesNotReady(f"image cache not ready: cannot tell whether {image_name!r} exists") from None
+                response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": str(error)})
             except ResolutionError as error:
                 response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": str(error)})
             else:

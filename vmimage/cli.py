@@ -352,6 +352,23 @@ def resolve_command(name: str, namespace: str, strict: bool, output: str, source
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="With --images-from kube: a kubeconfig (default: in-cluster).")
 @click.option("--context", help="The kubeconfig context.")
 @click.option("--strict", is_flag=True, help="Also deny a display name found in both scopes (upstream's rule).")
+@click.option(
+    "--body-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1), help="Seconds for a review's body."
+)
+@click.option(
+    "--cert-reload-seconds",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="How often to look for a renewed certificate.",
+)
+@click.option(
+    "--stale-after",
+    default=None,
+    type=click.FloatRange(1),
+    help="With --images-from kube: not ready after this many seconds without a successful list or watch "
+    "(default: the watch's 300 s plus 60).",
+)
 def webhook_command(
     cert: str,
     key: str,
@@ -361,14 +378,30 @@ def webhook_command(
     kubeconfig: str | None,
     context: str | None,
     strict: bool,
+    body_timeout: float,
+    cert_reload_seconds: float,
+    stale_after: float | None,
 ) -> None:
-    """Serve the mutating admission webhook that resolves VirtualMachine image names."""
+    """Serve the mutating admission webhook that resolves VirtualMachine image names.
+
+    Reviews are at most 3 MiB. Until the image cache has synced (or while it is stale), a name
+    it cannot resolve is answered with HTTP 503, so the API server applies the webhook's
+    failurePolicy instead of a wrong denial; /readyz says the same."""
     from vmimage.webhook import FileImages, serve
 
     if images_from == "kube":
         from vmimage.kube import ImageCache, KubeTarget
 
-        source = ImageCache(KubeTarget(kubeconfig, context)).start()
+        source = ImageCache(KubeTarget(kubeconfig, context), stale_after=stale_after).start()
     else:
         source = FileImages(images_from)
-    serve(source, cert, key, host, port, strict=strict)
+    serve(
+        source,
+        cert,
+        key,
+        host,
+        port,
+        strict=strict,
+        body_timeout=body_timeout,
+        cert_reload_seconds=cert_reload_seconds,
+    )

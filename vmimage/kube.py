@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,26 +33,38 @@ class KubeTarget:
     context: str | None = None
 
     def describe(self) -> str:
-        return f"cluster {self.context or '(current context)'} of {self.kubeconfig or '$KUBECONFIG'}"
+        return f"cluster {self.context or '(current context)'} of {self.kubeconfig_name()}"
+
+    def kubeconfig_name(self) -> str:
+        """The kubeconfig this target reads, as a user would name it."""
+        return self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
 
 
 class ImageObjects:
     """Read and write image objects in one cluster."""
 
-    def __init__(self, target: KubeTarget) -> None:
+    def __init__(self, target: KubeTarget, retries: int | None = None) -> None:
+        """``retries``: urllib3's retries of a failed connection (its default, 3, when None)."""
         from kubernetes import client, config  # the client is heavy: import where used
 
         self.target = target
+        configuration = client.Configuration()
+        configuration.retries = retries
         try:
             path = os.path.expanduser(target.kubeconfig) if target.kubeconfig else None
             if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and not os.environ.get("KUBECONFIG"):
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)  # a pod's service account
                 self.api_client = client.ApiClient(configuration)
             else:
-                self.api_client = config.new_client_from_config(config_file=path, context=target.context)
+                self.api_client = config.new_client_from_config(
+                    config_file=path, context=target.context, client_configuration=configuration
+                )
         except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-            raise ImageError(f"kubeconfig {target.kubeconfig or '$KUBECONFIG'}", f"cannot use it: {exc}") from None
+            where = "in-cluster service account" if "KUBERNETES_SERVICE_HOST" in os.environ else "kubeconfig"
+            raise ImageError(
+                f"{where} {target.kubeconfig_name()}",
+                f"cannot use it: {exc} (give --kubeconfig, set KUBECONFIG, or run in a pod)",
+            ) from None
         self.api = client.CustomObjectsApi(self.api_client)
 
     def close(self) -> None:
@@ -182,22 +195,42 @@ def _reason(exc: Any) -> str:
 
 class ImageCache:
     """Every image of both kinds in one cluster, kept current by list + watch (what the webhook resolves
-    against). Needs RBAC to get, list and watch virtualmachineimages and clustervirtualmachineimages."""
+    against). Needs RBAC to get, list and watch virtualmachineimages and clustervirtualmachineimages.
 
-    def __init__(self, target: KubeTarget, watch_seconds: int = 300, backoff: float = 1.0) -> None:
+    Ready once both kinds are listed, and only while the cache is fresh: a list or a watch has
+    succeeded within ``stale_after`` seconds. Failures are retried with exponential backoff
+    (``backoff`` doubling up to ``max_backoff``), counted, and logged at most once a minute."""
+
+    LOG_EVERY = 60.0
+
+    def __init__(
+        self,
+        target: KubeTarget,
+        watch_seconds: int = 300,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        stale_after: float | None = None,
+    ) -> None:
         self.target = target
         self.watch_seconds = watch_seconds
         self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.stale_after = stale_after if stale_after is not None else watch_seconds + 60.0
         self._objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._listed = {kind: threading.Event() for kind in PLURALS}
+        self._last_ok = {kind: 0.0 for kind in PLURALS}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.errors: list[str] = []
+        self.error_count = 0
+        self.last_error: str | None = None
+        self._logged_at = {kind: -self.LOG_EVERY for kind in PLURALS}
+        self._unlogged = {kind: 0 for kind in PLURALS}
 
     @property
     def ready(self) -> bool:
-        return all(event.is_set() for event in self._listed.values())
+        now = time.monotonic()
+        return all(self._listed[kind].is_set() and now - self._last_ok[kind] < self.stale_after for kind in PLURALS)
 
     def wait_ready(self, timeout: float) -> bool:
         return all(event.wait(timeout) for event in self._listed.values())
@@ -207,6 +240,9 @@ class ImageCache:
             return list(self._objects.values())
 
     def start(self) -> ImageCache:
+        """Check the kubeconfig here, in the caller's thread (a bad one is the caller's ImageError),
+        then list and watch each kind in a thread of its own."""
+        ImageObjects(self.target).close()
         for kind in PLURALS:
             thread = threading.Thread(target=self._run, args=(kind,), name=f"watch-{PLURALS[kind]}", daemon=True)
             thread.start()
@@ -220,26 +256,42 @@ class ImageCache:
         meta = obj.get("metadata") or {}
         return kind, meta.get("namespace"), meta.get("name", "")
 
+    def _failed(self, kind: str, exc: BaseException) -> None:
+        self.error_count += 1
+        self.last_error = f"{kind}: {type(exc).__name__}: {str(exc)[:200]}"
+        now = time.monotonic()
+        if now - self._logged_at[kind] >= self.LOG_EVERY:
+            more = f" ({self._unlogged[kind]} more failures since the last report)" if self._unlogged[kind] else ""
+            log.warning(
+                "%s: list/watch failed on %s: %s%s", PLURALS[kind], self.target.describe(), self.last_error, more
+            )
+            self._logged_at[kind], self._unlogged[kind] = now, 0
+        else:
+            self._unlogged[kind] += 1
+
     def _run(self, kind: str) -> None:
         from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
 
-        objects = ImageObjects(self.target)
+        objects = ImageObjects(self.target, retries=0)  # this loop retries, with backoff
         where = {"group": GROUP, "version": VERSION, "plural": PLURALS[kind]}
+        delay = self.backoff
         while not self._stopping.is_set():
             try:
-                listed = objects.api.list_cluster_custom_object(**where)
+                listed = objects.api.list_cluster_custom_object(**where, _request_timeout=30)
                 with self._lock:
                     for key in [k for k in self._objects if k[0] == kind]:
                         del self._objects[key]
                     for obj in listed.get("items") or []:
                         self._objects[self._key(kind, obj)] = {**obj, "kind": kind}
                 self._listed[kind].set()
+                self._last_ok[kind] = time.monotonic()
+                delay = self.backoff
                 version = (listed.get("metadata") or {}).get("resourceVersion")
                 stream = watch.Watch().stream(
                     objects.api.list_cluster_custom_object,
                     resource_version=version,
                     timeout_seconds=self.watch_seconds,
+                    _request_timeout=self.watch_seconds + 15,  # a half-open connection ends too
                     **where,
                 )
                 for event in stream:
@@ -251,9 +303,9 @@ class ImageCache:
                             self._objects.pop(self._key(kind, obj), None)
                         elif event.get("type") in ("ADDED", "MODIFIED"):
                             self._objects[self._key(kind, obj)] = {**obj, "kind": kind}
-            except (ApiException, OSError, ValueError) as exc:  # relist after a pause; 410 Gone lands here too
-                self.errors.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
-                self._stopping.wait(self.backoff)
-            except Exception as exc:
-                self.errors.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
-                self._stopping.wait(self.backoff)
+                    self._last_ok[kind] = time.monotonic()
+                self._last_ok[kind] = time.monotonic()  # the watch ran its course: then list again
+            except Exception as exc:  # relist after a pause; 410 Gone, timeouts and refusals land here
+                self._failed(kind, exc)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self.max_backoff)

@@ -20,6 +20,10 @@ class ResolutionError(Exception):
     """No image, or more than one: the message is upstream's, word for word."""
 
 
+class UnknownImage(ResolutionError):
+    """No image has this name: a fact only when the images at hand are complete."""
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """What resolution needs of an image object."""
@@ -62,7 +66,7 @@ def resolve(
             found = [r for r in scope if r.name == image_name]
             if found:
                 return found[0]
-        raise ResolutionError(f'no VM image exists for "{image_name}" in namespace or cluster scope')
+        raise UnknownImage(f'no VM image exists for "{image_name}" in namespace or cluster scope')
     in_namespace = [r for r in namespaced if r.display_name == image_name]
     in_cluster = [r for r in cluster if r.display_name == image_name]
     if len(in_namespace) > 1:
@@ -75,7 +79,7 @@ def resolve(
         raise ResolutionError(f'multiple VM images exist for "{image_name}" in cluster scope')
     if in_cluster:
         return in_cluster[0]
-    raise ResolutionError(f'no VM image exists for "{image_name}" in namespace or cluster scope')
+    raise UnknownImage(f'no VM image exists for "{image_name}" in namespace or cluster scope')
 
 
 def image_reference(resolved: ImageRef) -> dict[str, str]:

@@ -7,20 +7,24 @@ Images come from the API server (a watch-backed cache) or from a file of image o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from vmimage.admission import MalformedReview, review
+from vmimage.admission import ImagesNotReady, MalformedReview, review
 from vmimage.errors import ImageError
 from vmimage.snapshot import load_images
 
 log = logging.getLogger("vmimage.webhook")
 MAX_REVIEW_BYTES = 3 * 2**20  # the API server sends objects up to ~1.5 MiB; a review wraps one
+BODY_TIMEOUT = 10.0  # seconds for a review's body to arrive; the API server's own timeout is 10 s at most
+CERT_POLL_SECONDS = 10.0
 
 
 class ImageSource(Protocol):
@@ -64,16 +68,27 @@ class FileImages:
         return self._images
 
 
-def make_app(source: ImageSource, strict: bool = False) -> web.Application:
+def make_app(source: ImageSource, strict: bool = False, body_timeout: float = BODY_TIMEOUT) -> web.Application:
     async def mutate(request: web.Request) -> web.Response:
+        try:  # a client that announces a body and stalls is not waited for
+            raw = await asyncio.wait_for(request.read(), body_timeout)
+        except TimeoutError:
+            return web.json_response({"error": f"the body did not arrive within {body_timeout:.0f} s"}, status=408)
         try:
-            body = await request.json()
+            body = json.loads(raw)
+        except RecursionError:
+            return web.json_response({"error": "the body is JSON nested too deeply"}, status=400)
         except (ValueError, UnicodeDecodeError):
             return web.json_response({"error": "the body is not JSON"}, status=400)
         try:
-            answer = review(body, source.snapshot(), strict=strict)
+            answer = review(body, source.snapshot(), strict=strict, complete=source.ready)
         except MalformedReview as error:
             return web.json_response({"error": str(error)}, status=400)
+        except ImagesNotReady as error:  # not a denial: the API server applies its failurePolicy
+            return web.json_response({"error": str(error)}, status=503)
+        except (TypeError, AttributeError, RecursionError) as error:  # valid JSON, not a review
+            log.info("malformed review: %s: %s", type(error).__name__, error)
+            return web.json_response({"error": "the body is not a well-formed AdmissionReview"}, status=400)
         return web.json_response(answer)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -99,9 +114,63 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
-def serve(source: ImageSource, cert: str, key: str, host: str, port: int, strict: bool = False) -> None:
+class CertificateReloader:
+    """Loads the certificate and key again into the live TLS context when their files change
+    (cert-manager renews them in place): new connections get the new certificate, open ones
+    keep theirs. A pair that does not load (caught between the two writes) is tried again."""
+
+    def __init__(self, context: ssl.SSLContext, cert: str, key: str, every: float = CERT_POLL_SECONDS) -> None:
+        self.context, self.cert, self.key, self.every = context, cert, key, every
+        self.loaded = self._stamp()
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            return os.stat(self.cert).st_mtime_ns, os.stat(self.key).st_mtime_ns
+        except OSError:
+            return (-1, -1)
+
+    def check(self) -> bool:
+        """Reload when the files changed; True when a new certificate was loaded."""
+        stamp = self._stamp()
+        if stamp == self.loaded or stamp == (-1, -1):
+            return False
+        try:
+            self.context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("keeping the current certificate: %s and %s do not load yet (%s)", self.cert, self.key, exc)
+            return False
+        self.loaded = stamp
+        log.info("loaded the renewed certificate %s", self.cert)
+        return True
+
+    async def watch(self, app: web.Application) -> AsyncIterator[None]:
+        async def poll() -> None:
+            while True:
+                await asyncio.sleep(self.every)
+                self.check()
+
+        task = asyncio.create_task(poll())
+        yield
+        task.cancel()
+
+
+def serve(
+    source: ImageSource,
+    cert: str,
+    key: str,
+    host: str,
+    port: int,
+    strict: bool = False,
+    body_timeout: float = BODY_TIMEOUT,
+    cert_reload_seconds: float = CERT_POLL_SECONDS,
+) -> None:
     """Run until interrupted (SIGINT/SIGTERM), with graceful shutdown."""
     context = tls_context(cert, key)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = make_app(source, strict, body_timeout)
+    app.cleanup_ctx.append(CertificateReloader(context, cert, key, cert_reload_seconds).watch)
     log.info("serving /mutate on https://%s:%d (%s)", host, port, json.dumps({"strict": strict}))
-    web.run_app(make_app(source, strict), host=host, port=port, ssl_context=context, print=None, shutdown_timeout=10)
+    try:
+        web.run_app(app, host=host, port=port, ssl_context=context, print=None, shutdown_timeout=10)
+    except OSError as exc:
+        raise ImageError(f"--host {host} --port {port}", f"cannot listen there ({exc.strerror or exc})") from None
