@@ -16,7 +16,14 @@ import pulumi_kubernetes as k8s
 
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, VERSION
-from vmimage.resolve import ImageRef, ResolutionError, image_reference, resolve
+from vmimage.resolve import (
+    ImageRef,
+    MissingCapabilities,
+    ResolutionError,
+    check_capabilities,
+    image_reference,
+    resolve,
+)
 
 
 def _live_images(cluster: KubeTarget, namespace: str) -> list[dict[str, Any]]:
@@ -54,9 +61,12 @@ class VirtualMachine(pulumi.ComponentResource):
         storage_class: str | None = None,
         spec: dict[str, Any] | None = None,
         strict: bool = False,
+        required_capabilities: list[str] | None = None,
         provider: k8s.Provider | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``required_capabilities``: what the resolved image must declare (``nvidia-gpu``,
+        ``cloud-init``); a preview fails naming the VM, the image and what is missing."""
         super().__init__("vmimage:index:VirtualMachine", name, None, opts)
         live = _live_images(cluster, namespace) if cluster is not None else []
 
@@ -69,7 +79,12 @@ class VirtualMachine(pulumi.ComponentResource):
             others = [
                 i for i in live if (i.get("kind"), i["metadata"].get("namespace"), i["metadata"]["name"]) not in keys
             ]
-            return resolve_image(image_name, namespace, declared + others, strict=strict)
+            image = resolve_image(image_name, namespace, declared + others, strict=strict)
+            try:
+                check_capabilities(image, required_capabilities or (), f"{namespace}/{name}")
+            except MissingCapabilities as error:
+                raise pulumi.RunError(str(error)) from None
+            return image
 
         resolved = pulumi.Output.from_input(images or []).apply(pick)
         self.image = resolved.apply(image_reference)

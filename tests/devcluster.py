@@ -86,9 +86,22 @@ class Cluster:
 
 def start_cluster(directory: Path, namespaces: tuple[str, ...] = ()) -> Cluster:
     """Start etcd and kube-apiserver on free loopback ports; wait until /readyz answers."""
-    etcd_port = free_port()
+    ports: list[str] = []
+    while len(ports) < 3:  # three different free ports: the API server's, etcd's client and peer ports
+        port = str(free_port())
+        ports += [] if port in ports else [port]
     process = subprocess.Popen(
-        [str(SCRIPT), "--dir", str(directory), "--port", str(free_port()), "--etcd-port", str(etcd_port)],
+        [
+            str(SCRIPT),
+            "--dir",
+            str(directory),
+            "--port",
+            ports[0],
+            "--etcd-port",
+            ports[1],
+            "--etcd-peer-port",
+            ports[2],
+        ],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

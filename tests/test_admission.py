@@ -60,3 +60,40 @@ def test_a_vm_without_an_image_name_passes():
 def test_malformed(body):
     with pytest.raises(MalformedReview):
         review(body, [PHOTON])
+
+
+GPU_PHOTON = {
+    "kind": "ClusterVirtualMachineImage",
+    "metadata": {"name": "vmi-0a0044d7c690bcbea", "labels": {"capability.image.vmoperator.vmware.com/cloud-init": ""}},
+    "status": {"name": "Photon OS 5.0", "capabilities": ["nvidia-gpu"]},
+}
+
+
+def with_required(body: dict, capabilities: str) -> dict:
+    body["request"]["object"]["metadata"]["annotations"] = {"vmimage.io/required-capabilities": capabilities}
+    return body
+
+
+def test_required_capabilities_the_image_has_pass():
+    answer = review(with_required(request({"imageName": "Photon OS 5.0"}), "nvidia-gpu, cloud-init"), [GPU_PHOTON])
+    assert answer["response"]["allowed"] and answer["response"]["patchType"] == "JSONPatch"
+
+
+def test_a_missing_required_capability_is_denied_naming_the_vm_the_image_and_what_is_missing():
+    answer = review(with_required(request({"imageName": "Photon OS 5.0"}), "nvidia-gpu,sev-snp"), [GPU_PHOTON])
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["message"] == (
+        "VM team-a/vm requires capabilities its image vmi-0a0044d7c690bcbea (Photon OS 5.0) does not have: sev-snp"
+        " (it has: cloud-init, nvidia-gpu)"
+    )
+
+
+def test_a_vm_that_names_its_image_is_checked_too_when_it_requires_capabilities():
+    named = {
+        "imageName": "vmi-0a0044d7c690bcbea",
+        "image": {"kind": "ClusterVirtualMachineImage", "name": "vmi-0a0044d7c690bcbea"},
+    }
+    assert review(request(dict(named)), [PHOTON])["response"] == {"uid": "u", "allowed": True}
+    answer = review(with_required(request(dict(named)), "nvidia-gpu"), [PHOTON])["response"]
+    assert answer["allowed"] is False and "does not have: nvidia-gpu" in answer["status"]["message"]
+    assert "patch" not in answer

@@ -178,3 +178,45 @@ def test_webhook_failure_policy_is_checked():
     pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack="t", preview=False)
     with pytest.raises(ValueError, match="Fail or Ignore"):
         ImageWebhook("w", container_image="i", tls_cert="c", tls_key="k", ca_bundle="b", failure_policy="Maybe")
+
+
+def test_a_vm_whose_image_lacks_a_required_capability_fails_the_preview():
+    from components.vm import VirtualMachine
+
+    pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack="t", preview=True)
+    gpu = [{**CATALOG[0], "status": {"name": "Photon OS 5.0", "capabilities": ["cloud-init"]}}]
+
+    @pulumi.runtime.test
+    def program():
+        return VirtualMachine(
+            "trainer",
+            namespace="team-b",
+            image_name="Photon OS 5.0",
+            class_name="c",
+            images=gpu,
+            required_capabilities=["nvidia-gpu", "cloud-init"],
+        ).image
+
+    with pytest.raises(pulumi.RunError) as caught:
+        program()
+    assert str(caught.value) == (
+        "VM team-b/trainer requires capabilities its image vmi-0a0044d7c690bcbea (Photon OS 5.0) does not have: "
+        "nvidia-gpu (it has: cloud-init)"
+    )
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Future) and obj.done() and not obj.cancelled():
+            obj.exception()
+
+
+@pulumi.runtime.test
+def test_a_vm_whose_image_has_its_required_capabilities_is_declared():
+    from components.vm import VirtualMachine
+
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="vmimage", stack="t", preview=False)
+    gpu = [{**CATALOG[0], "status": {"name": "Photon OS 5.0", "capabilities": ["nvidia-gpu"]}}]
+    vm = VirtualMachine(
+        "trainer", namespace="team-b", image_name="Photon OS 5.0", class_name="c", images=gpu,
+        required_capabilities=["nvidia-gpu"],
+    )  # fmt: skip
+    return vm.image_name.apply(lambda name: (name == "vmi-0a0044d7c690bcbea") or pytest.fail(name))

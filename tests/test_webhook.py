@@ -257,7 +257,9 @@ def test_images_from_the_cluster_follow_its_changes(kube, tmp_path, fixtures):
     )
     running = Webhook(tmp_path, "kube", ["--kubeconfig", str(kube.kubeconfig)])
     try:
-        assert running.client.get(f"{running.url}/readyz").status_code in (200, 503)
+        deadline = time.monotonic() + 30  # until synced, an unknown name is answered 503, not denied
+        while running.client.get(f"{running.url}/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
         denied = running.review(admission(vm("w", "Windows 2019", namespace="team-b"))).json()["response"]
         assert denied["allowed"] is False
         with ImageObjects(KubeTarget(str(kube.kubeconfig))) as cluster:

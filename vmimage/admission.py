@@ -13,7 +13,15 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vmimage.resolve import ResolutionError, UnknownImage, image_reference, resolve
+from vmimage.resolve import (
+    REQUIRED_CAPABILITIES_ANNOTATION,
+    ResolutionError,
+    UnknownImage,
+    check_capabilities,
+    image_reference,
+    parse_capabilities,
+    resolve,
+)
 
 API_VERSION = "admission.k8s.io/v1"
 
@@ -59,23 +67,37 @@ def review(
         metadata = vm.get("metadata") if vm.get("metadata") is not None else {}
         if not isinstance(metadata, dict):
             raise MalformedReview("the VirtualMachine's metadata is not an object")
+        namespace = request.get("namespace") or metadata.get("namespace") or "default"
+        if not isinstance(namespace, str):
+            raise MalformedReview("the namespace is not a string")
+        annotations = metadata.get("annotations") or {}
+        required = annotations.get(REQUIRED_CAPABILITIES_ANNOTATION, "") if isinstance(annotations, dict) else None
+        if not isinstance(required, str):
+            raise MalformedReview(f"annotation {REQUIRED_CAPABILITIES_ANNOTATION} is not a string")
+        vm_name = f"{namespace}/{metadata.get('name') or metadata.get('generateName') or '(unnamed)'}"
         image_name = spec.get("imageName")
-        if isinstance(image_name, str) and image_name and not spec.get("image"):
-            namespace = request.get("namespace") or metadata.get("namespace") or "default"
-            if not isinstance(namespace, str):
-                raise MalformedReview("the namespace is not a string")
+        named = spec.get("image")
+        if isinstance(image_name, str) and image_name and not named:
+            wanted, patching = image_name, True  # resolve the display name, patch the VMI ID in
+        elif required and isinstance(named, dict) and isinstance(named.get("name"), str):
+            wanted, patching = named["name"], False  # named already: only the capability check
+        else:
+            wanted = None
+        if wanted is not None:
             try:
-                resolved = resolve(image_name, namespace, images, strict=strict)
+                resolved = resolve(wanted, namespace, images, strict=strict)
+                check_capabilities(resolved, parse_capabilities(required), vm_name)
             except UnknownImage as error:
                 if not complete:
-                    raise ImagesNotReady(f"image cache not ready: cannot tell whether {image_name!r} exists") from None
+                    raise ImagesNotReady(f"image cache not ready: cannot tell whether {wanted!r} exists") from None
                 response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": str(error)})
             except ResolutionError as error:
                 response.update(allowed=False, status={"code": 403, "reason": "Forbidden", "message": str(error)})
             else:
-                patch = [
-                    {"op": "replace", "path": "/spec/imageName", "value": resolved.name},
-                    {"op": "add", "path": "/spec/image", "value": image_reference(resolved)},
-                ]
-                response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+                if patching:
+                    patch = [
+                        {"op": "replace", "path": "/spec/imageName", "value": resolved.name},
+                        {"op": "add", "path": "/spec/image", "value": image_reference(resolved)},
+                    ]
+                    response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmimage.ids import is_vmi_id
+from vmimage.labels import CAPABILITY_LABEL_PREFIX
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
 
 
@@ -32,17 +33,25 @@ class ImageRef:
     name: str  # metadata.name: the VMI ID
     namespace: str | None
     display_name: str | None
+    capabilities: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ImageRef:
         metadata = obj.get("metadata") or {}
         status = obj.get("status") or {}
         kind = obj.get("kind", NAMESPACED_KIND)
+        declared = [c for c in status.get("capabilities") or () if isinstance(c, str)]
+        labelled = [
+            k[len(CAPABILITY_LABEL_PREFIX) :]
+            for k in metadata.get("labels") or {}
+            if k.startswith(CAPABILITY_LABEL_PREFIX)
+        ]
         return cls(
             kind,
             metadata.get("name", ""),
             metadata.get("namespace") if kind == NAMESPACED_KIND else None,
             status.get("name"),
+            frozenset(declared + labelled),
         )
 
     @property
@@ -80,6 +89,31 @@ def resolve(
     if in_cluster:
         return in_cluster[0]
     raise UnknownImage(f'no VM image exists for "{image_name}" in namespace or cluster scope')
+
+
+# A VM's annotation listing the capabilities its image must have, comma-separated, for the webhook.
+REQUIRED_CAPABILITIES_ANNOTATION = "vmimage.io/required-capabilities"
+
+
+class MissingCapabilities(ResolutionError):
+    """The image resolved, but lacks capabilities the VM requires."""
+
+
+def parse_capabilities(text: str) -> list[str]:
+    """``nvidia-gpu, cloud-init`` → ["nvidia-gpu", "cloud-init"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_capabilities(image: ImageRef, required: Iterable[str], vm: str) -> None:
+    """The capability check of the reference: the resolved image must declare every capability
+    the VM requires (in its status or as a capability label), or the VM is refused."""
+    missing = sorted(set(required) - image.capabilities)
+    if missing:
+        shown = f"{image.name} ({image.display_name})" if image.display_name else image.name
+        raise MissingCapabilities(
+            f"VM {vm} requires capabilities its image {shown} does not have: {', '.join(missing)}"
+            f" (it has: {', '.join(sorted(image.capabilities)) or 'none'})"
+        )
 
 
 def image_reference(resolved: ImageRef) -> dict[str, str]:
