@@ -1,0 +1,252 @@
+"""Lint a package before anyone waits for its upload: what vCenter or VM Operator would reject,
+ignore or get wrong, found locally by reading the package once.
+
+Every file is hashed on one pass (an OVA member by member, as the upload streams it), so a
+50 GB OVA costs the time of one SHA-256 of it. A finding has a stable code, a severity
+(``error``: the upload or the image would fail; ``warning``: it works, but not as meant)
+and a message that names the file and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vmimage.errors import ImageError
+from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest
+from vmimage.ova import iter_members, read_member, tar_errors
+from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
+from vmimage.source import (
+    content_type,
+    manifest_beside,
+    open_regular,
+    read_descriptor_file,
+    referenced_file,
+    require_regular,
+)
+from vmimage.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status, os_family
+
+_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # "error" or "warning"
+    message: str
+
+
+@dataclass
+class LintReport:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    status: dict[str, Any] | None = None  # the image's status as it would be published
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def add(self, code: str, severity: str, message: str) -> None:
+        self.findings.append(Finding(code, severity, message))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "findings": [asdict(f) for f in self.findings], "status": self.status}
+
+
+@dataclass
+class _Package:
+    """What one pass over a package saw: its files' sizes and digests, descriptor and manifest."""
+
+    sizes: dict[str, int] = field(default_factory=dict)
+    digests: dict[str, dict[str, str]] = field(default_factory=dict)
+    descriptor: bytes | None = None
+    descriptor_name: str | None = None
+    manifests: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _hash_stream(read, size: int, algorithms: tuple[str, ...]) -> dict[str, str]:
+    hashers = {a: hashlib.new(a.lower()) for a in algorithms}
+    remaining = size
+    while remaining:
+        chunk = read(min(_CHUNK, remaining))
+        if not chunk:
+            raise ImageError("lint", "the file ended early")
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        remaining -= len(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}
+
+
+def _wanted(package: _Package) -> tuple[str, ...]:
+    """The algorithms to hash the next file with: the manifest's once it is known, else all."""
+    if not package.manifests:
+        return _ALGORITHMS
+    algorithms = {d.algorithm for d in _manifest_digests(package).values()}
+    return tuple(sorted(algorithms)) or ("SHA256",)
+
+
+def _manifest_digests(package: _Package) -> dict[str, Digest]:
+    name, data = package.manifests[0]
+    return parse_manifest(data, name)
+
+
+def _read_ova(path: str) -> _Package:
+    package = _Package()
+    with open_regular(path) as stream, tar_errors(path):
+        for info, reader in iter_members(stream, path):
+            name = posixpath.basename(info.name)
+            package.sizes[name] = info.size
+            lowered = name.lower()
+            if lowered.endswith(".mf"):
+                data = read_member(reader, info, MAX_MANIFEST_BYTES, "manifest", path)
+                package.manifests.append((name, data))
+            elif lowered.endswith(".ovf") and package.descriptor is None:
+                data = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", path)
+                package.descriptor, package.descriptor_name = data, name
+                package.digests[name] = {a: hashlib.new(a.lower(), data).hexdigest() for a in _ALGORITHMS}
+            else:
+                package.digests[name] = _hash_stream(reader.read, info.size, _wanted(package))
+    return package
+
+
+def _read_ovf(path: str, report: LintReport) -> _Package:
+    package = _Package()
+    data = read_descriptor_file(path)
+    name = os.path.basename(path)
+    package.descriptor, package.descriptor_name = data, name
+    package.sizes[name] = len(data)
+    package.digests[name] = {a: hashlib.new(a.lower(), data).hexdigest() for a in _ALGORITHMS}
+    beside = manifest_beside(path)
+    if beside is not None:
+        with open_regular(beside, follow=False) as stream:
+            package.manifests.append((os.path.basename(beside), stream.read(MAX_MANIFEST_BYTES + 1)))
+    for reference in parse_descriptor(data, path).files:
+        try:
+            file_path = referenced_file(path, reference.href)
+        except ImageError as error:
+            report.add("missing-file", "error", str(error))
+            continue
+        size = require_regular(file_path, follow=False).st_size
+        package.sizes[reference.href] = size
+        with open_regular(file_path, follow=False) as stream:
+            package.digests[reference.href] = _hash_stream(stream.read, size, _wanted(package))
+    return package
+
+
+def _check_manifest(package: _Package, report: LintReport) -> None:
+    if not package.manifests:
+        report.add(
+            "no-manifest",
+            "warning",
+            "the package has no manifest (.mf): nothing pins its disks, and a declared sha256 cannot cover "
+            "a bare .ovf (make one with ovftool, or `sha256sum` in `SHA256(file)= digest` lines)",
+        )
+        return
+    if len(package.manifests) > 1:
+        names = ", ".join(repr(n) for n, _ in package.manifests)
+        report.add(
+            "two-manifests", "error", f"the package holds {len(package.manifests)} manifests ({names}): keep one"
+        )
+    name, _ = package.manifests[0]
+    digests = _manifest_digests(package)
+    if any(d.algorithm == "SHA1" for d in digests.values()):
+        report.add(
+            "sha1",
+            "warning",
+            f"{name} uses SHA1, which vCenter 8 accepts but flags as weak: "
+            "repack with SHA256 (ovftool --shaAlgorithm=SHA256)",
+        )
+    for file_name in sorted(package.sizes):
+        if file_name.lower().endswith((".mf", ".cert")):
+            continue
+        expected = digests.get(file_name)
+        if expected is None:
+            report.add("unlisted-file", "error", f"the manifest does not list {file_name!r}; the upload refuses it")
+        elif expected.algorithm not in package.digests.get(file_name, {}):
+            report.add("digest-unchecked", "warning", f"{file_name!r} was read before {name} named its algorithm")
+        elif package.digests[file_name][expected.algorithm] != expected.hexdigest:
+            report.add(
+                "digest-mismatch",
+                "error",
+                f"{expected.algorithm} of {file_name!r} is {package.digests[file_name][expected.algorithm]}, "
+                f"but {name} says {expected.hexdigest}: the file is corrupt or was changed after packing",
+            )
+    for listed in sorted(set(digests) - set(package.sizes)):
+        report.add("missing-file", "error", f"{name} lists {listed!r}, which the package lacks")
+
+
+def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintReport) -> None:
+    for reference in descriptor.files:
+        actual = package.sizes.get(reference.href)
+        if actual is None:
+            if not any(f.code == "missing-file" and reference.href in f.message for f in report.findings):
+                report.add(
+                    "missing-file", "error", f"the descriptor references {reference.href!r}, which the package lacks"
+                )
+        elif reference.size is not None and reference.size != actual:
+            report.add(
+                "size-mismatch",
+                "error",
+                f"the descriptor gives {reference.href!r} ovf:size={reference.size}, but the file has {actual} bytes",
+            )
+    for index, disk in enumerate(descriptor.disks):
+        if disk.capacity_bytes is None:
+            report.add(
+                "capacity-unknown",
+                "warning",
+                f"disk {index + 1}: its capacity cannot be computed (ovf:capacity and capacityAllocationUnits); "
+                "the image's status will show no capacity for it",
+            )
+    for prop in {prop.key: prop for prop in descriptor.properties}.values():  # a key declared twice, once
+        if (
+            not prop.user_configurable
+            and not prop.plain_key.startswith(SYSTEM_PROPERTY_PREFIX)
+            and prop.plain_key != CAPABILITIES_PROPERTY  # read by VM Operator itself, not passed to the VM
+        ):
+            report.add(
+                "hidden-property",
+                "warning",
+                f"property {prop.key!r} is not user-configurable: VM Operator does not pass it to the VM "
+                '(set ovf:userConfigurable="true" if VMs should set it)',
+            )
+    if not descriptor.guest_id:
+        report.add("unknown-os", "warning", "the descriptor names no guest id (OperatingSystemSection vmw:osType)")
+    elif os_family(descriptor.guest_id) == "Other":
+        report.add(
+            "unknown-os",
+            "warning",
+            f"guest id {descriptor.guest_id!r} maps to no OS type VM Operator knows (Linux, Windows, macOS); "
+            "selection by os.image.vmoperator.vmware.com/type will not find it",
+        )
+
+
+def lint_package(path: str, name: str | None = None) -> LintReport:
+    """Lint one .ova, .ovf or .iso. Raises ImageError when the file cannot be read at all."""
+    report = LintReport(path)
+    display = name or os.path.splitext(os.path.basename(path))[0]
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        kind = content_type(path)
+        if kind == "ISO":
+            from vmimage.source import read_image_file
+
+            read_image_file(path)
+            report.status = image_status(None, name=display, now=now).wire()
+            return report
+        package = _read_ova(path) if path.lower().endswith(".ova") else _read_ovf(path, report)
+    except OSError as exc:
+        raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
+    except EOFError as exc:
+        raise ImageError(path, f"truncated package: {exc}") from None
+    if package.descriptor is None:
+        raise ImageError(path, "the package has no .ovf descriptor")
+    descriptor = parse_descriptor(package.descriptor, f"{path}:{package.descriptor_name}")
+    _check_manifest(package, report)
+    _check_descriptor(descriptor, package, report)
+    report.status = image_status(descriptor, name=display, now=now).wire()
+    return report
