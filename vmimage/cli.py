@@ -357,6 +357,38 @@ def lint_command(files: tuple[str, ...], output: str) -> None:
         sys.exit(1)
 
 
+@main.command("preview-summary")
+@click.argument("preview", type=click.File("r"), metavar="PREVIEW_JSON")
+@click.option("--stack", "stack_name", help="The stack's name, for the heading (default: read from the preview).")
+@click.option(
+    "--outputs",
+    type=click.File("r"),
+    help="`pulumi stack output --json` of the stack before the change: shows whose name resolution moves.",
+)
+def preview_summary_command(preview, stack_name: str | None, outputs) -> None:
+    """Markdown for a pull request: what `pulumi preview --json` (PREVIEW_JSON, or - for stdin)
+    does to the catalog's images, in image terms."""
+    from vmimage.summary import summary_markdown
+
+    def load(stream, what: str) -> dict:
+        try:
+            document = json.load(stream)
+        except ValueError as error:
+            raise ImageError(stream.name, f"not JSON ({error}); give the output of {what}") from None
+        if not isinstance(document, dict):
+            raise ImageError(stream.name, f"not the output of {what}")
+        return document
+
+    document = load(preview, "`pulumi preview --json`")
+    if stack_name is None:
+        urns = [step.get("urn", "") for step in document.get("steps") or []]
+        stack_name = next((urn.split("::")[0].removeprefix("urn:pulumi:") for urn in urns if urn), "stack")
+    click.echo(
+        summary_markdown(document, stack_name, load(outputs, "`pulumi stack output --json`") if outputs else None),
+        nl=False,
+    )
+
+
 @main.command("resolve")
 @click.argument("name")
 @click.option("-n", "--namespace", default="default", show_default=True, help="The VM's namespace.")
