@@ -154,7 +154,8 @@ def resolution_moves(changes: list[ImageChange], outputs: dict[str, Any] | None)
             namespaces = sorted(p.get("namespace") for p in placements if p.get("namespace"))
             where = f" (namespaces {', '.join(namespaces)} keep their own)" if namespaces else ""
             moves.append(
-                f"VMs in namespaces without an image of their own named {change.display_name!r} stop resolving it{where}"
+                f"VMs in namespaces without an image of their own named {change.display_name!r} "
+                f"stop resolving it{where}"
             )
     return moves
 
