@@ -135,13 +135,20 @@ def test_resources_have_explicit_type_tokens():
     return pulumi.Output.all(library.id, item.id).apply(check)
 
 
-def test_pr_preview_workflow_previews_every_real_stack_with_a_comment():
+def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "preview.yml").read_text())
     assert "pull_request" in workflow[True]  # YAML reads the bare key `on` as true
     job = workflow["jobs"]["preview"]
     stacks = job["strategy"]["matrix"]["stack"]
     assert all((ROOT / "stacks" / f"Pulumi.{stack}.yaml").is_file() for stack in stacks)
     (pulumi_step,) = [step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
-    assert pulumi_step["with"]["command"] == "preview" and pulumi_step["with"]["comment-on-pr"] is True
-    assert pulumi_step["with"]["diff"] is True
+    assert pulumi_step["with"]["command"] == "preview" and pulumi_step["with"]["diff"] is True
+    assert "comment-on-pr" not in pulumi_step["with"]  # one comment of our own, not one per stack and push
+    (summary_step,) = [step for step in job["steps"] if "preview-summary" in step.get("run", "")]
+    assert "pulumi preview --json" in summary_step["run"] and "--outputs outputs.json" in summary_step["run"]
+    comment = workflow["jobs"]["comment"]
+    assert comment["needs"] == "preview"
+    script = comment["steps"][-1]["with"]["script"]
+    assert "vmimage-preview-summary" in script and "updateComment" in script and "createComment" in script
+    assert all(stack in script for stack in stacks)
     assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
