@@ -1,0 +1,104 @@
+"""The policy pack (policies/) on the real engine: `pulumi preview --policy-pack`, on stacks that
+break each rule and on one that breaks none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.pulumi_cli import ROOT, Stack
+from tests.test_engine import dev_config
+from tests.test_integrity import ova_of, photon_members
+from tests.test_providers import PASSWORD
+from vmimage.samples import write_samples
+
+pytestmark = pytest.mark.vcsim
+PACK = ROOT / "policies"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("policy-samples")
+    write_samples(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stack(simulator, tmp_path_factory) -> Stack:
+    stack = Stack(tmp_path_factory.mktemp("policy-stack"), name="dev", env={"VMIMAGE_POLICY_PACK": str(PACK)})
+    stack.configure({}, secrets={"vsphere:password": PASSWORD})
+    return stack
+
+
+def preview(stack: Stack, config: dict, policy_config: dict, tmp_path: Path):
+    stack.configure(config)
+    path = tmp_path / "policy-config.json"
+    path.write_text(json.dumps(policy_config))
+    return stack.run("preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False)
+
+
+def violations(output: str) -> list[str]:
+    """The `[level]  policy-name` lines of the preview's Policies section."""
+    section = output.split("Policies:", 1)[1] if "Policies:" in output else ""
+    return [line.strip() for line in section.splitlines() if line.strip().startswith("- [")]
+
+
+def test_a_stack_that_breaks_no_rule(stack, simulator, samples, tmp_path):
+    result = preview(
+        stack, dev_config(simulator, samples), {"vmimage-image-floors": {"minHardwareVersion": 19}}, tmp_path
+    )
+    assert result.returncode == 0, result.output
+    assert "vmimage@" in result.stdout  # the pack ran
+    assert violations(result.stdout) == []
+
+
+def test_production_images_must_pin_their_content(stack, simulator, samples, tmp_path):
+    result = preview(
+        stack, dev_config(simulator, samples), {"vmimage-production-sha256": {"production": True}}, tmp_path
+    )
+    assert result.returncode != 0  # mandatory: the preview fails
+    found = violations(result.stdout)
+    assert len(found) == 3 and all("[mandatory]  vmimage-production-sha256" in line for line in found)
+    assert "image 'photon-5-sample'" in result.stdout and "declares no sha256" in result.stdout
+    assert PASSWORD not in result.output
+
+
+def test_unverified_tls_is_refused_outside_dev_stacks(stack, simulator, samples, tmp_path):
+    config = {**dev_config(simulator, samples), "vsphere:allowUnverifiedSsl": "true"}
+    result = preview(stack, config, {}, tmp_path)
+    assert result.returncode != 0
+    assert any("vmimage-no-unverified-ssl" in line for line in violations(result.stdout))
+    assert "vsphere:allowUnverifiedSsl is true" in result.stdout
+    allowed = preview(stack, config, {"vmimage-no-unverified-ssl": {"dev": True}}, tmp_path)
+    assert not any("vmimage-no-unverified-ssl" in line for line in violations(allowed.stdout))
+
+
+def test_floors_are_advisory_unless_the_stack_makes_them_mandatory(stack, simulator, samples, tmp_path):
+    floors = {"minHardwareVersion": 21, "requireEfi": True, "allowedOsTypes": ["Linux"]}
+    advisory = preview(stack, dev_config(simulator, samples), {"vmimage-image-floors": floors}, tmp_path)
+    assert advisory.returncode == 0
+    found = violations(advisory.stdout)
+    assert found == ["- [advisory]  vmimage-image-floors  (pulumi-python:dynamic/vmimage:ContentLibraryItem: "
+                     "catalog-item-dev-images-photon-5-sample-09bcc2)"]  # fmt: skip
+    assert "image 'photon-5-sample' has hardware version 19, under the floor vmx-21" in advisory.stdout
+    mandatory = preview(
+        stack, dev_config(simulator, samples), {"vmimage-image-floors": {**floors, "enforcementLevel": "mandatory"}},
+        tmp_path,
+    )  # fmt: skip
+    assert mandatory.returncode != 0
+    disabled = preview(
+        stack, dev_config(simulator, samples), {"vmimage-image-floors": {**floors, "enforcementLevel": "disabled"}},
+        tmp_path,
+    )  # fmt: skip
+    assert disabled.returncode == 0 and violations(disabled.stdout) == []
+
+
+def test_a_broken_package_is_reported_before_its_upload(stack, simulator, samples, tmp_path):
+    broken = ova_of(samples / "broken-sample.ova", [*photon_members(), ("notes.txt", b"x")])
+    extra = {"displayName": "broken-sample", "source": str(broken), "library": "dev-images", "scope": "cluster"}
+    result = preview(stack, dev_config(simulator, samples, extra_images=[extra]), {}, tmp_path)
+    found = [line for line in violations(result.stdout) if "vmimage-package-lint" in line]
+    assert len(found) == 1 and "broken-sample" in found[0]
+    assert "unlisted-file: the manifest does not list 'notes.txt'" in result.stdout
