@@ -39,6 +39,16 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     yield from _running_simulator(tmp_path_factory, "module-vcsim")
 
 
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev stack's sample images, a folder of the test module's own (tests may change them)."""
+    from vmimage.samples import write_samples
+
+    folder = tmp_path_factory.mktemp("samples")
+    write_samples(folder)
+    return folder
+
+
 # Descriptor downloads are cached on disk; tests (and the provider hosts they start) use their own.
 os.environ.setdefault("VMIMAGE_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="vmimage-cache-"))
 

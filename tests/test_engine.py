@@ -23,7 +23,7 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.vcsim import Simulator
 from vmimage.ids import vmi_id
-from vmimage.samples import SampleImage, write_iso, write_ova, write_samples
+from vmimage.samples import SampleImage, write_iso, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
 from vmimage.vsphere.settings import resolve_settings
@@ -31,13 +31,6 @@ from vmimage.vsphere.settings import resolve_settings
 pytestmark = pytest.mark.vcsim
 
 ITEM_TYPE = "dynamic/vmimage:ContentLibraryItem"
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder)
-    return folder
 
 
 def dev_config(simulator: Simulator, samples: Path, server: str | None = None, extra_images=()) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
 from vmimage.ids import vmi_id
-from vmimage.samples import SampleImage, write_ova, write_samples
+from vmimage.samples import SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.settings import resolve_settings
 
@@ -67,13 +67,6 @@ def kube_config(simulator, samples, kubeconfig: Path) -> dict:
     config["vmimage:sync"] = [{"library": VENDOR_LIBRARY, "scope": "cluster"}]
     config["vmimage:kubernetes"] = {"kubeconfig": str(kubeconfig), "installCrds": True}
     return config
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("kube-samples")
-    write_samples(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

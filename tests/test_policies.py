@@ -12,17 +12,9 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config
 from tests.test_integrity import ova_of, photon_members
 from tests.test_providers import PASSWORD
-from vmimage.samples import write_samples
 
 pytestmark = pytest.mark.vcsim
 PACK = ROOT / "policies"
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("policy-samples")
-    write_samples(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
