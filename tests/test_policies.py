@@ -94,3 +94,27 @@ def test_a_broken_package_is_reported_before_its_upload(stack, simulator, sample
     found = [line for line in violations(result.stdout) if "vmimage-package-lint" in line]
     assert len(found) == 1 and "broken-sample" in found[0]
     assert "unlisted-file: the manifest does not list 'notes.txt'" in result.stdout
+
+
+def test_the_pr_summary_lists_the_violations_from_the_engine_event_stream(stack, simulator, samples, tmp_path):
+    import subprocess
+    import sys
+
+    stack.configure(dev_config(simulator, samples))
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({"vmimage-image-floors": {"minHardwareVersion": 21}}))
+    stream = stack.run(
+        "preview", "--json", "--policy-pack", str(PACK), "--policy-pack-config", str(config),
+        env={"PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"},
+    ).stdout  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    events.write_text(stream)
+    done = subprocess.run(
+        [sys.executable, "-m", "vmimage", "preview-summary", str(events)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "**3 added**" in done.stdout  # the steps came from the same stream
+    assert (
+        "- [advisory] vmimage-image-floors (catalog-item-dev-images-photon-5-sample-09bcc2): image 'photon-5-sample' "
+        "has hardware version 19, under the floor vmx-21 (upgrade the VM's compatibility before exporting it)"
+    ) in done.stdout

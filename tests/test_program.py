@@ -146,6 +146,15 @@ def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     assert "comment-on-pr" not in pulumi_step["with"]  # one comment of our own, not one per stack and push
     (summary_step,) = [step for step in job["steps"] if "preview-summary" in step.get("run", "")]
     assert "pulumi preview --json" in summary_step["run"] and "--outputs outputs.json" in summary_step["run"]
+    assert "--policy-pack policies --policy-pack-config policies/${{ matrix.stack }}.json" in summary_step["run"]
+    policy_names = {
+        "vmimage-production-sha256",
+        "vmimage-no-unverified-ssl",
+        "vmimage-image-floors",
+        "vmimage-package-lint",
+    }
+    for stack in stacks:  # each stack has a policy config, naming policies the pack has
+        assert set(json.loads((ROOT / "policies" / f"{stack}.json").read_text())) <= policy_names
     comment = workflow["jobs"]["comment"]
     assert comment["needs"] == "preview"
     script = comment["steps"][-1]["with"]["script"]

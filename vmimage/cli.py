@@ -367,8 +367,9 @@ def lint_command(files: tuple[str, ...], output: str) -> None:
 )
 def preview_summary_command(preview, stack_name: str | None, outputs) -> None:
     """Markdown for a pull request: what `pulumi preview --json` (PREVIEW_JSON, or - for stdin)
-    does to the catalog's images, in image terms."""
-    from vmimage.summary import summary_markdown
+    does to the catalog's images, in image terms. With PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true
+    the preview's event stream also carries the policy pack's violations, which are listed."""
+    from vmimage.summary import parse_preview, summary_markdown
 
     def load(stream, what: str) -> dict:
         try:
@@ -379,7 +380,7 @@ def preview_summary_command(preview, stack_name: str | None, outputs) -> None:
             raise ImageError(stream.name, f"not the output of {what}")
         return document
 
-    document = load(preview, "`pulumi preview --json`")
+    document = parse_preview(preview.read(), preview.name)
     if stack_name is None:
         urns = [step.get("urn", "") for step in document.get("steps") or []]
         stack_name = next((urn.split("::")[0].removeprefix("urn:pulumi:") for urn in urns if urn), "stack")

@@ -46,6 +46,7 @@ def below_floors(
         return []
     problems = []
     hardware = status.get("hardwareVersion")
+    min_hardware_version = int(min_hardware_version) if min_hardware_version is not None else None  # JSON: 21.0
     if min_hardware_version is not None and (not isinstance(hardware, int) or hardware < min_hardware_version):
         problems.append(
             f"image {name!r} has hardware version {hardware or 'unknown'}, under the floor vmx-{min_hardware_version} "

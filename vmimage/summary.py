@@ -10,6 +10,7 @@ redacted.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,15 +175,59 @@ def _cell(text: str) -> str:
     return redact(text).replace("|", "\\|").replace("\n", " ")
 
 
+def parse_preview(text: str, source: str) -> dict[str, Any]:
+    """`pulumi preview --json` as one document (steps), or as the engine's event stream
+    (`PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true`: steps from its resourcePreEvents, and the
+    policy violations from its policyEvents), as one document with ``policies``."""
+    from vmimage.errors import ImageError
+
+    stripped = text.lstrip()
+    try:
+        if not stripped.startswith("{") or "\n{" not in stripped.strip():
+            document = json.loads(text)
+            if not isinstance(document, dict):
+                raise ValueError("not an object")
+            return document
+        events = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+    except ValueError as error:
+        raise ImageError(source, f"not JSON ({error}); give the output of `pulumi preview --json`") from None
+    document: dict[str, Any] = {"steps": [], "changeSummary": {}, "policies": []}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        if "resourcePreEvent" in event:
+            meta = event["resourcePreEvent"].get("metadata") or {}
+            document["steps"].append(
+                {"op": meta.get("op"), "urn": meta.get("urn"), "oldState": meta.get("old"), "newState": meta.get("new")}
+            )
+        elif "policyEvent" in event:
+            document["policies"].append(event["policyEvent"])
+        elif "summaryEvent" in event:
+            document["changeSummary"] = event["summaryEvent"].get("resourceChanges") or {}
+    return document
+
+
+def _violations(preview: dict[str, Any]) -> list[str]:
+    lines = []
+    for event in preview.get("policies") or []:
+        message = [part for part in str(event.get("message") or "").splitlines() if part.strip()]
+        detail = message[-1] if message else ""
+        resource = str(event.get("resourceUrn") or "").rsplit("::", 1)[-1] or "the stack"
+        lines.append(f"[{event.get('enforcementLevel', '?')}] {event.get('policyName', '?')} ({resource}): {detail}")
+    return lines
+
+
 def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any] | None = None) -> str:
     """The review comment for one stack's preview."""
     changes = image_changes(preview)
+    violations = _violations(preview)
     counts = {kind: sum(1 for c in changes if c.kind == kind) for kind in _ORDER}
     steps = preview.get("changeSummary") or {}
     lines = [f"### vmimage catalog · `{stack}`", ""]
+    policy_lines = ["", "**Policy violations**", ""] + [f"- {_cell(v)}" for v in violations] if violations else []
     if not changes:
         lines.append("No image changes." + (" (Other resources change: see the diff.)" if _others(steps) else ""))
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + policy_lines) + "\n"
     head = " · ".join(f"**{counts[k]} {k}**" for k in _ORDER if counts[k])
     engine = ", ".join(f"{n} {op}" for op, n in sorted(steps.items()) if op != "same" and n)
     lines += [f"{head} ({engine} in all)", ""]
@@ -198,7 +243,7 @@ def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any
     moves = resolution_moves(changes, outputs)
     if moves:
         lines += ["", "**Name resolution that changes for VMs**", ""] + [f"- {_cell(m)}" for m in moves]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + policy_lines) + "\n"
 
 
 def _others(steps: dict[str, int]) -> bool:
