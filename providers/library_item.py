@@ -26,6 +26,7 @@ from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.ids import vmi_id
+from vmimage.lint import cached_lint_errors
 from vmimage.source import (
     EXTENSIONS,
     content_type,
@@ -158,6 +159,10 @@ class ContentLibraryItemProvider(VSphereProvider):
         else:
             try:
                 inputs["fingerprint"] = fingerprint(source, sha256)
+                if not is_url(source):  # what the upload would refuse, said at preview time
+                    digest = inputs["fingerprint"].split(":")[2]
+                    for finding in cached_lint_errors(source, digest):
+                        failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))
             except (ImageError, OSError) as error:
                 failures.append(CheckFailure("source", str(error)))
         return CheckResult(inputs, failures)

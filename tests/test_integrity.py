@@ -11,13 +11,13 @@ import sys
 import tarfile
 from pathlib import Path
 
-import grpc
 import pytest
 
 from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
+from tests.test_reliability import failing_create
 from vmimage.manifest import MAX_MANIFEST_BYTES, Digest
 from vmimage.samples import SAMPLES, manifest_text, vmdk_head, write_ovf
 
@@ -43,16 +43,9 @@ def create(host, library, source: Path, name: str, **extra):
 
 
 def refused(host, library, vcsim, source: Path, name: str, **extra) -> str:
-    """Why the item was refused (at check, before anything exists, or by the create's one-line
-    error); and no item of that name is left behind."""
-    try:
-        step = create(host, library, source, name, **extra)
-    except grpc.RpcError as error:
-        details = error.details()
-    else:
-        assert step.op == "failed", step
-        details = " ".join(reason for _, reason in step.checked.failures)
-    assert "Traceback" not in details, details
+    """Why the item was refused; and no item of that name is left behind."""
+    inputs = {"library_id": library.id, "name": name, "source": str(source), **extra}
+    details = failing_create(host, inputs)
     with direct_client(vcsim) as client:
         assert client.find_items(library.id, name) == []
     return details
@@ -142,7 +135,7 @@ def test_two_manifests_are_refused(host, library, vcsim, tmp_path):
     sha1 = "SHA1(p-disk1.vmdk)= " + hashlib.sha1(members[2][1]).hexdigest() + "\n"
     ova = ova_of(tmp_path / "two.ova", [members[0], members[1], ("q.mf", sha1.encode()), members[2]])
     details = refused(host, library, vcsim, ova, "two-manifests")
-    assert "the package holds two manifests ('p.mf' and 'q.mf')" in details
+    assert "the package holds 2 manifests ('p.mf', 'q.mf'); keep one" in details
 
 
 # --- links and special files -----------------------------------------------------------------

@@ -10,17 +10,20 @@ and a message that names the file and what to do.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest
+from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest, several_manifests_message, unlisted_message
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 from vmimage.source import (
+    cache_root,
     content_type,
     manifest_beside,
     open_regular,
@@ -148,10 +151,7 @@ def _check_manifest(package: _Package, report: LintReport) -> None:
         )
         return
     if len(package.manifests) > 1:
-        names = ", ".join(repr(n) for n, _ in package.manifests)
-        report.add(
-            "two-manifests", "error", f"the package holds {len(package.manifests)} manifests ({names}): keep one"
-        )
+        report.add("two-manifests", "error", several_manifests_message([n for n, _ in package.manifests]))
     name, _ = package.manifests[0]
     digests = _manifest_digests(package)
     if any(d.algorithm == "SHA1" for d in digests.values()):
@@ -166,7 +166,7 @@ def _check_manifest(package: _Package, report: LintReport) -> None:
             continue
         expected = digests.get(file_name)
         if expected is None:
-            report.add("unlisted-file", "error", f"the manifest does not list {file_name!r}; the upload refuses it")
+            report.add("unlisted-file", "error", unlisted_message(file_name))
         elif expected.algorithm not in package.digests.get(file_name, {}):
             report.add("digest-unchecked", "warning", f"{file_name!r} was read before {name} named its algorithm")
         elif package.digests[file_name][expected.algorithm] != expected.hexdigest:
@@ -223,6 +223,25 @@ def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintRep
             f"guest id {descriptor.guest_id!r} maps to no OS type VM Operator knows (Linux, Windows, macOS); "
             "selection by os.image.vmoperator.vmware.com/type will not find it",
         )
+
+
+def cached_lint_errors(path: str, digest: str, cache_dir: Path | None = None) -> list[Finding]:
+    """The error findings of lint_package, remembered per content digest: a provider's check asks
+    on every preview, and only a package it has not seen costs a read."""
+    entry = (cache_dir or cache_root() / "lint") / f"{digest}.json"
+    try:
+        return [Finding(**finding) for finding in json.loads(entry.read_text())]
+    except (OSError, ValueError, TypeError):
+        pass
+    errors = [finding for finding in lint_package(path).findings if finding.severity == "error"]
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        temporary = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps([asdict(finding) for finding in errors]))
+        temporary.replace(entry)
+    except OSError:
+        pass  # a cache that cannot be written only costs a second read
+    return errors
 
 
 def lint_package(path: str, name: str | None = None) -> LintReport:

@@ -67,6 +67,11 @@ def unlisted_message(name: str) -> str:
     )
 
 
+def several_manifests_message(names: list[str]) -> str:
+    """The one wording for a package with more than one manifest."""
+    return f"the package holds {len(names)} manifests ({', '.join(map(repr, names))}); keep one"
+
+
 def check_digest(expected: Digest, actual_hex: str, name: str, source: str) -> None:
     if not hmac.compare_digest(expected.hexdigest, actual_hex.lower()):
         raise ImageError(

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, check_digest, parse_manifest, unlisted_message
+from vmimage.manifest import (
+    MAX_MANIFEST_BYTES,
+    Digest,
+    check_digest,
+    parse_manifest,
+    several_manifests_message,
+    unlisted_message,
+)
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
 from vmimage.source import (
@@ -142,9 +149,7 @@ class _Uploader:
 
     def take_manifest(self, name: str, data: bytes) -> None:
         if self.manifest is not None:
-            raise ImageError(
-                self.source, f"the package holds two manifests ({self.manifest_name!r} and {name!r}); keep one"
-            )
+            raise ImageError(self.source, several_manifests_message([self.manifest_name or "?", name]))
         self.manifest, self.manifest_name = parse_manifest(data, f"{self.source}:{name}"), name
         for uploaded, digests in self.digests.items():
             expected = self.manifest.get(uploaded)
