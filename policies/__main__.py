@@ -20,15 +20,19 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from vmimage.errors import ImageError
-from vmimage.governance import below_floors, missing_sha256, unverified_ssl
+from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
 from vmimage.image import file_status
 from vmimage.lint import lint_package
 from vmimage.source import read_image_file
 
 ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
+IMAGE = "pulumi-python:dynamic/vmimage:VirtualMachineImage"
+CLUSTER_IMAGE = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
 
 
 def _local_source(args: ResourceValidationArgs) -> str | None:
@@ -90,10 +94,26 @@ def package_lint(args: ResourceValidationArgs, report_violation: ReportViolation
             report_violation(f"{finding.code}: {finding.message}")
 
 
+def unique_display_names(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    entries = [
+        (resource.props.get("namespace") if resource.resource_type == IMAGE else None,
+         str(resource.props.get("display_name")), resource.name)
+        for resource in args.resources
+        if resource.resource_type in (IMAGE, CLUSTER_IMAGE)
+    ]  # fmt: skip
+    for problem in duplicate_display_names(entries):
+        report_violation(problem)
+
+
 PolicyPack(
     name="vmimage",
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=[
+        StackValidationPolicy(
+            name="vmimage-unique-display-names",
+            description="A display name is published once per scope, so VMs' names resolve.",
+            validate=unique_display_names,
+        ),
         ResourceValidationPolicy(
             name="vmimage-production-sha256",
             description="Images in a production stack pin their content with sha256.",

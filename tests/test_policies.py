@@ -118,3 +118,19 @@ def test_the_pr_summary_lists_the_violations_from_the_engine_event_stream(stack,
         "- [advisory] vmimage-image-floors (catalog-item-dev-images-photon-5-sample-09bcc2): image 'photon-5-sample' "
         "has hardware version 19, under the floor vmx-21 (upgrade the VM's compatibility before exporting it)"
     ) in done.stdout
+
+
+def test_the_same_display_name_twice_in_one_scope(simulator, tmp_path):
+    """Published by a program without the catalog's own check: the pack reports both resources."""
+    stack = Stack(
+        tmp_path / "dup",
+        name="dup",
+        env={"VMIMAGE_POLICY_PACK": str(PACK)},
+        program=ROOT / "tests" / "projects" / "duplicate_names",
+    )
+    stack.configure({"vsphere:vsphereServer": simulator.server, "vsphere:caFile": str(simulator.ca_file)})
+    result = stack.run("preview", "--policy-pack", str(PACK), check=False)
+    assert result.returncode != 0
+    found = violations(result.stdout)
+    assert len(found) == 1 and "[mandatory]  vmimage-unique-display-names" in found[0]
+    assert "display name 'Photon OS 5.0' appears twice in cluster scope: photon-a and photon-b" in result.stdout

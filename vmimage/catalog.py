@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from vmimage.config import NAMESPACE, CatalogConfig, scopes
+from vmimage.governance import duplicate_display_names
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
 
 
@@ -69,15 +70,4 @@ def plan(config: CatalogConfig, synced: dict[int, list[SyncedItem]]) -> list[Pla
 
 def display_name_conflicts(planned: list[PlannedImage]) -> list[str]:
     """The same display name twice in one scope makes resolution ambiguous: name both entries."""
-    first: dict[tuple[str | None, str], PlannedImage] = {}
-    problems = []
-    for image in planned:
-        key = (image.namespace, image.display_name)
-        if key in first:
-            problems.append(
-                f"display name {image.display_name!r} appears twice in {image.scope}: "
-                f"{first[key].origin} and {image.origin}"
-            )
-        else:
-            first[key] = image
-    return problems
+    return duplicate_display_names((image.namespace, image.display_name, image.origin) for image in planned)

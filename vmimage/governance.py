@@ -3,7 +3,7 @@ engine shows of a resource, each returning the problems it finds (empty when non
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vmimage.errors import redact
@@ -58,4 +58,19 @@ def below_floors(
     os_type = (status.get("osInfo") or {}).get("type")
     if allowed_os_types and os_type not in allowed_os_types:
         problems.append(f"image {name!r} has OS type {os_type or 'unknown'}, not one of {', '.join(allowed_os_types)}")
+    return problems
+
+
+def duplicate_display_names(entries: Iterable[tuple[str | None, str, str]]) -> list[str]:
+    """The same display name twice in one scope makes resolution ambiguous: name both entries.
+    ``entries``: (namespace, or None for cluster scope; display name; where it comes from)."""
+    first: dict[tuple[str | None, str], str] = {}
+    problems = []
+    for namespace, display_name, origin in entries:
+        key = (namespace, display_name)
+        if key in first:
+            scope = "cluster scope" if namespace is None else f"namespace {namespace}"
+            problems.append(f"display name {display_name!r} appears twice in {scope}: {first[key]} and {origin}")
+        else:
+            first[key] = origin
     return problems
