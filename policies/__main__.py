@@ -26,8 +26,17 @@ from pulumi_policy import (
 
 from vmimage.errors import ImageError
 from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
+from vmimage.ids import vmi_id
 from vmimage.image import file_status
 from vmimage.lint import lint_package
+from vmimage.resolve import (
+    REQUIRED_CAPABILITIES_ANNOTATION,
+    ResolutionError,
+    UnknownImage,
+    check_capabilities,
+    parse_capabilities,
+    resolve,
+)
 from vmimage.source import read_image_file
 
 ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
@@ -94,6 +103,69 @@ def package_lint(args: ResourceValidationArgs, report_violation: ReportViolation
             report_violation(f"{finding.code}: {finding.message}")
 
 
+def _image_objects(resources) -> list[dict]:
+    """The stack's image resources as the objects they publish (name, scope, status, capabilities)."""
+    objects = []
+    for resource in resources:
+        if resource.resource_type not in (IMAGE, CLUSTER_IMAGE):
+            continue
+        props = resource.props
+        item_id = props.get("item_id")
+        name = props.get("vmi_id") or (vmi_id(item_id) if isinstance(item_id, str) and item_id else None)
+        if not name:
+            continue
+        status = dict(props.get("status") or {})
+        status.setdefault("name", props.get("display_name"))
+        status.setdefault("capabilities", props.get("capabilities") or [])
+        kind = "VirtualMachineImage" if resource.resource_type == IMAGE else "ClusterVirtualMachineImage"
+        metadata = {"name": name, **({"namespace": props.get("namespace")} if kind == "VirtualMachineImage" else {})}
+        objects.append({"kind": kind, "metadata": metadata, "status": status, "resource": resource.name})
+    return objects
+
+
+def _virtual_machines(resources) -> list:
+    return [
+        r
+        for r in resources
+        if r.resource_type.startswith("kubernetes:vmoperator.vmware.com/")
+        and r.resource_type.endswith(":VirtualMachine")
+    ]
+
+
+def vm_capabilities(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    images = _image_objects(args.resources)
+    for vm in _virtual_machines(args.resources):
+        metadata = vm.props.get("metadata") or {}
+        spec = vm.props.get("spec") or {}
+        required = parse_capabilities((metadata.get("annotations") or {}).get(REQUIRED_CAPABILITIES_ANNOTATION) or "")
+        wanted = (spec.get("image") or {}).get("name") or spec.get("imageName")
+        if not required or not isinstance(wanted, str):
+            continue
+        namespace = metadata.get("namespace") or "default"
+        try:
+            image = resolve(wanted, namespace, images)
+            check_capabilities(image, required, f"{namespace}/{metadata.get('name') or vm.name}")
+        except UnknownImage:
+            continue  # an image this stack does not publish: the webhook checks it in the cluster
+        except ResolutionError as error:
+            report_violation(str(error))
+
+
+def not_ready_where_vms_run(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    namespaces = {
+        (vm.props.get("metadata") or {}).get("namespace") or "default" for vm in _virtual_machines(args.resources)
+    }
+    for image in _image_objects(args.resources):
+        namespace = image["metadata"].get("namespace")
+        ready = [c for c in image["status"].get("conditions") or [] if c.get("type") == "Ready"]
+        if namespace in namespaces and ready and ready[0].get("status") != "True":
+            report_violation(
+                f"image {image['status'].get('name')!r} ({image['metadata']['name']}) is not Ready "
+                f"({ready[0].get('message') or ready[0].get('reason')}) in namespace {namespace}, where VMs run: "
+                "fix its library item, or publish it to a namespace without VMs"
+            )
+
+
 def unique_display_names(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     entries = [
         (resource.props.get("namespace") if resource.resource_type == IMAGE else None,
@@ -109,6 +181,16 @@ PolicyPack(
     name="vmimage",
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=[
+        StackValidationPolicy(
+            name="vmimage-vm-capabilities",
+            description="A VirtualMachine's image has the capabilities it requires (vmimage.io/required-capabilities).",
+            validate=vm_capabilities,
+        ),
+        StackValidationPolicy(
+            name="vmimage-not-ready-where-vms-run",
+            description="An image that is not Ready is not published to a namespace where VMs run.",
+            validate=not_ready_where_vms_run,
+        ),
         StackValidationPolicy(
             name="vmimage-unique-display-names",
             description="A display name is published once per scope, so VMs' names resolve.",

@@ -134,3 +134,62 @@ def test_the_same_display_name_twice_in_one_scope(simulator, tmp_path):
     found = violations(result.stdout)
     assert len(found) == 1 and "[mandatory]  vmimage-unique-display-names" in found[0]
     assert "display name 'Photon OS 5.0' appears twice in cluster scope: photon-a and photon-b" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def vm_stack(simulator, kube, samples, tmp_path_factory):
+    """The VM program, up once: a Ready GPU image (a real item), a VM that names it, in dev."""
+    import yaml
+
+    from providers.library_item import ContentLibraryItemProvider
+    from tests.conftest import FIXTURES
+    from tests.engine import provider_host
+    from tests.test_providers import ITEM, direct_client, vsphere_config
+    from vmimage.vsphere.inventory import find_datastore_id
+    from vmimage.vsphere.settings import resolve_settings
+
+    kube.apply(yaml.safe_load((FIXTURES / "crds" / "vmoperator.vmware.com_virtualmachines.yaml").read_text()))
+    kube.wait_established("virtualmachines.vmoperator.vmware.com")
+    settings = resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})
+    with direct_client(simulator) as client:
+        library = client.create_library("vm-policies", find_datastore_id(settings, "LocalDS_0"))
+    with provider_host(vsphere_config(simulator)) as host:
+        source = str(samples / "photon-5-sample.ova")
+        item = host.up(ITEM, ContentLibraryItemProvider(), {"library_id": library, "name": "gpu", "source": source})
+    stack = Stack(
+        tmp_path_factory.mktemp("vm-stack"),
+        name="vms",
+        env={"VMIMAGE_POLICY_PACK": str(PACK)},
+        program=ROOT / "tests" / "projects" / "vms",
+    )
+    base = {
+        "vsphere:vsphereServer": simulator.server,
+        "vsphere:user": "user",
+        "vsphere:caFile": str(simulator.ca_file),
+        "test:kubeconfig": str(kube.kubeconfig),
+        "test:itemId": item.id,
+    }
+    stack.configure({**base, "test:withMissing": "true"}, secrets={"vsphere:password": PASSWORD})
+    stack.up()  # the policies see the images' status from here on
+    return stack, base
+
+
+def test_a_vm_whose_image_lacks_a_capability_it_requires(vm_stack):
+    stack, base = vm_stack
+    stack.configure({**base, "test:withMissing": "true", "test:required": "nvidia-gpu,sev-snp"})
+    result = stack.run("preview", "--policy-pack", str(PACK), check=False)
+    assert result.returncode != 0
+    assert any("[mandatory]  vmimage-vm-capabilities" in line for line in violations(result.stdout))
+    assert "VM dev/web requires capabilities its image" in result.stdout and "does not have: sev-snp" in result.stdout
+
+
+def test_a_not_ready_image_in_a_namespace_where_vms_run(vm_stack):
+    stack, base = vm_stack
+    stack.configure({**base, "test:withMissing": "true", "test:required": "nvidia-gpu"})
+    result = stack.run("preview", "--policy-pack", str(PACK), check=False)
+    found = violations(result.stdout)
+    assert [line.split("  ")[1] for line in found] == ["vmimage-not-ready-where-vms-run"], result.stdout
+    assert "image 'Missing image'" in result.stdout and "is not Ready" in result.stdout
+    stack.configure({**base, "test:withMissing": "false", "test:required": "nvidia-gpu"})  # breaks no rule
+    result = stack.run("preview", "--policy-pack", str(PACK), check=False)
+    assert result.returncode == 0 and violations(result.stdout) == [], result.stdout
