@@ -23,6 +23,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from vmimage.errors import ImageError
 from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
@@ -103,20 +104,33 @@ def package_lint(args: ResourceValidationArgs, report_violation: ReportViolation
             report_violation(f"{finding.code}: {finding.message}")
 
 
+def _known(props, key: str):
+    """A property's value, or None while the preview cannot know it yet."""
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return None
+
+
 def _image_objects(resources) -> list[dict]:
-    """The stack's image resources as the objects they publish (name, scope, status, capabilities)."""
+    """The stack's image resources as the objects they publish (name, scope, status, capabilities);
+    an image whose item a preview does not know yet is left out (the next preview sees it)."""
     objects = []
     for resource in resources:
         if resource.resource_type not in (IMAGE, CLUSTER_IMAGE):
             continue
         props = resource.props
-        item_id = props.get("item_id")
-        name = props.get("vmi_id") or (vmi_id(item_id) if isinstance(item_id, str) and item_id else None)
+        item_id = _known(props, "item_id")
+        name = _known(props, "vmi_id") or (vmi_id(item_id) if isinstance(item_id, str) and item_id else None)
         if not name:
             continue
-        status = dict(props.get("status") or {})
-        status.setdefault("name", props.get("display_name"))
-        status.setdefault("capabilities", props.get("capabilities") or [])
+        try:
+            status = dict(_known(props, "status") or {})
+            status.setdefault("name", _known(props, "display_name"))
+            status.setdefault("capabilities", list(_known(props, "capabilities") or []))
+            status["conditions"] = [dict(c) for c in status.get("conditions") or []]
+        except UnknownValueError:
+            continue
         kind = "VirtualMachineImage" if resource.resource_type == IMAGE else "ClusterVirtualMachineImage"
         metadata = {"name": name, **({"namespace": props.get("namespace")} if kind == "VirtualMachineImage" else {})}
         objects.append({"kind": kind, "metadata": metadata, "status": status, "resource": resource.name})
@@ -135,10 +149,14 @@ def _virtual_machines(resources) -> list:
 def vm_capabilities(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     images = _image_objects(args.resources)
     for vm in _virtual_machines(args.resources):
-        metadata = vm.props.get("metadata") or {}
-        spec = vm.props.get("spec") or {}
-        required = parse_capabilities((metadata.get("annotations") or {}).get(REQUIRED_CAPABILITIES_ANNOTATION) or "")
-        wanted = (spec.get("image") or {}).get("name") or spec.get("imageName")
+        try:
+            metadata = vm.props.get("metadata") or {}
+            spec = vm.props.get("spec") or {}
+            annotations = metadata.get("annotations") or {}
+            required = parse_capabilities(annotations.get(REQUIRED_CAPABILITIES_ANNOTATION) or "")
+            wanted = (spec.get("image") or {}).get("name") or spec.get("imageName")
+        except UnknownValueError:
+            continue  # named by an image the preview does not know yet
         if not required or not isinstance(wanted, str):
             continue
         namespace = metadata.get("namespace") or "default"
@@ -173,7 +191,7 @@ def unique_display_names(args: StackValidationArgs, report_violation: ReportViol
         for resource in args.resources
         if resource.resource_type in (IMAGE, CLUSTER_IMAGE)
     ]  # fmt: skip
-    for problem in duplicate_display_names(entries):
+    for problem in duplicate_display_names(sorted(entries, key=lambda e: e[2])):  # in a stable order
         report_violation(problem)
 
 

@@ -43,7 +43,7 @@ def test_a_stack_that_breaks_no_rule(stack, simulator, samples, tmp_path):
     )
     assert result.returncode == 0, result.output
     assert "vmimage@" in result.stdout  # the pack ran
-    assert violations(result.stdout) == []
+    assert violations(result.stdout) == [], result.stdout
 
 
 def test_production_images_must_pin_their_content(stack, simulator, samples, tmp_path):
