@@ -54,12 +54,15 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 DESCRIPTORS = DescriptorCache()
 
 
-def fingerprint(source: str, sha256: str | None) -> str:
+def fingerprint(source: str, sha256: str | None, digest: str | None = None) -> str:
     """What identifies the content: the URL, or a local source's size and SHA-256 (read once per
     size and mtime, so a touched or freshly checked-out file is no change), plus sha256 when given."""
     # a URL's credentials (user:password@, a signed query) stay out: the fingerprint is in the state,
     # and a URL signed anew for each run is still the same source
-    base = f"url:{redact_url(source)}" if is_url(source) else f"file:{os.stat(source).st_size}:{source_digest(source)}"
+    if is_url(source):
+        base = f"url:{redact_url(source)}"
+    else:
+        base = f"file:{os.stat(source).st_size}:{digest or source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
 
 
@@ -158,9 +161,9 @@ class ContentLibraryItemProvider(VSphereProvider):
             failures.append(CheckFailure("sha256", sha256_problem))
         else:
             try:
-                inputs["fingerprint"] = fingerprint(source, sha256)
-                if not is_url(source):  # what the upload would refuse, said at preview time
-                    digest = inputs["fingerprint"].split(":")[2]
+                digest = None if is_url(source) else source_digest(source)
+                inputs["fingerprint"] = fingerprint(source, sha256, digest)
+                if digest is not None:  # what the upload would refuse, said at preview time
                     for finding in cached_lint_errors(source, digest):
                         failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))
             except (ImageError, OSError) as error:

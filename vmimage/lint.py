@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest, several_manifests_message, unlisted_message
+from vmimage.manifest import (
+    ALGORITHMS,
+    MAX_MANIFEST_BYTES,
+    Digest,
+    parse_manifest,
+    several_manifests_message,
+    unlisted_message,
+)
 from vmimage.ova import iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 from vmimage.source import (
@@ -33,7 +40,6 @@ from vmimage.source import (
 )
 from vmimage.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status, os_family
 
-_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
 _CHUNK = 1 << 20
 
 
@@ -85,10 +91,15 @@ def _hash_stream(read, size: int, algorithms: tuple[str, ...]) -> dict[str, str]
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
+def _all_digests(data: bytes) -> dict[str, str]:
+    """A small file (a descriptor) read before any manifest: every digest a manifest may ask for."""
+    return {a: hashlib.new(a.lower(), data).hexdigest() for a in ALGORITHMS}
+
+
 def _wanted(package: _Package) -> tuple[str, ...]:
     """The algorithms to hash the next file with: the manifest's once it is known, else all."""
     if not package.manifests:
-        return _ALGORITHMS
+        return ALGORITHMS
     algorithms = {d.algorithm for d in _manifest_digests(package).values()}
     return tuple(sorted(algorithms)) or ("SHA256",)
 
@@ -111,7 +122,7 @@ def _read_ova(path: str) -> _Package:
             elif lowered.endswith(".ovf") and package.descriptor is None:
                 data = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", path)
                 package.descriptor, package.descriptor_name = data, name
-                package.digests[name] = {a: hashlib.new(a.lower(), data).hexdigest() for a in _ALGORITHMS}
+                package.digests[name] = _all_digests(data)
             else:
                 package.digests[name] = _hash_stream(reader.read, info.size, _wanted(package))
     return package
@@ -123,7 +134,7 @@ def _read_ovf(path: str, report: LintReport) -> _Package:
     name = os.path.basename(path)
     package.descriptor, package.descriptor_name = data, name
     package.sizes[name] = len(data)
-    package.digests[name] = {a: hashlib.new(a.lower(), data).hexdigest() for a in _ALGORITHMS}
+    package.digests[name] = _all_digests(data)
     beside = manifest_beside(path)
     if beside is not None:
         with open_regular(beside, follow=False) as stream:

@@ -11,6 +11,7 @@ from vmimage.errors import ImageError
 
 MAX_MANIFEST_BYTES = 1 * 2**20
 _DIGEST_LENGTHS = {"SHA1": 40, "SHA256": 64, "SHA512": 128}
+ALGORITHMS = tuple(_DIGEST_LENGTHS)  # what a manifest may use, so what a file read before it is hashed with
 _LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9A-Fa-f]+)$")
 
 

@@ -123,6 +123,10 @@ def package_contents(path: str) -> PackageContents:
     return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name)
 
 
+_A_LINK = "is a symbolic link; a package's files must be regular files beside its descriptor"
+_NOT_A_FILE = "is not a regular file (a FIFO, a device or a directory); vmimage reads files only"
+
+
 def require_regular(path: str, follow: bool = True) -> os.stat_result:
     """The file's stat, when it is a regular file. ``follow=False`` (files a package names)
     refuses a symbolic link too: a package must not reach files outside itself."""
@@ -131,9 +135,9 @@ def require_regular(path: str, follow: bool = True) -> os.stat_result:
     except OSError as exc:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
     if not follow and stat.S_ISLNK(info.st_mode):
-        raise ImageError(path, "is a symbolic link; a package's files must be regular files beside its descriptor")
+        raise ImageError(path, _A_LINK)
     if not stat.S_ISREG(info.st_mode):
-        raise ImageError(path, "is not a regular file (a FIFO, a device or a directory); vmimage reads files only")
+        raise ImageError(path, _NOT_A_FILE)
     return info
 
 
@@ -149,13 +153,11 @@ def open_regular(path: str, follow: bool = True) -> Iterator[BinaryIO]:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow:
-            raise ImageError(
-                path, "is a symbolic link; a package's files must be regular files beside its descriptor"
-            ) from None
+            raise ImageError(path, _A_LINK) from None
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ImageError(path, "is not a regular file (a FIFO, a device or a directory); vmimage reads files only")
+            raise ImageError(path, _NOT_A_FILE)
         os.set_blocking(fd, True)
         stream = os.fdopen(fd, "rb", buffering=0)
     except BaseException:

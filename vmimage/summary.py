@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmimage.errors import redact
+from vmimage.errors import ImageError, redact
 from vmimage.ids import vmi_id
 from vmimage.models import CLUSTER_KIND
 
@@ -179,7 +179,6 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
     """`pulumi preview --json` as one document (steps), or as the engine's event stream
     (`PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true`: steps from its resourcePreEvents, and the
     policy violations from its policyEvents), as one document with ``policies``."""
-    from vmimage.errors import ImageError
 
     stripped = text.lstrip()
     try:

@@ -19,6 +19,7 @@ from typing import IO
 
 from vmimage.errors import ImageError
 from vmimage.manifest import (
+    ALGORITHMS,
     MAX_MANIFEST_BYTES,
     Digest,
     check_digest,
@@ -42,7 +43,6 @@ from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
 from vmimage.vsphere.rest import NotFoundError, VSphereError
 
 ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all)
-_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
 
 
 @dataclass
@@ -129,7 +129,7 @@ class _Uploader:
         elif self.manifest is not None:  # listed nowhere: SHA-256 for the record
             algorithms = ("SHA256",)
         else:  # the manifest may still come: keep every digest it could ask for
-            algorithms = _ALGORITHMS
+            algorithms = ALGORITHMS
         hashers = _hashers(algorithms)
         sent_before = self.progress.sent
 
@@ -151,6 +151,7 @@ class _Uploader:
         if self.manifest is not None:
             raise ImageError(self.source, several_manifests_message([self.manifest_name or "?", name]))
         self.manifest, self.manifest_name = parse_manifest(data, f"{self.source}:{name}"), name
+        self.manifest_bytes = data  # what a declared sha256 of a bare .ovf pins
         for uploaded, digests in self.digests.items():
             expected = self.manifest.get(uploaded)
             if expected is None:
@@ -219,7 +220,6 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
     if beside is not None:
         manifest_name, manifest = beside
         up.take_manifest(manifest_name, manifest)
-        up.manifest_bytes = manifest  # what a declared sha256 of a bare .ovf pins
         up.put_bytes(manifest_name, manifest)
     beside = [
         (reference.href, referenced_file(path, reference.href)) for reference in parse_descriptor(data, path).files
