@@ -6,7 +6,9 @@ import pulumi
 
 from components.catalog import ImageCatalog
 from vmimage.config import KEYS, NAMESPACE, ConfigError, load_catalog_config
+from vmimage.crds import FILES, crd_name
 from vmimage.errors import ImageError
+from vmimage.kube import KubeTarget, read_crds
 from vmimage.vsphere.listing import VCenterListing
 from vmimage.vsphere.settings import resolve_settings
 
@@ -28,7 +30,12 @@ try:
             )
         }
         listing = VCenterListing(resolve_settings(settings, os.environ))
-    catalog = ImageCatalog("catalog", catalog_config, listing)
+    kubernetes = catalog_config.kubernetes
+    cluster_crds = None
+    if kubernetes is not None and kubernetes.install_crds:  # install VM Operator's CRDs only where none exist
+        target = KubeTarget(kubernetes.kubeconfig, kubernetes.context)
+        cluster_crds = read_crds(target, [crd_name(kind) for kind in FILES])
+    catalog = ImageCatalog("catalog", catalog_config, listing, cluster_crds=cluster_crds)
 except (ConfigError, ImageError) as error:
     raise pulumi.RunError(str(error)) from None
 finally:

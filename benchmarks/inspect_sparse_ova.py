@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vmimage.image import file_status
+from vmimage.image import file_image
 from vmimage.samples import SAMPLES, write_ova
 from vmimage.source import read_image_file
 
@@ -59,7 +59,7 @@ def main() -> None:
         print(f"small OVA: {small.stat().st_size} bytes; OVF: {ovf.stat().st_size} bytes")
 
         def inspect(path: Path) -> None:
-            file_status(read_image_file(str(path)), name="bench")
+            file_image(read_image_file(str(path)), name="bench")
 
         print(f"\nin-process read + status, {args.rounds} rounds")
         print(f"  bare .ovf        {summary(timings(lambda: inspect(ovf), args.rounds))}")

@@ -53,7 +53,10 @@ class ImageCatalog(pulumi.ComponentResource):
         config: CatalogConfig,
         listing: LibraryListing | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        cluster_crds: dict[str, dict[str, Any] | None] | None = None,
     ) -> None:
+        """``cluster_crds``: the image CRDs the cluster has now (vmimage.kube.read_crds), which
+        decide what ``installCrds`` does; without it every one counts as absent."""
         super().__init__("vmimage:index:ImageCatalog", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
@@ -71,7 +74,7 @@ class ImageCatalog(pulumi.ComponentResource):
             provider = k8s.Provider(
                 f"{name}-cluster", kubeconfig=kubernetes.kubeconfig, context=kubernetes.context, opts=child
             )
-            self.crds = VmOperatorCrds(f"{name}-crds", provider=provider, opts=child)
+            self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
 
         self.items: dict[int, ContentLibraryItem] = {

@@ -28,7 +28,7 @@ from pulumi_policy.proxy import UnknownValueError
 from vmimage.errors import ImageError
 from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
 from vmimage.ids import vmi_id
-from vmimage.image import file_status
+from vmimage.image import file_image
 from vmimage.lint import lint_package
 from vmimage.resolve import (
     REQUIRED_CAPABILITIES_ANNOTATION,
@@ -75,7 +75,7 @@ def image_floors(args: ResourceValidationArgs, report_violation: ReportViolation
         if source is None:
             return
         try:
-            status = file_status(read_image_file(source), name=str(args.props.get("name"))).wire()
+            status = file_image(read_image_file(source), name=str(args.props.get("name"))).status.wire()
         except ImageError as error:
             report_violation(str(error))
             return

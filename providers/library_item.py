@@ -91,7 +91,7 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
         now=datetime.now(UTC).replace(microsecond=0),
         item_id=item.id,
         content_version=content_version,
-    ).wire()
+    ).status.wire()
 
 
 def _outputs(

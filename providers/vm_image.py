@@ -18,12 +18,12 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.errors import ImageError
-from vmimage.ids import vmi_id
-from vmimage.image import image_object
+from vmimage.ids import library_item_name, vmi_id
+from vmimage.image import image_object, item_kind
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, ImageStatus
-from vmimage.status import image_status, item_status, not_ready_condition
+from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
+from vmimage.status import ItemImage, image_status, item_status, not_ready_condition
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -49,8 +49,8 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _status(props: dict[str, Any]) -> ImageStatus:
-    """The image's status from vCenter: the item and its descriptor, through the core."""
+def _image(props: dict[str, Any]) -> tuple[ItemImage, str | None]:
+    """The image from vCenter (the item and its descriptor, through the core) and the item's library."""
     item_id = props["item_id"]
     common = dict(name=props["display_name"], now=_now(), capabilities=props.get("capabilities") or (), item_id=item_id)
     with connection.content_library() as client:
@@ -58,23 +58,18 @@ def _status(props: dict[str, Any]) -> ImageStatus:
             item = client.get_item(item_id)
         except NotFoundError:
             status = image_status(None, **common, content_version=props.get("content_version"))
-            return status.model_copy(
-                update={
-                    "type": None,
-                    "conditions": [
-                        not_ready_condition(REASON_PROVIDER_NOT_READY, f"library item {item_id} does not exist", _now())
-                    ],
-                }
-            )
+            missing = not_ready_condition(REASON_PROVIDER_NOT_READY, f"library item {item_id} does not exist", _now())
+            return ItemImage(status.model_copy(update={"type": None, "conditions": [missing]})), None
         version = content_version(client, item, known=props.get("content_version"))
         descriptor = DESCRIPTORS.fetch(client, item, version, content_key=props.get("content_fingerprint"))
-    return item_status(
+    image = item_status(
         descriptor.data if descriptor else None,
         f"item {item_id}:{descriptor.name if descriptor else '(no descriptor)'}",
         iso=item.type.lower() == "iso",
         **common,
         content_version=version,
     )
+    return image, item.library_id or None
 
 
 class _Image(VSphereProvider):
@@ -119,19 +114,34 @@ class _Image(VSphereProvider):
         return KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
 
     def _publish(self, props: dict[str, Any], owner: str) -> dict[str, Any]:
-        status = _status(props)
-        obj = image_object(
-            status,
-            cluster=self.kind == CLUSTER_KIND,
-            namespace=props.get("namespace"),
-            extra_labels=props.get("extra_labels") or {},
-            owner=owner,
-        ).wire()
+        image, library_id = _image(props)
+        if image.sync_error:
+            pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
+        cluster_scope = self.kind == CLUSTER_KIND
         target = self._target(props)
-        if target is not None:
-            with ImageObjects(target) as cluster:
-                cluster.apply(obj)
-                cluster.apply_status(obj)
+        version, item_uid = VERSION, None
+        cluster = ImageObjects(target) if target is not None else None
+        try:
+            if cluster is not None:
+                version = cluster.image_version()
+                item_uid = cluster.item_uid(
+                    item_kind(cluster_scope), props.get("namespace"), library_item_name(props["item_id"])
+                )
+            obj = image_object(
+                image.status,
+                cluster=cluster_scope,
+                namespace=props.get("namespace"),
+                labels=image.labels,
+                extra_labels=props.get("extra_labels") or {},
+                library_id=library_id,
+                item_uid=item_uid,
+                version=version,
+            ).wire()
+            if cluster is not None:
+                cluster.publish(obj, owner)
+        finally:
+            if cluster is not None:
+                cluster.close()
         return {
             **{key: props.get(key) for key in INPUTS},
             "drift": None,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vmimage.image import file_status, image_object
+from vmimage.image import file_image, image_object
 from vmimage.source import default_display_name, read_image_file
 
 FIXED_NOW = datetime(2024, 1, 15, 10, 0, 0, tzinfo=UTC)
@@ -20,5 +20,5 @@ def inspect_file(path: Path, **options: Any) -> dict[str, Any]:
     cluster = options.pop("cluster", False)
     namespace = options.pop("namespace", None)
     options.setdefault("name", default_display_name(str(path)))
-    status = file_status(read_image_file(str(path)), now=FIXED_NOW, **options)
-    return image_object(status, cluster=cluster, namespace=namespace).wire()
+    image = file_image(read_image_file(str(path)), now=FIXED_NOW, **options)
+    return image_object(image.status, cluster=cluster, namespace=namespace, labels=image.labels).wire()

@@ -15,8 +15,8 @@ import yaml
 
 from vmimage.crds import crds
 from vmimage.errors import ImageError
-from vmimage.ids import vmi_id
-from vmimage.image import file_status, image_object
+from vmimage.ids import content_library_name, vmi_id
+from vmimage.image import file_image, image_object
 from vmimage.labels import is_label_name
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, Image
 from vmimage.resolve import ResolutionError, image_reference, resolve
@@ -78,6 +78,7 @@ def id_command(uuid: str) -> None:
 @click.option("--name", help="Display name (status.name); defaults to the file name without extension.")
 @click.option("--item-id", help="Content library item UUID: names the object by its VMI ID.")
 @click.option("--content-version", help="Content library item content version (status.providerContentVersion).")
+@click.option("--library-id", help="Content library UUID: the object's content-library annotation.")
 @click.option("--namespace", "-n", help="Namespace of the VirtualMachineImage.")
 @click.option("--cluster", is_flag=True, help="Print a ClusterVirtualMachineImage instead.")
 @click.option("--capability", "capabilities", multiple=True, metavar="C", help="Declare a capability (repeatable).")
@@ -92,15 +93,18 @@ def inspect(
     name: str | None,
     item_id: str | None,
     content_version: str | None,
+    library_id: str | None,
     namespace: str | None,
     cluster: bool,
     capabilities: tuple[str, ...],
     manifest: str | None,
     output: str,
 ) -> None:
-    """Print the VirtualMachineImage an .ova, .ovf or .iso file would become.
+    """Print the VirtualMachineImage an .ova, .ovf or .iso file would become: the object VM
+    Operator publishes for it once it is that library item.
 
-    Reads only the descriptor: a 50 GB OVA inspects as fast as its bare .ovf.
+    Reads only the descriptor: a 50 GB OVA inspects as fast as its bare .ovf. A package VM
+    Operator would not sync prints its NotSynced object, and why on standard error.
     """
     if cluster and namespace:
         raise click.UsageError("--namespace and --cluster exclude each other: a cluster image has no namespace")
@@ -116,15 +120,24 @@ def inspect(
         except ImageError as exc:
             raise ImageError(f"--item-id {item_id!r}", exc.reason) from None
         item_id = item_id.strip().lower()
+    if library_id is not None:
+        try:
+            content_library_name(library_id)
+        except ImageError as exc:
+            raise ImageError(f"--library-id {library_id!r}", exc.reason) from None
     image_file = read_image_file(path, manifest)
-    status = file_status(
+    found = file_image(
         image_file,
         name=name or default_display_name(path),
         capabilities=capabilities,
         item_id=item_id,
         content_version=content_version,
     )
-    image = image_object(status, cluster=cluster, namespace=namespace)
+    if found.sync_error:
+        click.echo(f"warning: {path}: VM Operator would not sync this package: {found.sync_error}", err=True)
+    image = image_object(
+        found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id
+    )
     if output in ("table", "wide"):
         click.echo(image_table([image], wide=output == "wide"))
     elif output == "json":

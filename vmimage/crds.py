@@ -1,122 +1,77 @@
-"""CustomResourceDefinitions for the two image kinds, derived from `vmimage.models`.
+"""VM Operator's own CRDs for the two image kinds (vmimage/upstream/, unchanged).
 
-Pydantic's JSON schema is turned into a Kubernetes structural schema: references
-inlined, titles dropped, ``Optional`` unwrapped, quantities left as int-or-string.
+vmimage writes the objects VM Operator would, so it installs VM Operator's CRDs where a cluster
+has none, and never its own: a cluster that runs VM Operator keeps the ones it has.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+from pathlib import Path
 from typing import Any
 
-from vmimage.models import CLUSTER_KIND, GROUP, NAMESPACED_KIND, VERSION, ImageSpec, ImageStatus
+import yaml
 
-SHORT_NAMES = {
-    NAMESPACED_KIND: ["vmi", "vmimage"],
-    CLUSTER_KIND: ["cvmi", "cvmimage", "clustervmi", "clustervmimage"],
+from vmimage.models import CLUSTER_KIND, GROUP, NAMESPACED_KIND, VERSION
+
+UPSTREAM = Path(__file__).resolve().parent / "upstream"
+FILES = {
+    NAMESPACED_KIND: UPSTREAM / "vmoperator.vmware.com_virtualmachineimages.yaml",
+    CLUSTER_KIND: UPSTREAM / "vmoperator.vmware.com_clustervirtualmachineimages.yaml",
 }
-
-PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Display Name", "type": "string", "jsonPath": ".status.name"},
-    {"name": "Type", "type": "string", "jsonPath": ".status.type"},
-    {"name": "Image Version", "type": "string", "jsonPath": ".status.productInfo.version"},
-    {"name": "OS Name", "type": "string", "jsonPath": ".status.osInfo.type"},
-    {"name": "OS Version", "type": "string", "jsonPath": ".status.osInfo.version"},
-    {"name": "Hardware Version", "type": "string", "jsonPath": ".status.hardwareVersion"},
-    {"name": "Capabilities", "type": "string", "jsonPath": ".status.capabilities", "priority": 1},
-]
-
-_DROPPED_KEYWORDS = {"title", "default", "$defs"}
+# Put on the CRDs vmimage installs, so a later run knows they are its own to keep current.
+INSTALLED_BY_LABEL = "vmimage.io/installed-by"
 
 
-def _structural(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, list):
-        return [_structural(item, defs) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = defs[node["$ref"].rsplit("/", 1)[-1]]
-        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        return _structural(merged, defs)
-    variants = node.get("anyOf")
-    if variants and any(v == {"type": "null"} for v in variants):
-        rest = [v for v in variants if v != {"type": "null"}]
-        outer = {k: v for k, v in node.items() if k != "anyOf"}
-        inner = rest[0] if len(rest) == 1 else {"anyOf": rest}
-        return _structural({**inner, **outer}, defs)
-    result = {key: _structural(value, defs) for key, value in node.items() if key not in _DROPPED_KEYWORDS}
-    if "properties" in node:  # field names are data here, never keywords to drop
-        result["properties"] = {name: _structural(field, defs) for name, field in node["properties"].items()}
-    if "const" in result:  # const is not allowed in structural schemas
-        result["enum"] = [result.pop("const")]
-    if "additionalProperties" in result and result["additionalProperties"] is False:
-        del result["additionalProperties"]  # the API server prunes unknown fields instead
-    if "required" in result and not result["required"]:
-        del result["required"]
-    if result.get("format") == "date-time" and "type" not in result:
-        result["type"] = "string"
-    return result
-
-
-def model_schema(model: type) -> dict[str, Any]:
-    """The structural OpenAPI v3 schema of a pydantic model, with camelCase field names."""
-    raw = model.model_json_schema(by_alias=True, mode="serialization")
-    schema = _structural(raw, raw.get("$defs", {}))
-    if model.__doc__:
-        schema["description"] = " ".join(model.__doc__.split())
-    return schema
-
-
-def _int32(schema: dict[str, Any]) -> dict[str, Any]:
-    """Mark hardwareVersion as int32, as the upstream schema does."""
-    schema["properties"]["hardwareVersion"]["format"] = "int32"
-    return schema
-
-
-def image_schema() -> dict[str, Any]:
-    """openAPIV3Schema shared by both kinds."""
-    return {
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": model_schema(ImageSpec),
-            "status": _int32(model_schema(ImageStatus)),
-        },
-    }
+@functools.cache
+def _load(kind: str) -> dict[str, Any]:
+    return yaml.safe_load(FILES[kind].read_text())
 
 
 def crd(kind: str) -> dict[str, Any]:
-    """The CustomResourceDefinition of ``kind`` (VirtualMachineImage or ClusterVirtualMachineImage)."""
-    plural = kind.lower() + "s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": list(SHORT_NAMES[kind]),
-            },
-            "scope": "Cluster" if kind == CLUSTER_KIND else "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": image_schema()},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
-                }
-            ],
-        },
-    }
+    """VM Operator's CustomResourceDefinition of ``kind`` (VirtualMachineImage or ClusterVirtualMachineImage)."""
+    return copy.deepcopy(_load(kind))
 
 
 def crds() -> list[dict[str, Any]]:
     return [crd(NAMESPACED_KIND), crd(CLUSTER_KIND)]
+
+
+def crd_name(kind: str) -> str:
+    return f"{kind.lower()}s.{GROUP}"
+
+
+def image_schema(version: str = VERSION, kind: str = NAMESPACED_KIND) -> dict[str, Any]:
+    """The openAPIV3Schema VM Operator's CRD gives ``version`` of the image kinds."""
+    for entry in _load(kind)["spec"]["versions"]:
+        if entry["name"] == version:
+            return copy.deepcopy(entry["schema"]["openAPIV3Schema"])
+    raise KeyError(f"VM Operator's {kind} CRD has no version {version}")
+
+
+def installed_by_vmimage(live: dict[str, Any] | None) -> bool:
+    """Whether a CRD in a cluster is one vmimage installed: labelled so, or the single-version
+    CRD earlier vmimage releases generated (created through Pulumi, without controller-gen's mark)."""
+    if not live:
+        return False
+    meta = live.get("metadata") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    if labels.get(INSTALLED_BY_LABEL) == "vmimage":
+        return True
+    generated = "controller-gen.kubebuilder.io/version" in annotations
+    return labels.get("app.kubernetes.io/managed-by") == "pulumi" and not generated
+
+
+INSTALLED = "installed by vmimage"
+CLUSTERS_OWN = "the cluster's own (VM Operator's), left alone"
+
+
+def crd_plan(existing: dict[str, dict[str, Any] | None]) -> dict[str, str]:
+    """For each image CRD: vmimage installs (or keeps current) its own, or leaves the cluster's."""
+    plan = {}
+    for document in crds():
+        name = document["metadata"]["name"]
+        live = existing.get(name)
+        plan[name] = INSTALLED if live is None or installed_by_vmimage(live) else CLUSTERS_OWN
+    return plan

@@ -36,3 +36,9 @@ def library_item_name(item_uuid: str) -> str:
 def is_vmi_id(name: str) -> bool:
     """Whether ``name`` has the form of a VMI ID (and so is looked up by name, not display name)."""
     return bool(VMI_ID_PATTERN.match(name))
+
+
+def content_library_name(library_id: str) -> str:
+    """The name of the image registry's (Cluster)ContentLibrary object for a library: ``cl-`` and
+    the same 17 hex, as its item objects are named."""
+    return "cl-" + _hash17(library_id)

@@ -7,6 +7,7 @@ Errors name the cluster and the call, never the credentials.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -15,12 +16,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmimage.errors import ImageError
-from vmimage.image import object_owner
-from vmimage.models import CLUSTER_KIND, GROUP, VERSION
+from vmimage.models import CLUSTER_KIND, GROUP, VERSION, VERSIONS
 
 log = logging.getLogger("vmimage.kube")
-FIELD_MANAGER = "vmimage"
+FIELD_MANAGER = "vmimage"  # the CLI's and tests' writes; a catalog declaration writes as owner_manager(owner)
+OWNER_MANAGER_PREFIX = "vmimage/"
 APPLY = "application/apply-patch+yaml"
+IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION = "imageregistry.vmware.com", "v1alpha1"
+ITEM_PLURALS = {"ClusterContentLibraryItem": "clustercontentlibraryitems", "ContentLibraryItem": "contentlibraryitems"}
+
+
+def owner_manager(owner: str) -> str:
+    """The field manager a catalog declaration writes its object with. Several declarations can
+    publish one object (a replace creates the new declaration before it deletes the old one; a
+    renamed synced item moves to a new resource); the manager of the last apply says which one
+    may delete it, and the object itself carries nothing VM Operator's would not."""
+    return OWNER_MANAGER_PREFIX + owner
+
+
+def object_owner(obj: dict | None) -> str | None:
+    """The declaration that last applied a live object: its newest ``vmimage/…`` field manager."""
+    entries = [
+        entry
+        for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []
+        if str(entry.get("manager", "")).startswith(OWNER_MANAGER_PREFIX) and not entry.get("subresource")
+    ]
+    if not entries:
+        return None
+    newest = max(entries, key=lambda entry: entry.get("time") or "")
+    return newest["manager"][len(OWNER_MANAGER_PREFIX) :]
 CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
 PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
 
@@ -66,6 +90,7 @@ class ImageObjects:
                 f"cannot use it: {exc} (give --kubeconfig, set KUBECONFIG, or run in a pod)",
             ) from None
         self.api = client.CustomObjectsApi(self.api_client)
+        self._version: str | None = None
 
     def close(self) -> None:
         self.api_client.close()
@@ -94,12 +119,39 @@ class ImageObjects:
         except HTTPError as exc:
             raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: connection failed ({exc})") from None
 
-    def _scope(self, kind: str, namespace: str | None) -> tuple[str, dict[str, Any]]:
-        if kind == CLUSTER_KIND:
-            return "cluster", {"group": GROUP, "version": VERSION, "plural": PLURALS[kind]}
-        return "namespaced", {"group": GROUP, "version": VERSION, "plural": PLURALS[kind], "namespace": namespace}
+    def image_version(self) -> str:
+        """The version to write images at: v1alpha6 where the cluster serves it, else v1alpha5.
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        VM Operator's CRDs serve v1alpha1–v1alpha6 and store v1alpha6; the image schema is the same
+        in both, so the newest served one is written. Read from API discovery, which every
+        authenticated user may read; a cluster without the group answers VERSION."""
+        if self._version is None:
+            self._version = VERSION
+            group = self._call(
+                f"discover {GROUP}",
+                self.api_client.call_api,
+                f"/apis/{GROUP}",
+                "GET",
+                header_params={"Accept": "application/json"},
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                allow_missing=True,
+            )
+            served = {entry.get("version") for entry in (group or {}).get("versions") or []}
+            for version in reversed(VERSIONS):
+                if version in served:
+                    self._version = version
+                    break
+        return self._version
+
+    def _scope(self, kind: str, namespace: str | None) -> tuple[str, dict[str, Any]]:
+        where = {"group": GROUP, "version": self.image_version(), "plural": PLURALS[kind]}
+        if kind == CLUSTER_KIND:
+            return "cluster", where
+        return "namespaced", {**where, "namespace": namespace}
+
+    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Create or update the object (all but its status) by server-side apply."""
         body = {k: v for k, v in obj.items() if k != "status"}
         scope, where = self._scope(obj["kind"], obj["metadata"].get("namespace"))
@@ -108,34 +160,83 @@ class ImageObjects:
             f"apply {obj['kind']} {obj['metadata']['name']}",
             call,
             name=obj["metadata"]["name"],
-            body=body,
-            field_manager=FIELD_MANAGER,
+            body={**body, "apiVersion": f"{GROUP}/{where['version']}"},
+            field_manager=manager,
             force=True,
             _content_type=APPLY,
             **where,
         )
 
-    def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def apply_status(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Write the object's status through the status subresource."""
         meta = obj["metadata"]
+        scope, where = self._scope(obj["kind"], meta.get("namespace"))
         body = {
-            "apiVersion": obj["apiVersion"],
+            "apiVersion": f"{GROUP}/{where['version']}",
             "kind": obj["kind"],
             "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)},
             "status": obj["status"],
         }
-        scope, where = self._scope(obj["kind"], meta.get("namespace"))
         call = getattr(self.api, f"patch_{scope}_custom_object_status")
         return self._call(
             f"write the status of {obj['kind']} {meta['name']}",
             call,
             name=meta["name"],
             body=body,
-            field_manager=FIELD_MANAGER,
+            field_manager=manager,
             force=True,
             _content_type=APPLY,
             **where,
         )
+
+    def publish(self, obj: dict[str, Any], owner: str) -> None:
+        """Apply the object and its status as ``owner``'s declaration, and give up what earlier
+        writers (the legacy ``vmimage`` manager) set that this object no longer has."""
+        manager = owner_manager(owner)
+        live = self.apply(obj, manager)
+        self.apply_status(obj, manager)
+        for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
+            if entry.get("manager") == FIELD_MANAGER:
+                self.release(obj, subresource=entry.get("subresource") or "")
+
+    def release(self, obj: dict[str, Any], subresource: str = "") -> None:
+        """Apply nothing as the legacy manager: the fields only it held go away."""
+        meta = obj["metadata"]
+        scope, where = self._scope(obj["kind"], meta.get("namespace"))
+        body = {
+            "apiVersion": f"{GROUP}/{where['version']}",
+            "kind": obj["kind"],
+            "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)},
+        }
+        suffix = "_status" if subresource == "status" else ""
+        call = getattr(self.api, f"patch_{scope}_custom_object{suffix}")
+        self._call(
+            f"release the legacy fields of {obj['kind']} {meta['name']}",
+            call,
+            name=meta["name"],
+            body=body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY,
+            allow_missing=True,
+            **where,
+        )
+
+    def item_uid(self, kind: str, namespace: str | None, name: str) -> str | None:
+        """The uid of the image registry's item object, when the cluster has one (else None):
+        VM Operator makes it the owner of the image."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        where = {"group": IMAGE_REGISTRY_GROUP, "version": IMAGE_REGISTRY_VERSION, "plural": ITEM_PLURALS[kind]}
+        try:
+            if namespace is None:
+                found = self.api.get_cluster_custom_object(name=name, **where)
+            else:
+                found = self.api.get_namespaced_custom_object(name=name, namespace=namespace, **where)
+        except (ApiException, HTTPError):  # no image registry, or no right to read it: no owner
+            return None
+        return (found.get("metadata") or {}).get("uid")
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         scope, where = self._scope(kind, namespace)
@@ -178,6 +279,32 @@ class ImageObjects:
             _, where = self._scope(kind, namespace)
             result = self._call(f"list {kind}", self.api.list_namespaced_custom_object, **where, **options)
         return list((result or {}).get("items") or [])
+
+
+def read_crds(target: KubeTarget, names: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The CustomResourceDefinitions of these names as the cluster has them (None: absent)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    found: dict[str, dict[str, Any] | None] = {}
+    with ImageObjects(target) as objects:
+        api = client.ApiextensionsV1Api(objects.api_client)
+        for name in names:
+            try:
+                found[name] = objects.api_client.sanitize_for_serialization(
+                    api.read_custom_resource_definition(name)
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise ImageError(
+                        f"Kubernetes {target.describe()}", f"read CustomResourceDefinition {name}: {_reason(exc)}"
+                    ) from None
+                found[name] = None
+            except HTTPError as exc:
+                where = f"Kubernetes {target.describe()}"
+                raise ImageError(where, f"read CustomResourceDefinition {name}: connection failed ({exc})") from None
+    return found
 
 
 def _reason(exc: Any) -> str:
@@ -274,6 +401,8 @@ class ImageCache:
 
         objects = ImageObjects(self.target, retries=0)  # this loop retries, with backoff
         where = {"group": GROUP, "version": VERSION, "plural": PLURALS[kind]}
+        with contextlib.suppress(ImageError):  # discovery failed: read the version every VM Operator serves
+            where["version"] = objects.image_version()
         delay = self.backoff
         while not self._stopping.is_set():
             try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vmimage.errors import ImageError
+from vmimage.guest_os import cim_os_type
 from vmimage.manifest import (
     ALGORITHMS,
     MAX_MANIFEST_BYTES,
@@ -38,7 +39,7 @@ from vmimage.source import (
     referenced_file,
     require_regular,
 )
-from vmimage.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status, os_family
+from vmimage.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status
 
 _CHUNK = 1 << 20
 
@@ -225,14 +226,25 @@ def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintRep
                 f"property {prop.key!r} is not user-configurable: VM Operator does not pass it to the VM "
                 '(set ovf:userConfigurable="true" if VMs should set it)',
             )
-    if not descriptor.guest_id:
-        report.add("unknown-os", "warning", "the descriptor names no guest id (OperatingSystemSection vmw:osType)")
-    elif os_family(descriptor.guest_id) == "Other":
+    if descriptor.config is None:
+        report.add(
+            "not-synced",
+            "error",
+            f"VM Operator would not sync this package (its image would stay Ready=False, "
+            f"VirtualMachineImageNotSynced): {descriptor.config_error}",
+        )
+    elif not descriptor.config.guest_id:
         report.add(
             "unknown-os",
             "warning",
-            f"guest id {descriptor.guest_id!r} maps to no OS type VM Operator knows (Linux, Windows, macOS); "
-            "selection by os.image.vmoperator.vmware.com/type will not find it",
+            "the descriptor names no guest id (OperatingSystemSection vmw:osType, or an ovf:id vSphere maps to one): "
+            "the image's osInfo.type and its os.image.vmoperator.vmware.com/type label stay empty",
+        )
+    elif cim_os_type(descriptor.config.guest_id) == 0:
+        report.add(
+            "unknown-os",
+            "warning",
+            f"guest id {descriptor.config.guest_id!r} has no CIM OS type VM Operator knows: osInfo.id will be 0",
         )
 
 

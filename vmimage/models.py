@@ -1,8 +1,8 @@
 """The VirtualMachineImage objects as pydantic models.
 
-These models are the single source of the wire format: the CLI prints them, the
-providers publish them, and `vmimage.crds` derives the CustomResourceDefinitions
-from them. Field names follow the reference page (camelCase on the wire).
+These models are the wire format vmimage writes: the CLI prints them and the providers
+publish them. They follow VM Operator's v1alpha5/v1alpha6 schema (identical for images),
+camelCase on the wire; `vmimage.crds` holds VM Operator's own CRDs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 GROUP = "vmoperator.vmware.com"
-VERSION = "v1alpha5"
+VERSION = "v1alpha5"  # written where the cluster says nothing else (its CRDs decide: vmimage.kube)
+VERSIONS = ("v1alpha5", "v1alpha6")  # the versions whose image schema vmimage writes; identical there
 API_VERSION = f"{GROUP}/{VERSION}"
 IMAGE_REGISTRY_API_VERSION = "imageregistry.vmware.com/v1alpha1"
 
@@ -24,6 +25,7 @@ ImageKind = Literal["VirtualMachineImage", "ClusterVirtualMachineImage"]
 READY = "Ready"
 REASON_PROVIDER_NOT_READY = "VirtualMachineImageProviderNotReady"
 REASON_NOT_SYNCED = "VirtualMachineImageNotSynced"
+V1ALPHA1_COMPATIBLE = "VirtualMachineImageV1Alpha1Compatible"
 
 # A Kubernetes resource.Quantity: serialised as a string, accepted as int or string.
 _QUANTITY_PATTERN = (
@@ -52,9 +54,9 @@ class WireModel(BaseModel):
 
 
 class OSInfo(WireModel):
-    id: str | None = Field(None, description="The vSphere guest OS identifier, e.g. photon64Guest.")
-    type: str | None = Field(None, description="The OS family: Linux, Windows, macOS or Other.")
-    version: str | None = Field(None, description="The OS version.")
+    id: str | None = Field(None, description="The CIM OS type number of the guest id, e.g. 101.")
+    type: str | None = Field(None, description="The vSphere guest id, e.g. vmwarePhoton64Guest.")
+    version: str | None = Field(None, description="The OS version (VM Operator leaves it unset).")
 
 
 class ProductInfo(WireModel):
@@ -64,14 +66,25 @@ class ProductInfo(WireModel):
     full_version: str | None = Field(None, alias="fullVersion", description="Long-form version.")
 
 
+ControllerType = Literal["IDE", "NVME", "SCSI", "SATA"]
+
+
 class Disk(WireModel):
-    capacity: Quantity | None = Field(None, description="Virtual disk capacity.")
-    size: Quantity | None = Field(None, description="Estimated populated size.")
+    """VirtualMachineImageDiskInfo (v1alpha5 and v1alpha6)."""
+
+    name: str = Field(description="The disk's name: the OVF Item's ElementName.")
+    limit: Quantity | None = Field(None, description="The total virtual disk capacity.")
+    requested: Quantity | None = Field(None, description="The minimum storage the disk requires.")
+    unit_number: int | None = Field(None, alias="unitNumber", description="The disk's unit number.")
+    controller_type: ControllerType | None = Field(None, alias="controllerType", description="Its controller's type.")
+    controller_bus_number: int | None = Field(
+        None, alias="controllerBusNumber", description="Its controller's bus number."
+    )
 
 
 class OVFProperty(WireModel):
-    key: str = Field(description="The property key, class.key.instance when the product section is classed.")
-    type: str = Field(description="The OVF type of the property.")
+    key: str = Field(description="The property's ovf:key.")
+    type: str = Field(description="The vApp type, e.g. string(1..253), password, int.")
     default: str | None = Field(None, description="The default value, when not empty.")
 
 
@@ -89,17 +102,19 @@ class Condition(WireModel):
 
 
 class ImageStatus(WireModel):
-    """VirtualMachineImageStatus, as the reference page lists it."""
+    """VirtualMachineImageStatus, as VM Operator publishes it."""
 
     name: str | None = Field(None, description="Display name of the image.")
     type: Literal["OVF", "ISO"] | None = Field(None, description="Content type.")
-    firmware: Literal["BIOS", "EFI"] | None = Field(None, description="Firmware type.")
+    firmware: str | None = Field(None, description="Firmware type, as the OVF names it (efi, bios).")
     hardware_version: int | None = Field(
         None, alias="hardwareVersion", ge=0, le=2**31 - 1, description="VMware virtual hardware version."
     )
     capabilities: list[str] | None = Field(None, description="Capabilities of the image, sorted.")
-    os_info: OSInfo | None = Field(None, alias="osInfo", description="Operating system information.")
-    product_info: ProductInfo | None = Field(None, alias="productInfo", description="Product metadata.")
+    os_info: OSInfo = Field(default_factory=OSInfo, alias="osInfo", description="Operating system information.")
+    product_info: ProductInfo = Field(
+        default_factory=ProductInfo, alias="productInfo", description="Product metadata."
+    )
     disks: list[Disk] | None = Field(None, description="Disk information.")
     ovf_properties: list[OVFProperty] | None = Field(
         None, alias="ovfProperties", description="User-configurable OVF properties."
@@ -128,6 +143,15 @@ class ImageSpec(WireModel):
     )
 
 
+class OwnerReference(WireModel):
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = Field(None, alias="blockOwnerDeletion")
+
+
 class ObjectMeta(WireModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
@@ -135,12 +159,15 @@ class ObjectMeta(WireModel):
     namespace: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+    owner_references: list[OwnerReference] | None = Field(None, alias="ownerReferences")
 
 
 class Image(WireModel):
     """A VirtualMachineImage or ClusterVirtualMachineImage object."""
 
-    api_version: Literal["vmoperator.vmware.com/v1alpha5"] = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["vmoperator.vmware.com/v1alpha5", "vmoperator.vmware.com/v1alpha6"] = Field(
+        API_VERSION, alias="apiVersion"
+    )
     kind: ImageKind = NAMESPACED_KIND
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ImageSpec = Field(default_factory=ImageSpec)

@@ -18,6 +18,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from vmimage.configspec import ConfigSpec, ConfigSpecError, config_spec
+from vmimage.envelope import EnvelopeError, read_envelope
 from vmimage.errors import ImageError
 
 # A descriptor is metadata: the largest real one we know is under 0.5 MB.
@@ -73,6 +75,9 @@ class Descriptor:
     extra_config: dict[str, str] = field(default_factory=dict)
     disks: tuple[DescriptorDisk, ...] = ()
     files: tuple[FileReference, ...] = ()
+    # What VM Operator makes of it (vmimage.configspec), or why it refuses it, in govmomi's words.
+    config: ConfigSpec | None = None
+    config_error: str | None = None
 
 
 def parse_descriptor(data: bytes, source: str) -> Descriptor:
@@ -85,6 +90,10 @@ def parse_descriptor(data: bytes, source: str) -> Descriptor:
     properties = tuple(p for section in products for p in _properties(section))
     hardware = list(_children(system, "VirtualHardwareSection")) if system is not None else []
     os_section = next(_children(system, "OperatingSystemSection"), None) if system is not None else None
+    try:
+        config, config_error = config_spec(read_envelope(root)), None
+    except (EnvelopeError, ConfigSpecError) as error:
+        config, config_error = None, str(error)
     return Descriptor(
         guest_id=_attr(os_section, "osType") if os_section is not None else None,
         os_version=_attr(os_section, "version") if os_section is not None else None,
@@ -95,6 +104,8 @@ def parse_descriptor(data: bytes, source: str) -> Descriptor:
         extra_config=_extra_config(hardware),
         disks=tuple(_disks(root, properties)),
         files=tuple(_files(root)),
+        config=config,
+        config_error=config_error,
     )
 
 

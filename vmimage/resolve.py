@@ -41,10 +41,10 @@ class ImageRef:
         status = obj.get("status") or {}
         kind = obj.get("kind", NAMESPACED_KIND)
         declared = [c for c in status.get("capabilities") or () if isinstance(c, str)]
-        labelled = [
+        labelled = [  # VM Operator's capability labels are valued "true"
             k[len(CAPABILITY_LABEL_PREFIX) :]
-            for k in metadata.get("labels") or {}
-            if k.startswith(CAPABILITY_LABEL_PREFIX)
+            for k, v in (metadata.get("labels") or {}).items()
+            if k.startswith(CAPABILITY_LABEL_PREFIX) and v == "true"
         ]
         return cls(
             kind,

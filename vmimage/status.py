@@ -1,15 +1,27 @@
-"""From a descriptor's facts to VirtualMachineImageStatus, per upstream-notes.md."""
+"""From a library item to the status VM Operator publishes for it.
+
+Field by field this follows what VM Operator's content-library controllers write (recorded in
+tests/fixtures/vm-operator; docs/reference.md has the table): the guest id and its CIM number,
+the firmware as written, the hardware version of a single ``vmx-N``, the first product, the vApp
+properties, the disks of the selected configuration, and Ready or NotSynced. Capabilities are
+vmimage's addition, as the CRD documents them.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from vmimage.configspec import ConfigSpec
 from vmimage.errors import ImageError
+from vmimage.guest_os import cim_os_type
+from vmimage.labels import EXTRA_CONFIG_LABELS, extra_config_labels
 from vmimage.models import (
     READY,
     REASON_NOT_SYNCED,
+    V1ALPHA1_COMPATIBLE,
     Condition,
     Disk,
     ImageStatus,
@@ -19,33 +31,18 @@ from vmimage.models import (
     ProductInfo,
 )
 from vmimage.ovf import Descriptor, parse_descriptor
-from vmimage.quantity import binary_quantity
+from vmimage.quantity import disk_quantity
 
 CAPABILITIES_PROPERTY = "capabilities.image.vmoperator.vmware.com"
-CLOUD_INIT = "cloud-init"
 SYSTEM_PROPERTY_PREFIX = "vmware-system"
+DEFER_CLOUD_INIT = "guestinfo.vmservice.defer-cloud-init"  # ExtraConfig: "ready" marks V1Alpha1 compatibility
+NOT_SYNCED_MESSAGE = "Failed to sync to the latest content version from provider"
 
-# Guest ids of Linux distributions that do not say "linux" themselves.
-_LINUX_DISTRIBUTIONS = re.compile(
-    r"photon|ubuntu|rhel|redhat|centos|debian|sles|suse|fedora|asianux|mandrake|mandriva|coreos|flatcar",
-    re.IGNORECASE,
-)
+_VMX = re.compile(r"(?i)^vmx-(\d+)$|^(\d+)$")
 
 
-def os_family(guest_id: str) -> str:
-    """The OS family of a vSphere guest id: Windows, macOS, Linux or Other."""
-    lowered = guest_id.lower()
-    if lowered.startswith("win"):
-        return "Windows"
-    if lowered.startswith("darwin"):
-        return "macOS"
-    if "linux" in lowered or _LINUX_DISTRIBUTIONS.search(guest_id):
-        return "Linux"
-    return "Other"
-
-
-def ready_condition(now: datetime) -> Condition:
-    return Condition(type=READY, status="True", reason="True", message="", last_transition_time=now)
+def true_condition(kind: str, now: datetime) -> Condition:
+    return Condition(type=kind, status="True", reason="True", message="", last_transition_time=now)
 
 
 def not_ready_condition(reason: str, message: str, now: datetime) -> Condition:
@@ -53,49 +50,71 @@ def not_ready_condition(reason: str, message: str, now: datetime) -> Condition:
     return Condition(type=READY, status="False", reason=reason, message=message, last_transition_time=now)
 
 
-def image_capabilities(descriptor: Descriptor | None, declared: Iterable[str] = ()) -> list[str]:
-    """The union, sorted and unique, of declared, descriptor-declared and inferred capabilities."""
+def hardware_version(version: str) -> int | None:
+    """N of ``vmx-N`` (or ``N``) up to 255, as govmomi parses it; None for a list or anything else."""
+    match = _VMX.match(version)
+    if not match:
+        return None
+    number = int(match.group(1) or match.group(2))
+    return number if 0 < number < 256 else None
+
+
+def image_capabilities(config: ConfigSpec | None, declared: Iterable[str] = ()) -> list[str]:
+    """Sorted and unique: the stack's declared capabilities and those of the descriptor's
+    ``capabilities.image.vmoperator.vmware.com`` property (comma-separated), nothing inferred."""
     found = {c.strip() for c in declared if c.strip()}
-    if descriptor is not None:
-        for prop in descriptor.properties:
-            if prop.plain_key == CAPABILITIES_PROPERTY:
-                found.update(c.strip() for c in prop.value.split(",") if c.strip())
-        has_user_data = any(p.user_configurable and p.plain_key == "user-data" for p in descriptor.properties)
-        if has_user_data or "guestinfo.userdata" in descriptor.extra_config:
-            found.add(CLOUD_INIT)
+    for prop in config.properties if config else ():
+        if prop.key == CAPABILITIES_PROPERTY:
+            found.update(c.strip() for c in prop.default.split(",") if c.strip())
     return sorted(found)
 
 
-def _os_info(descriptor: Descriptor) -> OSInfo | None:
-    version = descriptor.os_version or (descriptor.product.version if descriptor.product else None)
-    info = OSInfo(
-        id=descriptor.guest_id,
-        type=os_family(descriptor.guest_id) if descriptor.guest_id else None,
-        version=version,
-    )
-    return info if info.wire() else None
-
-
-def _product_info(descriptor: Descriptor) -> ProductInfo | None:
-    if descriptor.product is None:
-        return None
-    p = descriptor.product
-    info = ProductInfo(product=p.product, vendor=p.vendor, version=p.version, full_version=p.full_version)
-    return info if info.wire() else None
-
-
-def _disks(descriptor: Descriptor) -> list[Disk]:
-    return [
-        Disk(
-            capacity=binary_quantity(d.capacity_bytes) if d.capacity_bytes is not None else None,
-            size=binary_quantity(d.populated_bytes) if d.populated_bytes is not None else None,
+def _disks(config: ConfigSpec) -> list[Disk] | None:
+    """One per disk device; a repeated name gets VM Operator's ``_1`` suffix."""
+    used: dict[str, int] = {}
+    disks = []
+    for disk in config.disks:
+        name = disk.label
+        suffix = 0
+        if name in used:
+            suffix = used[name] + 1
+            name = f"{name}_{suffix}"
+        used[name] = suffix
+        quantity = disk_quantity(disk.capacity_bytes)
+        disks.append(
+            Disk(
+                name=name,
+                limit=quantity,
+                requested=quantity,
+                unit_number=disk.unit_number,
+                controller_type=disk.controller_type,
+                controller_bus_number=disk.controller_bus,
+            )
         )
-        for d in descriptor.disks
-    ]
+    return disks or None
 
 
-def _or_none(items: list) -> list | None:
-    return items or None
+def _config_fields(config: ConfigSpec) -> dict:
+    products = config.products
+    product = products[0] if products else None
+    system = [p for p in config.properties if p.key.startswith(SYSTEM_PROPERTY_PREFIX)]
+    user = [p for p in config.properties if not p.key.startswith(SYSTEM_PROPERTY_PREFIX) and p.user_configurable]
+    return {
+        "firmware": config.firmware or None,
+        "hardware_version": hardware_version(config.version),
+        "os_info": OSInfo(id=str(cim_os_type(config.guest_id)), type=config.guest_id or None),
+        "product_info": ProductInfo(
+            product=product.product or None,
+            vendor=product.vendor or None,
+            version=product.version or None,
+            full_version=product.full_version or None,
+        )
+        if product
+        else ProductInfo(),
+        "disks": _disks(config),
+        "ovf_properties": [OVFProperty(key=p.key, type=p.type, default=p.default or None) for p in user] or None,
+        "vmware_system_properties": [KeyValue(key=p.key, value=p.default or None) for p in system] or None,
+    }
 
 
 def image_status(
@@ -107,42 +126,61 @@ def image_status(
     item_id: str | None = None,
     content_version: str | None = None,
 ) -> ImageStatus:
-    """The status of an image whose metadata was read: OVF with its descriptor, ISO without one."""
+    """The status of an image whose metadata was read: OVF with its descriptor, ISO without one.
+
+    An OVF descriptor VM Operator cannot turn into a VM configuration gives its NotSynced status
+    (``descriptor.config_error`` says why)."""
+    config = descriptor.config if descriptor is not None else None
     status = ImageStatus(
         name=name,
         type="ISO" if descriptor is None else "OVF",
-        capabilities=_or_none(image_capabilities(descriptor, capabilities)),
+        capabilities=image_capabilities(config, capabilities) or None,
         provider_item_id=item_id,
         provider_content_version=content_version,
-        conditions=[ready_condition(now)],
+        conditions=[true_condition(READY, now)],
     )
     if descriptor is None:  # ISO items carry no OVF metadata
         return status
-    return status.model_copy(update=_descriptor_fields(descriptor))
+    if config is None:
+        return not_synced_status(status, now)
+    if config.extra_config_value(DEFER_CLOUD_INIT) == "ready":
+        status.conditions.append(true_condition(V1ALPHA1_COMPATIBLE, now))
+    return status.model_copy(update=_config_fields(config))
 
 
-def _descriptor_fields(descriptor: Descriptor) -> dict:
-    return {
-        "firmware": "EFI" if (descriptor.firmware or "").strip().lower() == "efi" else "BIOS",
-        "hardware_version": max(descriptor.hardware_versions) if descriptor.hardware_versions else None,
-        "os_info": _os_info(descriptor),
-        "product_info": _product_info(descriptor),
-        "disks": _or_none(_disks(descriptor)),
-        "ovf_properties": _or_none(
-            [
-                OVFProperty(key=p.key, type=p.type, default=p.value or None)
-                for p in descriptor.properties
-                if p.user_configurable
-            ]
-        ),
-        "vmware_system_properties": _or_none(
-            [
-                KeyValue(key=p.key, value=p.value or None)
-                for p in descriptor.properties
-                if p.plain_key.startswith(SYSTEM_PROPERTY_PREFIX)
-            ]
-        ),
-    }
+def not_synced_status(status: ImageStatus, now: datetime) -> ImageStatus:
+    """What VM Operator leaves when the sync fails: name, type, item id, empty OS and product."""
+    return ImageStatus(
+        name=status.name,
+        type=status.type,
+        capabilities=status.capabilities,
+        provider_item_id=status.provider_item_id,
+        conditions=[not_ready_condition(REASON_NOT_SYNCED, NOT_SYNCED_MESSAGE, now)],
+    )
+
+
+def sync_error(descriptor: Descriptor | None) -> str | None:
+    """Why VM Operator would not sync this descriptor, in its own words (None when it would)."""
+    if descriptor is None or descriptor.config_error is None:
+        return None
+    return f"failed to update vmi from ovf: failed to transform ovf to configSpec: {descriptor.config_error}"
+
+
+def descriptor_labels(descriptor: Descriptor | None) -> dict[str, str]:
+    """The labels a descriptor asks for in its ``vmservice.vmi.labels`` ExtraConfig (none unless synced)."""
+    if descriptor is None or descriptor.config is None:
+        return {}
+    return extra_config_labels(descriptor.config.extra_config_value(EXTRA_CONFIG_LABELS))
+
+
+@dataclass(frozen=True)
+class ItemImage:
+    """What a library item gives its image: the status, the descriptor's labels, and why VM
+    Operator would not sync it (None when it would)."""
+
+    status: ImageStatus
+    labels: dict[str, str] = field(default_factory=dict)
+    sync_error: str | None = None
 
 
 def item_status(
@@ -155,21 +193,17 @@ def item_status(
     capabilities: Iterable[str] = (),
     item_id: str | None = None,
     content_version: str | None = None,
-) -> ImageStatus:
-    """The status of a library item from its descriptor as vCenter holds it.
-
-    An OVF item whose descriptor is missing or unreadable still gets a status: Ready False,
-    VirtualMachineImageNotSynced, with the reason as message.
-    """
+) -> ItemImage:
+    """The image of a library item from its descriptor as vCenter holds it. An OVF item whose
+    descriptor is missing, unreadable or refused gets VM Operator's NotSynced status."""
     common = dict(name=name, now=now, capabilities=capabilities, item_id=item_id, content_version=content_version)
     if iso:
-        return image_status(None, **common)
+        return ItemImage(image_status(None, **common))
     try:
         if descriptor is None:
             raise ImageError(descriptor_source, "the item has no .ovf descriptor")
-        return image_status(parse_descriptor(descriptor, descriptor_source), **common)
+        parsed = parse_descriptor(descriptor, descriptor_source)
     except ImageError as error:
-        status = image_status(None, **common)
-        return status.model_copy(
-            update={"type": "OVF", "conditions": [not_ready_condition(REASON_NOT_SYNCED, str(error), now)]}
-        )
+        status = image_status(None, **common).model_copy(update={"type": "OVF"})
+        return ItemImage(not_synced_status(status, now), sync_error=str(error))
+    return ItemImage(image_status(parsed, **common), descriptor_labels(parsed), sync_error(parsed))

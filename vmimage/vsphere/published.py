@@ -9,8 +9,7 @@ from vmimage.catalog import SyncedItem, plan
 from vmimage.config import CatalogConfig
 from vmimage.errors import ImageError
 from vmimage.image import image_object
-from vmimage.ovf import parse_descriptor
-from vmimage.status import image_status
+from vmimage.status import item_status
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.listing import VCenterListing
 
@@ -45,14 +44,22 @@ def published_images(config: CatalogConfig, listing: VCenterListing, cache: Desc
                 continue  # declared but not uploaded yet
         info = client.get_item(item.id)
         descriptor = cache.fetch(client, info, item.content_version)
-        parsed = parse_descriptor(descriptor.data, f"item {item.id}:{descriptor.name}") if descriptor else None
-        status = image_status(
-            parsed,
+        image = item_status(
+            descriptor.data if descriptor else None,
+            f"item {item.id}:{descriptor.name if descriptor else '(no descriptor)'}",
+            iso=info.type.lower() == "iso",
             name=planned.display_name,
             now=now,
             capabilities=planned.capabilities,
             item_id=item.id,
             content_version=item.content_version,
         )
-        objects.append(image_object(status, cluster=planned.namespace is None, namespace=planned.namespace).wire())
+        obj = image_object(
+            image.status,
+            cluster=planned.namespace is None,
+            namespace=planned.namespace,
+            labels=image.labels,
+            library_id=info.library_id or None,
+        )
+        objects.append(obj.wire())
     return objects

@@ -1,0 +1,117 @@
+"""The objects vmimage publishes equal the ones the real VM Operator published for the same items.
+
+tests/fixtures/vm-operator holds VM Operator's own output (its content-library controllers at
+506dc5dc, run against govmomi's simulator and a real API server) for 27 packages. For each record
+the test takes the inputs the record names (the descriptor, the item's UUID, name, library and
+content version, the placeholder uid of its item object) and compares vmimage's object with VM
+Operator's, field for field. A record added there is tested without new code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.helpers import FIXED_NOW
+from vmimage.image import image_object
+from vmimage.labels import CAPABILITY_LABEL_PREFIX
+from vmimage.models import CLUSTER_KIND
+from vmimage.ovf import parse_descriptor
+from vmimage.status import ItemImage, descriptor_labels, image_status, sync_error
+
+RECORDS = FIXTURES / "vm-operator"
+PLACEHOLDER_TIME = "<lastTransitionTime>"
+PLACEHOLDER_UID = "<uid>"
+
+
+def _records() -> list[Path]:
+    return sorted(RECORDS.glob("*.vm-operator.v1alpha*.json"))
+
+
+def _package(record: Path) -> tuple[dict, dict, dict]:
+    """The package recipe of a record, and the simulator item and item object behind that object."""
+    stem = record.name.split(".vm-operator.")[0].removesuffix(".namespaced")
+    package = json.loads((RECORDS / f"{stem}.package.json").read_text())
+    if ".namespaced." in record.name:
+        namespaced = package["namespaced"]
+        return package, namespaced["simulator_item"], namespaced["namespaced_item"]
+    return package, package["simulator_item"], package["cluster_item"]
+
+
+def _placeholders(obj: dict) -> dict:
+    """The record's own bookkeeping placeholders, applied to vmimage's object."""
+    for condition in obj["status"].get("conditions") or []:
+        condition["lastTransitionTime"] = PLACEHOLDER_TIME
+    return obj
+
+
+def vmimage_object(record: Path) -> tuple[dict, ItemImage]:
+    package, item, item_object = _package(record)
+    recorded = json.loads(record.read_text())
+    stem = package["package"]
+    descriptor_path = RECORDS / f"{stem}.ovf"
+    descriptor = None
+    if item["type"] == "ovf":
+        descriptor = parse_descriptor(descriptor_path.read_bytes(), str(descriptor_path))
+    status = image_status(
+        descriptor, name=item["name"], now=FIXED_NOW, item_id=item["id"], content_version=item["content_version"]
+    )
+    image = ItemImage(status, descriptor_labels(descriptor), sync_error(descriptor))
+    obj = image_object(
+        status,
+        cluster=recorded["kind"] == CLUSTER_KIND,
+        namespace=item_object["metadata"].get("namespace"),
+        labels=image.labels,
+        library_id=item["library_id"],
+        item_uid=PLACEHOLDER_UID,
+        version=recorded["apiVersion"].split("/")[1],
+    ).wire()
+    return _placeholders(obj), image
+
+
+def _without_vmimage_capabilities(obj: dict, recorded: dict) -> dict:
+    """vmimage fills capabilities (as the CRD documents) where VM Operator leaves them out."""
+    if "capabilities" not in recorded["status"]:
+        obj["status"].pop("capabilities", None)
+        labels = obj["metadata"].get("labels") or {}
+        for key in [k for k in labels if k.startswith(CAPABILITY_LABEL_PREFIX)]:
+            del labels[key]
+    return obj
+
+
+@pytest.mark.parametrize("record", _records(), ids=lambda path: path.name.removesuffix(".json"))
+def test_vmimage_publishes_what_vm_operator_publishes(record: Path):
+    recorded = json.loads(record.read_text())
+    obj, _ = vmimage_object(record)
+    assert _without_vmimage_capabilities(obj, recorded) == recorded
+
+
+def test_every_package_is_recorded_at_both_versions():
+    stems = {path.name.split(".vm-operator.")[0] for path in _records()}
+    assert len(stems) == 31  # 27 cluster-scoped and 4 namespaced
+    for stem in stems:
+        assert (RECORDS / f"{stem}.vm-operator.v1alpha5.json").is_file()
+        assert (RECORDS / f"{stem}.vm-operator.v1alpha6.json").is_file()
+
+
+@pytest.mark.parametrize("stem", ["cot-csr1000v", "cot-invalid"])
+def test_a_refused_package_says_why_in_vm_operators_words(stem: str):
+    """The object carries VM Operator's condition; the reason it logged is vmimage's sync error."""
+    record = RECORDS / f"{stem}.vm-operator.v1alpha5.json"
+    _, image = vmimage_object(record)
+    index = json.loads((RECORDS / "index.json").read_text())
+    logged = next(p for p in index["packages"] if p["package"] == stem)["errors"]
+    assert image.sync_error is not None
+    assert any(image.sync_error in line for line in logged)
+
+
+def test_capabilities_come_from_the_property_and_label_true():
+    """photon-5-sample declares ``capabilities.image.vmoperator.vmware.com``; VM Operator ignores it,
+    vmimage publishes it as the CRD documents, with labels valued "true"."""
+    obj, _ = vmimage_object(RECORDS / "photon-5-sample.vm-operator.v1alpha5.json")
+    assert obj["status"]["capabilities"]
+    for capability in obj["status"]["capabilities"]:
+        assert obj["metadata"]["labels"][CAPABILITY_LABEL_PREFIX + capability] == "true"

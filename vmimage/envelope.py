@@ -1,0 +1,324 @@
+"""An OVF descriptor read the way VM Operator reads it (govmomi's ``ovf.Envelope``).
+
+VM Operator decodes the descriptor with Go's XML rules, and those rules decide what an image's
+status says, so this reader follows them rather than the OVF specification:
+elements and attributes match by local name in any namespace (the last attribute of a name
+wins), only the Envelope's own children count (References, DiskSection,
+DeploymentOptionSection, VirtualSystem or the first VirtualSystem of a VirtualSystemCollection),
+OVF 0.9's ``<Section xsi:type=…>`` is not a known section, text is kept verbatim (not trimmed),
+and a number or boolean Go cannot parse fails the whole descriptor (EnvelopeError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+
+class EnvelopeError(ValueError):
+    """The descriptor is XML, but not one Go's decoder accepts as an ovf.Envelope."""
+
+
+def local(name: str) -> str:
+    return name.rsplit("}", 1)[-1] if isinstance(name, str) else ""
+
+
+def attr(element: Element | None, name: str) -> str | None:
+    """The attribute of this local name in any namespace; the last one when several match."""
+    if element is None:
+        return None
+    found = None
+    for qualified, value in element.attrib.items():
+        if local(qualified) == name:
+            found = value
+    return found
+
+
+def children(element: Element | None, name: str) -> list[Element]:
+    return [] if element is None else [child for child in element if local(child.tag) == name]
+
+
+def first(element: Element | None, name: str) -> Element | None:
+    found = children(element, name)
+    return found[0] if found else None
+
+
+def chardata(element: Element) -> str:
+    """The element's own character data, verbatim: its text and the tails of its children."""
+    return (element.text or "") + "".join(child.tail or "" for child in element)
+
+
+def text(element: Element | None, name: str) -> str | None:
+    """The character data of the last child of this name (Go keeps the last), or None."""
+    found = children(element, name)
+    return chardata(found[-1]) if found else None
+
+
+# Go's strconv rules for the typed fields of ovf.Envelope: surrounding space is trimmed, an empty
+# value is the zero value, anything else that does not parse fails the decode.
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def go_bool(value: str | None, what: str) -> bool | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value in _GO_TRUE:
+        return True
+    if value in _GO_FALSE or value == "":
+        return False
+    raise EnvelopeError(f'strconv.ParseBool: parsing "{value}": invalid syntax ({what})')
+
+
+def go_uint(value: str | None, what: str, bits: int = 64) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or int(value) >= 2**bits:
+        raise EnvelopeError(f'strconv.ParseUint: parsing "{value}": invalid syntax or out of range ({what})')
+    return int(value)
+
+
+def go_int(value: str | None, what: str, bits: int = 64) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "":
+        return 0
+    digits = value[1:] if value[:1] in "+-" else value
+    if not digits.isascii() or not digits.isdigit() or not -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1):
+        raise EnvelopeError(f'strconv.ParseInt: parsing "{value}": invalid syntax or out of range ({what})')
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PropertyValue:
+    value: str
+    configuration: str | None
+
+
+@dataclass(frozen=True)
+class Property:
+    key: str
+    type: str
+    qualifiers: str | None
+    user_configurable: bool | None
+    default: str | None
+    password: bool | None
+    configuration: str | None
+    values: tuple[PropertyValue, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductSection:
+    product: str = ""
+    vendor: str = ""
+    version: str = ""
+    full_version: str = ""
+    properties: tuple[Property, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """A VirtualHardwareSection Item (CIM ResourceAllocationSettingData) as govmomi keeps it."""
+
+    element_name: str
+    instance_id: str
+    resource_type: int | None
+    resource_sub_type: str | None
+    parent: str | None
+    address: str | None
+    address_on_parent: str | None
+    allocation_units: str | None
+    virtual_quantity: int | None
+    reservation: int | None
+    host_resource: tuple[str, ...]
+    configuration: str | None
+    config: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    system_type: str | None
+    config: tuple[tuple[str, str], ...]
+    extra_config: tuple[tuple[str, str], ...]
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Disk:
+    disk_id: str
+    file_ref: str | None
+    capacity: str
+    capacity_allocation_units: str | None
+
+
+@dataclass(frozen=True)
+class VirtualSystem:
+    id: str
+    products: tuple[ProductSection, ...]
+    os_id: int | None  # None: no OperatingSystemSection
+    os_version: str | None
+    os_type: str | None
+    hardware: Hardware | None  # the first VirtualHardwareSection only
+
+
+@dataclass(frozen=True)
+class Envelope:
+    files: tuple[tuple[str, str], ...] = ()  # (id, href)
+    disks: tuple[Disk, ...] = ()
+    configurations: tuple[tuple[str, bool], ...] = ()  # DeploymentOptionSection: (id, default)
+    system: VirtualSystem | None = None
+
+
+def _config_pairs(element: Element | None, name: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for config in children(element, name):
+        go_bool(attr(config, "required"), f"{name} required")
+        pairs.append((attr(config, "key") or "", attr(config, "value") or ""))
+    return tuple(pairs)
+
+
+def _property(element: Element) -> Property:
+    key = attr(element, "key") or ""
+    return Property(
+        key=key,
+        type=attr(element, "type") or "",
+        qualifiers=attr(element, "qualifiers"),
+        user_configurable=go_bool(attr(element, "userConfigurable"), f"property {key!r} userConfigurable"),
+        default=attr(element, "value"),
+        password=go_bool(attr(element, "password"), f"property {key!r} password"),
+        configuration=attr(element, "configuration"),
+        values=tuple(
+            PropertyValue(attr(value, "value") or "", attr(value, "configuration"))
+            for value in children(element, "Value")
+        ),
+    )
+
+
+def _product(section: Element) -> ProductSection:
+    return ProductSection(
+        product=text(section, "Product") or "",
+        vendor=text(section, "Vendor") or "",
+        version=text(section, "Version") or "",
+        full_version=text(section, "FullVersion") or "",
+        properties=tuple(_property(element) for element in children(section, "Property")),
+    )
+
+
+# Item and System children Go decodes as numbers or booleans: a bad value fails the decode.
+_ITEM_NUMBERS: dict[str, Callable[[str | None, str], object]] = {
+    "Limit": go_uint,
+    "Reservation": go_uint,
+    "Weight": go_uint,
+    "MappingBehavior": go_uint,
+    "ConsumerVisibility": lambda v, w: go_uint(v, w, 16),
+    "ResourceType": lambda v, w: go_uint(v, w, 16),
+    "VirtualQuantity": go_uint,
+    "AutomaticAllocation": go_bool,
+    "AutomaticDeallocation": go_bool,
+    "CoresPerSocket": lambda v, w: go_int(v, w, 32),
+}
+_SYSTEM_NUMBERS: dict[str, Callable[[str | None, str], object]] = {
+    "AutomaticRecoveryAction": lambda v, w: go_uint(v, w, 8),
+    "AutomaticShutdownAction": lambda v, w: go_uint(v, w, 8),
+    "AutomaticStartupAction": lambda v, w: go_uint(v, w, 8),
+    "AutomaticStartupActionSequenceNumber": lambda v, w: go_uint(v, w, 16),
+}
+
+
+def _check_numbers(element: Element, rules: dict, where: str) -> None:
+    for child in element:
+        rule = rules.get(local(child.tag))
+        if rule is not None:
+            rule(chardata(child), f"{where} {local(child.tag)}")
+
+
+def _item(element: Element) -> Item:
+    name = text(element, "ElementName") or ""
+    _check_numbers(element, _ITEM_NUMBERS, f"item {name!r}")
+    go_bool(attr(element, "required"), f"item {name!r} required")
+    resource_type = text(element, "ResourceType")
+    quantity = text(element, "VirtualQuantity")
+    reservation = text(element, "Reservation")
+    return Item(
+        element_name=name,
+        instance_id=text(element, "InstanceID") or "",
+        resource_type=go_uint(resource_type, "ResourceType", 16),
+        resource_sub_type=text(element, "ResourceSubType"),
+        parent=text(element, "Parent"),
+        address=text(element, "Address"),
+        address_on_parent=text(element, "AddressOnParent"),
+        allocation_units=text(element, "AllocationUnits"),
+        virtual_quantity=go_uint(quantity, "VirtualQuantity"),
+        reservation=go_uint(reservation, "Reservation"),
+        host_resource=tuple(chardata(host) for host in children(element, "HostResource")),
+        configuration=attr(element, "configuration"),
+        config=_config_pairs(element, "Config"),
+    )
+
+
+def _hardware(section: Element) -> Hardware:
+    system = first(section, "System")
+    if system is not None:
+        _check_numbers(system, _SYSTEM_NUMBERS, "System")
+    return Hardware(
+        system_type=text(system, "VirtualSystemType") if system is not None else None,
+        config=_config_pairs(section, "Config"),
+        extra_config=_config_pairs(section, "ExtraConfig"),
+        items=tuple(_item(element) for element in children(section, "Item")),
+    )
+
+
+def _virtual_system(element: Element, fallback_products: list[Element]) -> VirtualSystem:
+    products = children(element, "ProductSection") or fallback_products
+    os_section = first(element, "OperatingSystemSection")
+    hardware = children(element, "VirtualHardwareSection")
+    return VirtualSystem(
+        id=attr(element, "id") or "",
+        products=tuple(_product(section) for section in products),
+        os_id=go_int(attr(os_section, "id"), "OperatingSystemSection id", 16) or 0 if os_section is not None else None,
+        os_version=attr(os_section, "version"),
+        os_type=attr(os_section, "osType"),
+        hardware=_hardware(hardware[0]) if hardware else None,
+    )
+
+
+def _disks(root: Element) -> Iterator[Disk]:
+    for section in children(root, "DiskSection"):
+        for disk in children(section, "Disk"):
+            go_int(attr(disk, "populatedSize"), "Disk populatedSize")
+            yield Disk(
+                disk_id=attr(disk, "diskId") or "",
+                file_ref=attr(disk, "fileRef"),
+                capacity=attr(disk, "capacity") or "",
+                capacity_allocation_units=attr(disk, "capacityAllocationUnits"),
+            )
+
+
+def read_envelope(root: Element) -> Envelope:
+    """The envelope VM Operator sees in a parsed descriptor; EnvelopeError where Go's decode fails."""
+    files = []
+    for references in children(root, "References"):
+        for element in children(references, "File"):
+            go_uint(attr(element, "size"), "File size")
+            files.append((attr(element, "id") or "", attr(element, "href") or ""))
+    configurations = []
+    for section in children(root, "DeploymentOptionSection"):
+        for element in children(section, "Configuration"):
+            default = go_bool(attr(element, "default"), "Configuration default")
+            configurations.append((attr(element, "id") or "", bool(default)))
+    system_element = first(root, "VirtualSystem")
+    system = None
+    if system_element is not None:
+        system = _virtual_system(system_element, [])
+    else:
+        collection = first(root, "VirtualSystemCollection")
+        members = children(collection, "VirtualSystem")
+        if members:
+            system = _virtual_system(members[0], children(collection, "ProductSection"))
+    return Envelope(files=tuple(files), disks=tuple(_disks(root)), configurations=tuple(configurations), system=system)
