@@ -52,8 +52,8 @@ def test_inspect_cluster_json_with_capabilities(tmp_path):
     obj = json.loads(result.stdout)
     assert obj["kind"] == "ClusterVirtualMachineImage"
     assert "namespace" not in obj["metadata"]
-    assert obj["status"]["capabilities"] == ["cloud-init", "nvidia-gpu", "sriov"]
-    assert obj["metadata"]["labels"]["capability.image.vmoperator.vmware.com/sriov"] == ""
+    assert obj["status"]["capabilities"] == ["nvidia-gpu", "sriov"]  # the descriptor's property and the flag
+    assert obj["metadata"]["labels"]["capability.image.vmoperator.vmware.com/sriov"] == "true"
     assert schema_errors(obj) == []
 
 
@@ -65,7 +65,8 @@ def test_inspect_table_has_the_reference_columns(tmp_path):
     starts = [header.index(column) for column in columns]
     assert starts == sorted(starts)
     cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
-    assert cells == ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "Linux", "5.0", "19"]
+    # VM Operator's printer columns: OS NAME is the guest id, and it sets no OS version
+    assert cells == ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "vmwarePhoton64Guest", "", "19"]
 
 
 def test_inspect_iso(tmp_path):

@@ -115,3 +115,47 @@ def test_capabilities_come_from_the_property_and_label_true():
     assert obj["status"]["capabilities"]
     for capability in obj["status"]["capabilities"]:
         assert obj["metadata"]["labels"][CAPABILITY_LABEL_PREFIX + capability] == "true"
+
+
+def _with_descriptor(record: Path) -> bool:
+    return (RECORDS / f"{record.name.split('.vm-operator.')[0]}.ovf").exists()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [r for r in sorted(RECORDS.glob("*[!d].vm-operator.v1alpha5.json")) if _with_descriptor(r)],
+    ids=lambda path: path.name.split(".vm-")[0],
+)
+def test_vmimage_inspect_prints_vm_operators_object(record: Path):
+    """`vmimage inspect --cluster --item-id … --library-id …` of the package's descriptor: VM Operator's
+    object, but for the owner reference, which needs the item object's uid in a cluster."""
+    from click.testing import CliRunner
+
+    from vmimage.cli import main
+
+    package, item, _ = _package(record)
+    recorded = json.loads(record.read_text())
+    descriptor = RECORDS / f"{package['package']}.ovf"
+    arguments = ["inspect", str(descriptor), "--cluster", "--name", item["name"], "--item-id", item["id"]]
+    arguments += ["--content-version", item["content_version"], "--library-id", item["library_id"], "-o", "json"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    printed = _placeholders(json.loads(result.stdout))
+    del recorded["metadata"]["ownerReferences"]
+    assert _without_vmimage_capabilities(printed, recorded) == recorded
+
+
+def test_vmimage_inspect_of_an_iso_prints_vm_operators_object(tmp_path):
+    from click.testing import CliRunner
+
+    from vmimage.cli import main
+    from vmimage.samples import write_iso
+
+    record = RECORDS / "tools-sample.vm-operator.v1alpha5.json"
+    _, item, _ = _package(record)
+    iso = write_iso(tmp_path / "tools-sample.iso")
+    arguments = ["inspect", str(iso), "--cluster", "--item-id", item["id"], "--content-version", "1"]
+    result = CliRunner().invoke(main, [*arguments, "--library-id", item["library_id"], "-o", "json"])
+    recorded = json.loads(record.read_text())
+    del recorded["metadata"]["ownerReferences"]
+    assert _placeholders(json.loads(result.stdout)) == recorded

@@ -1,4 +1,4 @@
-"""Validating image objects against the CRD schema, as an API server would (and stricter).
+"""Validating image objects against VM Operator's CRD schema, as an API server would (and stricter).
 
 The API server prunes fields its schema does not know; `strict=True` reports them
 instead, so a misspelt field fails a test rather than vanishing silently.
@@ -6,13 +6,13 @@ instead, so a misspelt field fails a test rather than vanishing silently.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
 from vmimage.crds import image_schema
 from vmimage.errors import ImageError
+from vmimage.models import VERSION
 
 
 def _forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
@@ -26,14 +26,14 @@ def _forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _validator(strict: bool) -> Draft7Validator:
-    schema = copy.deepcopy(image_schema())
+def _validator(strict: bool, version: str) -> Draft7Validator:
+    schema = image_schema(version)
     return Draft7Validator(_forbid_unknown(schema) if strict else schema, format_checker=FormatChecker())
 
 
-def schema_errors(obj: dict[str, Any], *, strict: bool = True) -> list[str]:
-    """Every way ``obj`` breaks the schema, as ``path: message`` lines (empty when valid)."""
-    errors = sorted(_validator(strict).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+def schema_errors(obj: dict[str, Any], *, strict: bool = True, version: str = VERSION) -> list[str]:
+    """Every way ``obj`` breaks the schema of ``version``, as ``path: message`` lines (empty when valid)."""
+    errors = sorted(_validator(strict, version).iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
 
 
