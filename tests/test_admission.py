@@ -64,7 +64,13 @@ def test_malformed(body):
 
 GPU_PHOTON = {
     "kind": "ClusterVirtualMachineImage",
-    "metadata": {"name": "vmi-0a0044d7c690bcbea", "labels": {"capability.image.vmoperator.vmware.com/cloud-init": ""}},
+    "metadata": {
+        "name": "vmi-0a0044d7c690bcbea",
+        "labels": {  # VM Operator's capability labels are "true"; another value is no capability
+            "capability.image.vmoperator.vmware.com/cloud-init": "true",
+            "capability.image.vmoperator.vmware.com/sev-snp": "false",
+        },
+    },
     "status": {"name": "Photon OS 5.0", "capabilities": ["nvidia-gpu"]},
 }
 

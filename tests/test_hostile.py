@@ -221,7 +221,12 @@ def test_hostile_numbers_are_unknown_values_not_crashes(old, new):
     evil = data.replace(old, new, 1)
     descriptor = parse_descriptor(evil, "evil.ovf")
     assert all(disk.capacity_bytes is None for disk in descriptor.disks) or b"vmx" in old
-    status = item_status(
+    image = item_status(
         evil, "item x:evil.ovf", iso=False, name="evil", now=datetime.now(UTC), item_id="x", content_version="1"
     )
-    assert status.wire()["name"] == "evil"  # an object can be written: every number became a string or nothing
+    status = image.status.wire()
+    assert status["name"] == "evil"  # an object can be written: every number became a string, nothing, or a refusal
+    refused = b"capacity=" in old  # govmomi refuses a capacity it cannot parse: VM Operator's NotSynced
+    assert (image.sync_error is not None) is refused and (not refused or "invalid capacity" in image.sync_error)
+    assert ("hardwareVersion" not in status) is (b"vmx" in old or refused)  # vmx-<5,000 digits> is no version
+    assert len(str(status)) < 2000

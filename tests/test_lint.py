@@ -29,6 +29,7 @@ CODES = {
     "capacity-unknown",
     "hidden-property",
     "unknown-os",
+    "not-synced",
 }
 
 
@@ -44,7 +45,7 @@ def test_the_sample_images_are_clean_and_their_status_is_reported(tmp_path):
     ova = write_ova(tmp_path / "photon.ova", SAMPLES[0])
     report = lint_package(str(ova))
     assert report.clean
-    assert report.status["osInfo"]["type"] == "Linux" and report.status["hardwareVersion"] == 19
+    assert report.status["osInfo"]["type"] == "vmwarePhoton64Guest" and report.status["hardwareVersion"] == 19
     assert lint_package(str(write_iso(tmp_path / "tools.iso"))).clean
 
 
@@ -124,7 +125,16 @@ def test_a_property_vm_operator_will_not_pass(tmp_path):
 
 
 def test_a_guest_id_vm_operator_maps_to_no_os_type(tmp_path):
-    assert lint_descriptor(tmp_path, SampleImage(name="other", guest_id="otherGuest64"), b"x", b"x") == ["unknown-os"]
+    assert lint_descriptor(tmp_path, SampleImage(name="other", guest_id="bogus64Guest"), b"x", b"x") == ["unknown-os"]
+    assert lint_descriptor(tmp_path, SampleImage(name="any", guest_id="otherGuest64"), b"x", b"x") == []  # CIM 102
+
+
+def test_a_package_vm_operator_would_not_sync_is_an_error(tmp_path):
+    found = lint_package(str(FIXTURES / "ovf-more" / "cot-csr1000v.ovf")).findings
+    (refused,) = [f for f in found if f.code == "not-synced"]
+    assert refused.severity == "error" and refused.message.endswith("unknown ethernet card type 'vmxnet3 virtio'")
+    old, new = b"ovf:/disk/vmdisk1</rasd:HostResource>", b"ovf:/disk/elsewhere</rasd:HostResource>"
+    assert lint_descriptor(tmp_path, SampleImage(name="lost"), old, new) == ["not-synced"]
 
 
 @pytest.mark.parametrize(
@@ -147,7 +157,7 @@ def test_the_real_descriptors_lint_without_a_crash(path):
 def test_what_lint_says_of_two_real_descriptors():
     photon = lint_package(str(FIXTURES / "ovf" / "photon-ova.ovf"))
     assert any(f.code == "missing-file" and "'photon-ova-disk1.vmdk'" in f.message for f in photon.findings)
-    assert photon.status["osInfo"]["type"] == "Linux"
+    assert photon.status["osInfo"]["type"] == "other3xLinux64Guest"
     csr = lint_package(str(FIXTURES / "ovf-more" / "cot-csr1000v.ovf"))
     hidden = [f.message for f in csr.findings if f.code == "hidden-property"]
     assert hidden and "'com.cisco.csr1000v.config-version.1'" in hidden[0]

@@ -58,9 +58,9 @@ def test_ova_status_matches_its_descriptor(tmp_path):
     ova = write_ova(tmp_path / "photon.ova", PHOTON)
     status = inspect_file(ova)["status"]
     assert status["name"] == "photon"
-    assert status["osInfo"] == {"id": "vmwarePhoton64Guest", "type": "Linux", "version": "5.0"}
-    assert status["capabilities"] == ["cloud-init", "nvidia-gpu"]
-    assert status["disks"] == [{"capacity": "16Gi", "size": "4Ki"}]
+    assert status["osInfo"] == {"id": "101", "type": "vmwarePhoton64Guest"}
+    assert status["capabilities"] == ["nvidia-gpu"]
+    assert status["disks"] == [{"name": "disk0", "limit": "16Gi", "requested": "16Gi"}]
 
 
 def test_inspect_reads_only_up_to_the_manifest_of_a_huge_ova(tmp_path):
@@ -174,7 +174,7 @@ def test_iso(tmp_path):
     obj = inspect_file(write_iso(tmp_path / "tools.iso"), name="VMware Tools")
     assert obj["status"]["type"] == "ISO"
     assert obj["status"]["name"] == "VMware Tools"
-    assert "firmware" not in obj["status"] and "osInfo" not in obj["status"]
+    assert "firmware" not in obj["status"] and obj["status"]["osInfo"] == {} and "disks" not in obj["status"]
 
 
 def test_file_that_is_not_an_iso(tmp_path):

@@ -68,7 +68,7 @@ def test_unverified_tls_is_refused_outside_dev_stacks(stack, simulator, samples,
 
 
 def test_floors_are_advisory_unless_the_stack_makes_them_mandatory(stack, simulator, samples, tmp_path):
-    floors = {"minHardwareVersion": 21, "requireEfi": True, "allowedOsTypes": ["Linux"]}
+    floors = {"minHardwareVersion": 21, "requireEfi": True, "allowedOsTypes": ["vmwarePhoton64Guest", "ubuntu64Guest"]}
     advisory = preview(stack, dev_config(simulator, samples), {"vmimage-image-floors": floors}, tmp_path)
     assert advisory.returncode == 0
     found = violations(advisory.stdout)

@@ -52,7 +52,7 @@ def test_the_changes_in_image_terms(scenario):
     ubuntu = changes[("changed", "ubuntu-24.04-sample", "dev")]
     assert ubuntu.vmi_id == vmi_id(items["ubuntu-24.04-sample"])
     assert ubuntu.what == ["new content (a new content version of the same item; the VMI ID stays)"]
-    assert ubuntu.status["osInfo"]["type"] == "Linux" and ubuntu.status["hardwareVersion"] == 21
+    assert ubuntu.status["osInfo"]["type"] == "ubuntu64Guest" and ubuntu.status["hardwareVersion"] == 21
 
     for namespace in ("team-a", "dev"):
         added = changes[("added", "photon-5-sample", namespace)]

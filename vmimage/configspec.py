@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from vmimage.envelope import Envelope, Item, Property, VirtualSystem
+from vmimage.envelope import Envelope, Item, Property, VirtualSystem, parse_integer
 from vmimage.guest_os import guest_id_from_cim
 from vmimage.vapp import PropertyValueError, expression_default, parse_default, property_type
 
@@ -189,10 +189,10 @@ def allocation_units(text: str) -> int:
         if re.search(r"(^|kilo|kibi|mega|mebi|giga|gibi)bytes?$", token) and token.removesuffix("s") in _UNIT_PREFIXES:
             product *= _UNIT_PREFIXES[token.removesuffix("s")]
         elif re.fullmatch(r"[1-9]\d*\^[1-9]\d*", token):
-            base, exponent = (int(part) for part in token.split("^"))
+            base, exponent = (parse_integer(part, 1, _MAX_INT64) or 0 for part in token.split("^"))
             product *= base ** min(exponent, 64) if base > 1 else 1
         elif re.fullmatch(r"[1-9]\d*", token):
-            product *= int(token)
+            product *= parse_integer(token, 1, _MAX_INT64) or 0  # Go's ParseInt fails: 0
         else:
             return 0
         product %= 2**64  # Go's int64 arithmetic wraps; keep the numbers bounded as it does
@@ -245,16 +245,18 @@ def _disk_capacity(envelope: Envelope, item: Item, defaults: dict[str, str]) -> 
                         f"disk={disk_id} capacity references property {_go_quote(key)} which is not defined "
                         "or has no value for this configuration"
                     )
-                if not value.isdigit() or int(value) >= 2**64:
+                number = parse_integer(value, 0, 2**64 - 1) if value.isdigit() else None
+                if number is None:
                     raise _Unsupported(
                         f"disk={disk_id} capacity property {_go_quote(key)} value {_go_quote(value)} "
                         "is not a valid integer"
                     )
-                capacity *= int(value)
+                capacity *= number
             else:
-                if not size.isdigit() or int(size) >= 2**64:
+                number = parse_integer(size, 0, 2**64 - 1) if size.isdigit() else None
+                if number is None:
                     raise _Unsupported(f"disk={disk_id} has invalid capacity={_go_quote(size)}")
-                capacity *= int(size)
+                capacity *= number
     else:
         raise _Unsupported("multiple HostResource elements")
     capacity %= 2**64
@@ -266,9 +268,10 @@ def _disk_capacity(envelope: Envelope, item: Item, defaults: dict[str, str]) -> 
 def _go_int32(text: str | None, what: str) -> int | None:
     if text is None or text == "":
         return None
-    if not re.fullmatch(r"[+-]?\d+", text) or not -(2**31) <= int(text) < 2**31:
+    number = parse_integer(text, -(2**31), 2**31 - 1)
+    if number is None:
         raise _Unsupported(f"invalid {what}={_go_quote(text)}")
-    return int(text)
+    return number
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ and a number or boolean Go cannot parse fails the whole descriptor (EnvelopeErro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
@@ -55,6 +56,18 @@ def text(element: Element | None, name: str) -> str | None:
     return chardata(found[-1]) if found else None
 
 
+_INTEGER = re.compile(r"[+-]?\d{1,40}")
+
+
+def parse_integer(text: str, low: int, high: int) -> int | None:
+    """``text`` as a decimal integer within [low, high]; None for anything else, as Go's strconv
+    fails on syntax and range (and a 5,000-digit number never reaches int())."""
+    if not _INTEGER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 # Go's strconv rules for the typed fields of ovf.Envelope: surrounding space is trimmed, an empty
 # value is the zero value, anything else that does not parse fails the decode.
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -78,9 +91,10 @@ def go_uint(value: str | None, what: str, bits: int = 64) -> int | None:
     value = value.strip()
     if value == "":
         return 0
-    if not value.isascii() or not value.isdigit() or int(value) >= 2**bits:
+    number = parse_integer(value, 0, 2**bits - 1) if value.isdigit() else None
+    if number is None:
         raise EnvelopeError(f'strconv.ParseUint: parsing "{value}": invalid syntax or out of range ({what})')
-    return int(value)
+    return number
 
 
 def go_int(value: str | None, what: str, bits: int = 64) -> int | None:
@@ -89,10 +103,10 @@ def go_int(value: str | None, what: str, bits: int = 64) -> int | None:
     value = value.strip()
     if value == "":
         return 0
-    digits = value[1:] if value[:1] in "+-" else value
-    if not digits.isascii() or not digits.isdigit() or not -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1):
+    number = parse_integer(value, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if number is None:
         raise EnvelopeError(f'strconv.ParseInt: parsing "{value}": invalid syntax or out of range ({what})')
-    return int(value)
+    return number
 
 
 @dataclass(frozen=True)
@@ -281,7 +295,7 @@ def _virtual_system(element: Element, fallback_products: list[Element]) -> Virtu
     return VirtualSystem(
         id=attr(element, "id") or "",
         products=tuple(_product(section) for section in products),
-        os_id=go_int(attr(os_section, "id"), "OperatingSystemSection id", 16) or 0 if os_section is not None else None,
+        os_id=None if os_section is None else go_int(attr(os_section, "id"), "OperatingSystemSection id", 16) or 0,
         os_version=attr(os_section, "version"),
         os_type=attr(os_section, "osType"),
         hardware=_hardware(hardware[0]) if hardware else None,

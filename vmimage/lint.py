@@ -212,7 +212,7 @@ def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintRep
                 "capacity-unknown",
                 "warning",
                 f"disk {index + 1}: its capacity cannot be computed (ovf:capacity and capacityAllocationUnits); "
-                "the image's status will show no capacity for it",
+                "VM Operator counts it as 0 bytes",
             )
     for prop in {prop.key: prop for prop in descriptor.properties}.values():  # a key declared twice, once
         if (

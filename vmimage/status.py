@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vmimage.configspec import ConfigSpec
+from vmimage.envelope import parse_integer
 from vmimage.errors import ImageError
 from vmimage.guest_os import cim_os_type
 from vmimage.labels import EXTRA_CONFIG_LABELS, extra_config_labels
@@ -55,8 +56,8 @@ def hardware_version(version: str) -> int | None:
     match = _VMX.match(version)
     if not match:
         return None
-    number = int(match.group(1) or match.group(2))
-    return number if 0 < number < 256 else None
+    number = parse_integer(match.group(1) or match.group(2), 1, 255)
+    return number
 
 
 def image_capabilities(config: ConfigSpec | None, declared: Iterable[str] = ()) -> list[str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 
-from vmimage.envelope import Property
+from vmimage.envelope import Property, parse_integer
 
 _BASE_TYPES = {
     "uint8": "int", "sint8": "int", "uint16": "int", "sint16": "int", "uint32": "int", "sint32": "int",
@@ -42,8 +43,7 @@ class PropertyValueError(ValueError):
 
 
 def _go_atoi(digits: str) -> int:
-    value = int(digits)
-    return value if value < 2**63 else 0  # Go's Atoi fails past int64, and the qualifier is then ignored
+    return parse_integer(digits, 0, 2**63 - 1) or 0  # Go's Atoi fails past int64: the qualifier is then 0
 
 
 def _value_map(content: str) -> list[str]:
@@ -75,8 +75,15 @@ def _value_map(content: str) -> list[str]:
     return values
 
 
+def _int64(value: float) -> int:
+    """Go's int64(float64): truncation, and the minimum int64 for what does not fit."""
+    return int(value) if math.isfinite(value) and -(2**63) <= value < 2**63 else -(2**63)
+
+
 def _go_float(value: float) -> str:
     """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 or from 1e21."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
     if value == int(value) and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)
@@ -88,11 +95,10 @@ def _go_float(value: float) -> str:
 
 
 def _int_range(values: list[str]) -> tuple[int, int] | None:
-    try:
-        numbers = [int(v.strip()) for v in values]
-    except ValueError:
+    numbers = [parse_integer(v.strip(), -(2**63), 2**63 - 1) for v in values]
+    if not numbers or None in numbers:
         return None
-    return (min(numbers), max(numbers)) if numbers else None
+    return min(numbers), max(numbers)
 
 
 def property_type(prop: Property) -> str:
@@ -128,8 +134,8 @@ def property_type(prop: Property) -> str:
         if bounds:
             return f"int({bounds[0]}..{bounds[1]})"
         if min_value is not None or max_value is not None:
-            low = int(min_value) if min_value is not None else _INT32[0]
-            high = int(max_value) if max_value is not None else _INT32[1]
+            low = _int64(min_value) if min_value is not None else _INT32[0]
+            high = _int64(max_value) if max_value is not None else _INT32[1]
             return f"int({low}..{high})"
     elif base == "real" and (min_value is not None or max_value is not None):
         low = min_value if min_value is not None else -1e308
@@ -195,7 +201,7 @@ def parse_default(key: str, vapp_type: str, value: str) -> str:
     if vapp_type == "boolean":
         return "True" if value in _TRUE else "False"
     if vapp_type == "int":
-        if not re.fullmatch(r"[+-]?\d+", value) or not _INT32[0] <= int(value) <= _INT32[1]:
+        if parse_integer(value, *_INT32) is None:
             raise _refuse(key, vapp_type, value)
         return value
     if vapp_type == "real":
@@ -207,19 +213,19 @@ def parse_default(key: str, vapp_type: str, value: str) -> str:
             raise _refuse(key, vapp_type, value)
         return value
     if m := _STR_DOTS_N.match(vapp_type):
-        if length < int(m.group(1)):
+        if length < (parse_integer(m.group(1), 0, 2**63) or 0):
             raise _refuse(key, vapp_type, value, f" due to length: len={length}, min={m.group(1)}, max={MAX_STRING}")
     elif m := _STR_N_DOTS.match(vapp_type):
-        if length > int(m.group(1)):
+        if length > (parse_integer(m.group(1), 0, 2**63) or 0):
             raise _refuse(key, vapp_type, value, f" due to length: len={length}, min=0, max={m.group(1)}")
     elif m := _STR_RANGE.match(vapp_type):
-        low, high = int(m.group(1)), int(m.group(2))
+        low, high = (parse_integer(g, 0, 2**63) or 0 for g in m.groups())
         if low > high or not low <= length <= high:
             raise _refuse(key, vapp_type, value, f" due to length: len={length}, min={low}, max={high}")
     elif m := _INT_RANGE.match(vapp_type):
-        low, high = int(m.group(1)), int(m.group(2))
-        pattern = r"\d+" if low >= 0 else r"[+-]?\d+"
-        if low > high or not re.fullmatch(pattern, value) or not low <= int(value) <= high:
+        low, high = (parse_integer(g, -(2**63), 2**63 - 1) or 0 for g in m.groups())
+        number = parse_integer(value, low, high) if (low >= 0 and value.isdigit()) or low < 0 else None
+        if low > high or number is None:
             raise _refuse(key, vapp_type, value, " due to size")
     elif m := _REAL_RANGE.match(vapp_type):
         low, high = float(m.group(1)), float(m.group(2))
