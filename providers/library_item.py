@@ -36,15 +36,15 @@ from vmimage.source import (
     read_image_file,
     source_digest,
 )
-from vmimage.status import item_status
+from vmimage.status import CONTRACT, item_status
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
-INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint")
-IN_PLACE = ("name", "description", "fingerprint")
+INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "contract")
+IN_PLACE = ("name", "description", "fingerprint", "contract")  # contract: vmimage.status.CONTRACT
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in: what tells a later
 # create that the item is the remains of a failed one, which it may remove.
@@ -111,7 +111,12 @@ def _outputs(
     )
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
         image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)
-    elif previous and previous.get("image") and previous.get("content_version") == content_version:
+    elif (
+        previous
+        and previous.get("image")
+        and previous.get("content_version") == content_version
+        and previous.get("contract") == CONTRACT  # an image of an earlier contract is computed anew
+    ):
         image = {**previous["image"], "name": item.name}  # same content: keep status and its transition time
     else:
         descriptor = DESCRIPTORS.fetch(client, item, content_version)
@@ -140,6 +145,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         require_text(news, "library_id", failures, limit=255)
         inputs = {key: news.get(key) for key in INPUTS if key != "fingerprint"}
         inputs["description"] = inputs["description"] or ""
+        inputs["contract"] = CONTRACT
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))

@@ -23,7 +23,7 @@ from vmimage.image import image_object, item_kind
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
-from vmimage.status import ItemImage, image_status, item_status, not_ready_condition
+from vmimage.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -37,10 +37,19 @@ INPUTS = (
     "extra_labels",
     "kubeconfig",
     "context",
+    "contract",
 )
 # content_fingerprint: what the item was published from. A server that keeps the content version
 # (govmomi's simulator leaves every item at "1") still moves the image on when the content changes.
-IN_PLACE = ("content_version", "content_fingerprint", "display_name", "capabilities", "extra_labels", "drift")
+IN_PLACE = (
+    "content_version",
+    "content_fingerprint",
+    "display_name",
+    "capabilities",
+    "extra_labels",
+    "drift",
+    "contract",  # which VM Operator's objects it reproduces: a new one rewrites the object in place
+)
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
 DESCRIPTORS = DescriptorCache()
 
@@ -101,6 +110,7 @@ class _Image(VSphereProvider):
             else inputs["capabilities"]
         )
         inputs["extra_labels"] = inputs["extra_labels"] or {}
+        inputs["contract"] = CONTRACT
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

@@ -84,6 +84,14 @@ class Stack:
         self.env.pop("VSPHERE_PASSWORD", None)
         self.run("stack", "init", name, "--secrets-provider", "passphrase")
 
+    def use_program(self, program: Path) -> None:
+        """Run another program from now on (e.g. an earlier release's checkout), state and config kept;
+        its dynamic providers are unpickled from the same folder."""
+        document = yaml.safe_load((self.project_dir / "Pulumi.yaml").read_text())
+        document["main"] = os.path.relpath(program, self.project_dir)
+        (self.project_dir / "Pulumi.yaml").write_text(yaml.safe_dump(document))
+        self.env["PYTHONPATH"] = str(program)
+
     @property
     def config_file(self) -> Path:
         return self.project_dir / f"Pulumi.{self.name}.yaml"

@@ -1,16 +1,20 @@
 """The dev stack with a cluster, through the real engine and a real API server.
 
-`pulumi up` installs the CRDs through pulumi-kubernetes and publishes the image objects
-(status through the status subresource) to etcd + kube-apiserver from scripts/devcluster;
-`kubectl` reads them back; a MutatingWebhookConfiguration sends VirtualMachine creates to a
-local `vmimage webhook`. The tests run in order on one stack, as test_engine.py's do.
+The stack is first deployed by the previous release (its commit, from this clone's history),
+with that release's own CRDs and objects; the current program then moves it to VM Operator's
+CRDs and objects by in-place updates. `kubectl` reads them back; a
+MutatingWebhookConfiguration sends VirtualMachine creates to a local `vmimage webhook`. The
+tests run in order on one stack, as test_engine.py's do.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
+import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from providers.library_item import ContentLibraryItemProvider
 from tests.conftest import FIXTURES
 from tests.devcluster import Cluster, start_cluster
 from tests.engine import provider_host
-from tests.pulumi_cli import Stack
+from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
@@ -34,6 +38,20 @@ pytestmark = pytest.mark.vcsim
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 VENDOR_LIBRARY = "vendor-sync"
+PREVIOUS_RELEASE = "9fbef11e0de2dcb7984d2f4ae20818a3701ed30c"  # main before VM Operator's objects were the contract
+
+
+def previous_release(folder: Path) -> Path:
+    """The previous release's program, from this clone's history."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_RELEASE], capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise AssertionError(
+            f"the previous release {PREVIOUS_RELEASE[:12]} is not in this clone's history (a full clone has it): "
+            + archive.stderr.decode(errors="replace")
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as release:
+        release.extractall(folder, filter="data")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +100,27 @@ def image_objects(cluster: Cluster) -> dict[tuple[str, str | None], dict]:
     return {(o["status"]["name"], o["metadata"].get("namespace")): o for o in listed}
 
 
-def test_up_installs_the_crds_and_publishes_objects_with_status(stack, cluster, vendor_item):
+def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(stack, cluster, tmp_path_factory):
+    stack.use_program(previous_release(tmp_path_factory.mktemp("previous-release")))
+    stack.up()
+    legacy = image_objects(cluster)[("photon-5-sample", None)]
+    assert legacy["status"]["osInfo"]["type"] == "Linux" and "vmimage.io/owner" in legacy["metadata"]["annotations"]
+    stack.use_program(ROOT)
+    steps = stack.preview_steps()
+    assert {op for op in steps.values()} <= {"same", "update"}  # no create, replace or delete
+    updated = {name for name, op in steps.items() if op == "update"}
+    assert sum(name.startswith(("catalog-vmi-", "catalog-cvmi-")) for name in updated) == 4  # every image
+    assert sum(name.startswith("catalog-item-") for name in updated) == 3  # every item the stack publishes
+    assert sum(name.startswith("catalog-crds-") for name in updated) == 2  # the CRDs become VM Operator's
     result = stack.up()
-    assert PASSWORD not in result.output
-    assert len(stack.resources(CRD_TYPE)) == 2  # installed by pulumi-kubernetes
+    assert "CustomResourceDefinition virtualmachineimages.vmoperator.vmware.com: installed by vmimage" in result.output
+
+
+def test_up_publishes_vm_operators_objects_with_status(stack, cluster, vendor_item):
+    assert len(stack.resources(CRD_TYPE)) == 2  # installed by pulumi-kubernetes, now VM Operator's own
+    crd = cluster.get("crd", "clustervirtualmachineimages.vmoperator.vmware.com")
+    assert [v["name"] for v in crd["spec"]["versions"] if v["storage"]] == ["v1alpha6"]
+    assert crd["metadata"]["labels"]["vmimage.io/installed-by"] == "vmimage"
     objects = image_objects(cluster)
     assert set(objects) == {
         ("photon-5-sample", None),
@@ -95,12 +130,22 @@ def test_up_installs_the_crds_and_publishes_objects_with_status(stack, cluster, 
     }
     published = items(stack)
     photon = objects[("photon-5-sample", None)]
+    assert photon["apiVersion"] == "vmoperator.vmware.com/v1alpha6"
     assert photon["metadata"]["name"] == vmi_id(published["photon-5-sample"]["id"])
-    assert photon["status"]["osInfo"]["id"] == "vmwarePhoton64Guest"  # written through the status subresource
+    # written through the status subresource, as VM Operator writes it
+    assert photon["status"]["osInfo"] == {"id": "101", "type": "vmwarePhoton64Guest"}
+    assert photon["status"]["disks"] == [{"name": "disk0", "limit": "16Gi", "requested": "16Gi"}]
     assert {c["type"]: c["status"] for c in photon["status"]["conditions"]}["Ready"] == "True"
+    # nothing of the previous release's is left: its annotation and its fields went with its field manager
+    assert set(photon["metadata"]["annotations"]) == {
+        "vmware.com/display-name",
+        "vmoperator.vmware.com/conversion-content-lib-ref",
+    }
+    assert "vmimage" not in {entry["manager"] for entry in photon["metadata"]["managedFields"]}
     assert objects[("vendor-tool", None)]["metadata"]["name"] == vmi_id(vendor_item)
     ubuntu = objects[("ubuntu-24.04-sample", "dev")]
-    assert "capability.image.vmoperator.vmware.com/nvidia-gpu" in ubuntu["metadata"]["labels"]
+    assert ubuntu["metadata"]["labels"]["capability.image.vmoperator.vmware.com/nvidia-gpu"] == "true"
+    assert ubuntu["metadata"]["labels"]["os.image.vmoperator.vmware.com/type"] == "ubuntu64Guest"
     stack.preview("--expect-no-changes")
 
 
@@ -113,6 +158,13 @@ def test_the_server_validates_image_objects_against_the_crd(cluster):
     }
     refused = cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad), check=False)
     assert refused.returncode != 0 and "spec.providerRef.kind" in refused.stderr
+    photon = image_objects(cluster)[("photon-5-sample", None)]
+    legacy_disks = {"status": {"disks": [{"capacity": "16Gi"}]}}  # the shape of the previous release
+    refused = cluster.kubectl(
+        "patch", "cvmi", photon["metadata"]["name"], "--subresource=status", "--type=merge",
+        "-p", json.dumps(legacy_disks), "--dry-run=server", check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "status.disks[0].name: Required value" in refused.stderr
 
 
 def test_kubectl_get_shows_the_printer_columns(cluster):
@@ -121,7 +173,7 @@ def test_kubectl_get_shows_the_printer_columns(cluster):
     for column in ("DISPLAY NAME", "TYPE", "IMAGE VERSION", "OS NAME", "HARDWARE VERSION"):
         assert column in header
     photon = next(line for line in table.splitlines() if "photon-5-sample" in line)
-    assert "OVF" in photon and "5.0" in photon
+    assert "OVF" in photon and "5.0" in photon and "vmwarePhoton64Guest" in photon  # OS NAME: the guest id
 
 
 def test_an_equivalent_kubeconfig_path_replaces_the_images_and_keeps_their_objects(
@@ -220,12 +272,14 @@ def test_the_webhook_resolves_a_vm_display_name_through_the_api_server(stack, cl
         webhook.stop()
 
 
-def test_destroy_leaves_nothing_in_vcenter_or_the_cluster(stack, cluster, simulator, vendor_item):
+def test_destroy_leaves_nothing_in_vcenter_and_only_the_crds_in_the_cluster(stack, cluster, simulator, vendor_item):
     library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
     stack.destroy()
+    # a CRD is never deleted: that would delete every image of its kind, whoever published it
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout
-    assert "virtualmachineimages.vmoperator.vmware.com" not in crds
-    assert "clustervirtualmachineimages.vmoperator.vmware.com" not in crds
+    assert "virtualmachineimages.vmoperator.vmware.com" in crds
+    assert "clustervirtualmachineimages.vmoperator.vmware.com" in crds
+    assert json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)["items"] == []
     with direct_client(simulator) as client:
         assert client.find_libraries("dev-images") == []
         assert client.get_item(vendor_item).name == "vendor-tool-renamed"  # not the stack's: it stays

@@ -11,6 +11,7 @@ from providers.vm_image import ClusterVirtualMachineImageProvider, VirtualMachin
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
 from vmimage.ids import vmi_id
+from vmimage.image import content_library_ref
 from vmimage.samples import SAMPLES, write_iso, write_ova
 from vmimage.schema import schema_errors
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
@@ -65,19 +66,26 @@ def test_namespaced_image_is_published_with_status(host, item, kube):
     status = live["status"]
     assert status["name"] == "Photon OS 5.0" and status["providerItemID"] == item.id
     assert status["providerContentVersion"] == item.outputs["content_version"]
-    assert status["capabilities"] == ["cloud-init", "nvidia-gpu"]
-    assert status["osInfo"] == {"id": "vmwarePhoton64Guest", "type": "Linux", "version": "5.0"}
+    assert status["capabilities"] == ["nvidia-gpu"]  # declared twice: by the stack and by the descriptor
+    assert status["osInfo"] == {"id": "101", "type": "vmwarePhoton64Guest"}
     assert (
         live["metadata"]["labels"]
         == step.outputs["labels"]
         == {
             "team": "platform",
-            "os.image.vmoperator.vmware.com/type": "Linux",
-            "os.image.vmoperator.vmware.com/version": "5.0",
-            "capability.image.vmoperator.vmware.com/cloud-init": "",
-            "capability.image.vmoperator.vmware.com/nvidia-gpu": "",
+            "image.vmoperator.vmware.com/type": "OVF",
+            "os.image.vmoperator.vmware.com/id": "101",
+            "os.image.vmoperator.vmware.com/type": "vmwarePhoton64Guest",
+            "capability.image.vmoperator.vmware.com/nvidia-gpu": "true",
         }
     )
+    library_id = item.inputs["library_id"]
+    assert live["metadata"]["annotations"] == {
+        "vmware.com/display-name": "Photon OS 5.0",
+        "vmoperator.vmware.com/conversion-content-lib-ref": content_library_ref(library_id, cluster=False),
+    }
+    assert "ownerReferences" not in live["metadata"]  # this cluster has no image registry: no item object
+    assert live["apiVersion"] == "vmoperator.vmware.com/v1alpha6"  # what VM Operator's CRDs store
     assert live["spec"]["providerRef"]["name"] == "clitem-" + step.id.removeprefix("vmi-")
     assert step.outputs["manifest"]["status"] == status and step.outputs["published"] is True
     # no change, no work
@@ -103,7 +111,7 @@ def test_updates_in_place_and_removes_what_went_away(host, item, kube):
     assert step.op == "update" and step.id == created.id
     live = in_cluster(kube, "VirtualMachineImage", "team-a", step.id)
     assert live["status"]["name"] == "Photon 5"
-    assert live["status"]["capabilities"] == ["cloud-init", "nvidia-gpu"]  # what the descriptor declares stays
+    assert live["status"]["capabilities"] == ["nvidia-gpu"]  # what the descriptor declares stays
     assert "capability.image.vmoperator.vmware.com/sriov" not in live["metadata"]["labels"]
 
 
@@ -168,7 +176,7 @@ def test_refresh_notices_deletes_and_edits_out_of_band(host, item, kube):
 def test_without_a_cluster_the_status_is_computed_only(host, item, kube):
     step = host.up(VMI, VirtualMachineImageProvider(), image_inputs(item, namespace="team-b"))
     assert step.outputs["published"] is False
-    assert step.outputs["status"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    assert step.outputs["status"]["osInfo"]["type"] == "vmwarePhoton64Guest"
     assert in_cluster(kube, "VirtualMachineImage", "team-b", step.id) is None
 
 
@@ -183,7 +191,7 @@ def test_iso_and_missing_items(host, item, kube, tmp_path):
         },
     )
     iso = host.up(VMI, VirtualMachineImageProvider(), image_inputs(iso_item, kube, display_name="VMware Tools"))
-    assert iso.outputs["status"]["type"] == "ISO" and "osInfo" not in iso.outputs["status"]
+    assert iso.outputs["status"]["type"] == "ISO" and iso.outputs["status"]["osInfo"] == {}
     missing = host.up(
         VMI, VirtualMachineImageProvider(), {**image_inputs(item), "item_id": "e1968c25-dd84-4506-8dc7-9beacb6b688e"}
     )

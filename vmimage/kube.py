@@ -24,29 +24,32 @@ OWNER_MANAGER_PREFIX = "vmimage/"
 APPLY = "application/apply-patch+yaml"
 IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION = "imageregistry.vmware.com", "v1alpha1"
 ITEM_PLURALS = {"ClusterContentLibraryItem": "clustercontentlibraryitems", "ContentLibraryItem": "contentlibraryitems"}
+CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
+PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
 
 
 def owner_manager(owner: str) -> str:
     """The field manager a catalog declaration writes its object with. Several declarations can
     publish one object (a replace creates the new declaration before it deletes the old one; a
-    renamed synced item moves to a new resource); the manager of the last apply says which one
-    may delete it, and the object itself carries nothing VM Operator's would not."""
+    renamed synced item moves to a new resource): each is a manager of its own, and the object
+    itself carries nothing VM Operator's would not."""
     return OWNER_MANAGER_PREFIX + owner
 
 
-def object_owner(obj: dict | None) -> str | None:
-    """The declaration that last applied a live object: its newest ``vmimage/…`` field manager."""
-    entries = [
-        entry
-        for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []
-        if str(entry.get("manager", "")).startswith(OWNER_MANAGER_PREFIX) and not entry.get("subresource")
-    ]
-    if not entries:
-        return None
-    newest = max(entries, key=lambda entry: entry.get("time") or "")
-    return newest["manager"][len(OWNER_MANAGER_PREFIX) :]
-CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
-PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
+LEGACY_OWNER_ANNOTATION = "vmimage.io/owner"  # where releases before the VM Operator contract kept it
+
+
+def object_owners(obj: dict | None) -> set[str]:
+    """The declarations that publish a live object: its ``vmimage/…`` field managers (or, for an
+    object an earlier release wrote and none has rewritten yet, its owner annotation)."""
+    metadata = (obj or {}).get("metadata") or {}
+    owners = {
+        str(entry["manager"])[len(OWNER_MANAGER_PREFIX) :]
+        for entry in metadata.get("managedFields") or []
+        if str(entry.get("manager", "")).startswith(OWNER_MANAGER_PREFIX)
+    }
+    legacy = (metadata.get("annotations") or {}).get(LEGACY_OWNER_ANNOTATION)
+    return owners or ({legacy} if legacy else set())
 
 
 @dataclass(frozen=True)
@@ -126,23 +129,16 @@ class ImageObjects:
         in both, so the newest served one is written. Read from API discovery, which every
         authenticated user may read; a cluster without the group answers VERSION."""
         if self._version is None:
-            self._version = VERSION
-            group = self._call(
-                f"discover {GROUP}",
-                self.api_client.call_api,
-                f"/apis/{GROUP}",
-                "GET",
-                header_params={"Accept": "application/json"},
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                allow_missing=True,
-            )
-            served = {entry.get("version") for entry in (group or {}).get("versions") or []}
-            for version in reversed(VERSIONS):
-                if version in served:
-                    self._version = version
-                    break
+            from kubernetes import client
+
+            groups = self._call(f"discover {GROUP}", client.ApisApi(self.api_client).get_api_versions)
+            served = {
+                version.version
+                for group in (groups.groups or [] if groups else [])
+                if group.name == GROUP
+                for version in group.versions or []
+            }
+            self._version = next((v for v in reversed(VERSIONS) if v in served), VERSION)
         return self._version
 
     def _scope(self, kind: str, namespace: str | None) -> tuple[str, dict[str, Any]]:
@@ -199,8 +195,8 @@ class ImageObjects:
             if entry.get("manager") == FIELD_MANAGER:
                 self.release(obj, subresource=entry.get("subresource") or "")
 
-    def release(self, obj: dict[str, Any], subresource: str = "") -> None:
-        """Apply nothing as the legacy manager: the fields only it held go away."""
+    def release(self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str = "") -> None:
+        """Apply nothing as ``manager`` (by default the legacy one): the fields only it held go away."""
         meta = obj["metadata"]
         scope, where = self._scope(obj["kind"], meta.get("namespace"))
         body = {
@@ -215,7 +211,7 @@ class ImageObjects:
             call,
             name=meta["name"],
             body=body,
-            field_manager=FIELD_MANAGER,
+            field_manager=manager,
             force=True,
             _content_type=APPLY,
             allow_missing=True,
@@ -250,13 +246,20 @@ class ImageObjects:
         return self._call(f"delete {kind} {name}", call, name=name, allow_missing=True, **where) is not None
 
     def delete_owned(self, kind: str, namespace: str | None, name: str, owner: str | None) -> str:
-        """Delete the object only while ``owner`` still owns it: "deleted", "gone", or "kept"
-        (another declaration published it since). The delete is conditional on the version read,
-        so an owner change between the read and the delete keeps the object."""
+        """Delete the object only while ``owner`` alone publishes it: "deleted", "gone", or "kept"
+        (another declaration publishes it too, or instead: ``owner`` lets go of its fields and the
+        object stays as the other declares it). The delete is conditional on the version read, so
+        another declaration's apply between the read and the delete keeps the object."""
         live = self.get(kind, namespace, name)
         if live is None:
             return "gone"
-        if object_owner(live) != owner:
+        owners = object_owners(live)
+        if owner is None or owner not in owners:
+            return "kept"
+        if owners - {owner}:
+            obj = {"apiVersion": live.get("apiVersion"), "kind": kind, "metadata": live["metadata"]}
+            self.release(obj, manager=owner_manager(owner))
+            self.release(obj, manager=owner_manager(owner), subresource="status")
             return "kept"
         scope, where = self._scope(kind, namespace)
         call = getattr(self.api, f"delete_{scope}_custom_object")

@@ -34,6 +34,9 @@ from vmimage.models import (
 from vmimage.ovf import Descriptor, parse_descriptor
 from vmimage.quantity import disk_quantity
 
+# The VM Operator whose objects vmimage reproduces (tests/fixtures/vm-operator). Resources keep it
+# as an input: when it moves, the next `up` rewrites every image and item status in place.
+CONTRACT = "vm-operator 506dc5dc"
 CAPABILITIES_PROPERTY = "capabilities.image.vmoperator.vmware.com"
 SYSTEM_PROPERTY_PREFIX = "vmware-system"
 DEFER_CLOUD_INIT = "guestinfo.vmservice.defer-cloud-init"  # ExtraConfig: "ready" marks V1Alpha1 compatibility
