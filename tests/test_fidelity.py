@@ -48,7 +48,7 @@ def _placeholders(obj: dict) -> dict:
     return obj
 
 
-def vmimage_object(record: Path) -> tuple[dict, ItemImage]:
+def vmimage_object(record: Path, placeholders: bool = True) -> tuple[dict, ItemImage]:
     package, item, item_object = _package(record)
     recorded = json.loads(record.read_text())
     stem = package["package"]
@@ -69,7 +69,7 @@ def vmimage_object(record: Path) -> tuple[dict, ItemImage]:
         item_uid=PLACEHOLDER_UID,
         version=recorded["apiVersion"].split("/")[1],
     ).wire()
-    return _placeholders(obj), image
+    return (_placeholders(obj) if placeholders else obj), image
 
 
 def _without_vmimage_capabilities(obj: dict, recorded: dict) -> dict:
