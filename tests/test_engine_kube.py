@@ -29,6 +29,7 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
+from vmimage.crds import INSTALLED, crd_plan
 from vmimage.ids import vmi_id
 from vmimage.samples import SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
@@ -96,7 +97,7 @@ def stack(simulator, cluster, samples, vendor_item, tmp_path_factory) -> Stack:
 
 def image_objects(cluster: Cluster) -> dict[tuple[str, str | None], dict]:
     """What the cluster holds: (display name, namespace) → object."""
-    listed = json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)["items"]
+    listed = json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json", "--show-managed-fields").stdout)["items"]
     return {(o["status"]["name"], o["metadata"].get("namespace")): o for o in listed}
 
 
@@ -105,9 +106,14 @@ def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(
     stack.up()
     legacy = image_objects(cluster)[("photon-5-sample", None)]
     assert legacy["status"]["osInfo"]["type"] == "Linux" and "vmimage.io/owner" in legacy["metadata"]["annotations"]
+    from vmimage.kube import KubeTarget, read_crds
+
+    legacy_crds = read_crds(KubeTarget(str(cluster.kubeconfig)), list(crd_plan({})))
+    assert set(crd_plan(legacy_crds).values()) == {INSTALLED}  # the previous release's: this stack's to update
     stack.use_program(ROOT)
     steps = stack.preview_steps()
-    assert {op for op in steps.values()} <= {"same", "update"}  # no create, replace or delete
+    moved = sorted(f"{op} {name}" for name, op in steps.items() if op not in ("same", "update"))
+    assert moved == []  # no create, replace or delete
     updated = {name for name, op in steps.items() if op == "update"}
     assert sum(name.startswith(("catalog-vmi-", "catalog-cvmi-")) for name in updated) == 4  # every image
     assert sum(name.startswith("catalog-item-") for name in updated) == 3  # every item the stack publishes
@@ -130,7 +136,8 @@ def test_up_publishes_vm_operators_objects_with_status(stack, cluster, vendor_it
     }
     published = items(stack)
     photon = objects[("photon-5-sample", None)]
-    assert photon["apiVersion"] == "vmoperator.vmware.com/v1alpha6"
+    written = {e["apiVersion"] for e in photon["metadata"]["managedFields"] if e["manager"].startswith("vmimage/")}
+    assert written == {"vmoperator.vmware.com/v1alpha6"}  # the version VM Operator's CRDs store
     assert photon["metadata"]["name"] == vmi_id(published["photon-5-sample"]["id"])
     # written through the status subresource, as VM Operator writes it
     assert photon["status"]["osInfo"] == {"id": "101", "type": "vmwarePhoton64Guest"}
@@ -279,7 +286,8 @@ def test_destroy_leaves_nothing_in_vcenter_and_only_the_crds_in_the_cluster(stac
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout
     assert "virtualmachineimages.vmoperator.vmware.com" in crds
     assert "clustervirtualmachineimages.vmoperator.vmware.com" in crds
-    assert json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)["items"] == []
+    left = json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json", "--show-managed-fields").stdout)["items"]
+    assert left == []
     with direct_client(simulator) as client:
         assert client.find_libraries("dev-images") == []
         assert client.get_item(vendor_item).name == "vendor-tool-renamed"  # not the stack's: it stays

@@ -51,16 +51,21 @@ def image_schema(version: str = VERSION, kind: str = NAMESPACED_KIND) -> dict[st
 
 
 def installed_by_vmimage(live: dict[str, Any] | None) -> bool:
-    """Whether a CRD in a cluster is one vmimage installed: labelled so, or the single-version
-    CRD earlier vmimage releases generated (created through Pulumi, without controller-gen's mark)."""
+    """Whether a CRD in a cluster is one vmimage installed: labelled so, or the CRD earlier vmimage
+    releases generated (written by pulumi-kubernetes, without the controller-gen mark VM Operator's
+    CRDs carry)."""
     if not live:
         return False
     meta = live.get("metadata") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     if labels.get(INSTALLED_BY_LABEL) == "vmimage":
         return True
-    generated = "controller-gen.kubebuilder.io/version" in annotations
-    return labels.get("app.kubernetes.io/managed-by") == "pulumi" and not generated
+    if "controller-gen.kubebuilder.io/version" in annotations:
+        return False
+    managers = {str(entry.get("manager", "")) for entry in meta.get("managedFields") or []}
+    return labels.get("app.kubernetes.io/managed-by") == "pulumi" or any(
+        manager.startswith("pulumi-kubernetes") for manager in managers
+    )
 
 
 INSTALLED = "installed by vmimage"

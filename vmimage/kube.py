@@ -39,14 +39,22 @@ def owner_manager(owner: str) -> str:
 LEGACY_OWNER_ANNOTATION = "vmimage.io/owner"  # where releases before the VM Operator contract kept it
 
 
+def written_by_an_earlier_release(obj: dict | None) -> bool:
+    """A live object an earlier vmimage release wrote: its owner annotation, or disks in the shape
+    VM Operator's CRD no longer has."""
+    metadata = (obj or {}).get("metadata") or {}
+    disks = ((obj or {}).get("status") or {}).get("disks") or []
+    return LEGACY_OWNER_ANNOTATION in (metadata.get("annotations") or {}) or any("name" not in d for d in disks)
+
+
 def object_owners(obj: dict | None) -> set[str]:
     """The declarations that publish a live object: its ``vmimage/…`` field managers (or, for an
     object an earlier release wrote and none has rewritten yet, its owner annotation)."""
     metadata = (obj or {}).get("metadata") or {}
-    owners = {
+    owners = {  # what a declaration applies; its one-off rewrite of an older object (an Update) does not count
         str(entry["manager"])[len(OWNER_MANAGER_PREFIX) :]
         for entry in metadata.get("managedFields") or []
-        if str(entry.get("manager", "")).startswith(OWNER_MANAGER_PREFIX)
+        if str(entry.get("manager", "")).startswith(OWNER_MANAGER_PREFIX) and entry.get("operation") == "Apply"
     }
     legacy = (metadata.get("annotations") or {}).get(LEGACY_OWNER_ANNOTATION)
     return owners or ({legacy} if legacy else set())
@@ -189,11 +197,34 @@ class ImageObjects:
         """Apply the object and its status as ``owner``'s declaration, and give up what earlier
         writers (the legacy ``vmimage`` manager) set that this object no longer has."""
         manager = owner_manager(owner)
+        previous = self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        if written_by_an_earlier_release(previous):
+            self._rewrite(obj, manager)
         live = self.apply(obj, manager)
         self.apply_status(obj, manager)
         for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
             if entry.get("manager") == FIELD_MANAGER:
                 self.release(obj, subresource=entry.get("subresource") or "")
+
+    def _rewrite(self, obj: dict[str, Any], manager: str) -> None:
+        """Replace, not merge, what an earlier release wrote: its status may hold what VM Operator's
+        CRD no longer allows (disks without names), which server-side apply cannot even read. A JSON
+        patch sets labels, annotations and status whole (the server drops the field ownership it
+        cannot track), and the apply that follows owns them again."""
+        meta = obj["metadata"]
+        scope, where = self._scope(obj["kind"], meta.get("namespace"))
+        names = {"name": meta["name"], **where}
+        metadata = [
+            {"op": "add", "path": "/metadata/labels", "value": meta.get("labels") or {}},
+            {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations") or {}},
+        ]
+        json_patch = "application/json-patch+json"
+        what = f"rewrite {obj['kind']} {meta['name']} as VM Operator's"
+        status = [{"op": "add", "path": "/status", "value": obj["status"]}]  # first: the object is then valid
+        call = getattr(self.api, f"patch_{scope}_custom_object_status")
+        self._call(what, call, body=status, field_manager=manager, _content_type=json_patch, **names)
+        call = getattr(self.api, f"patch_{scope}_custom_object")
+        self._call(what, call, body=metadata, field_manager=manager, _content_type=json_patch, **names)
 
     def release(self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str = "") -> None:
         """Apply nothing as ``manager`` (by default the legacy one): the fields only it held go away."""
