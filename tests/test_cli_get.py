@@ -195,7 +195,7 @@ def test_get_from_vcenter(vcsim, tmp_path):
     assert result.returncode == 0, result.stderr
     (image,) = yaml.safe_load(result.stdout)["items"]
     assert image["status"]["name"] == "Photon 5" and image["metadata"]["namespace"] == "team-a"
-    assert image["status"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    assert image["status"]["osInfo"]["type"] == "vmwarePhoton64Guest"
 
 
 def test_get_both_kinds_at_once_as_kubectl_spells_it(snapshot):

@@ -300,7 +300,7 @@ def test_iso_and_ovf_sources(host, library, tmp_path):
         "ubuntu-24.04-sample.mf",
         "ubuntu-24.04-sample.ovf",
     ]
-    assert step.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"
+    assert step.outputs["image"]["osInfo"]["type"] == "ubuntu64Guest"
 
 
 # --- check ---------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def test_adopting_an_existing_item_keeps_its_uuid(host, library, ova, vcsim):
     assert (step.op, step.id) == ("create", existing)
     assert step.outputs["vmi_id"] == vmi_id(existing)
     assert step.outputs["name"] == "photon-adopted"
-    assert step.outputs["image"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    assert step.outputs["image"]["osInfo"]["type"] == "vmwarePhoton64Guest"
     again = host.up(
         ITEM,
         ContentLibraryItemProvider(),
@@ -376,7 +376,7 @@ def test_adopting_an_item_that_already_holds_the_source_uploads_nothing(host, li
         ITEM, ContentLibraryItemProvider(), item_inputs(library, ova, "photon-taken-over", adopt_id=existing)
     )
     assert (step.op, step.id, step.outputs["name"]) == ("create", existing, "photon-taken-over")
-    assert step.outputs["image"]["osInfo"]["id"] == "vmwarePhoton64Guest"
+    assert step.outputs["image"]["osInfo"]["type"] == "vmwarePhoton64Guest"
     log = host.wait_for_log(f"item {existing} already holds {ova}")
     assert f"item {existing} already holds {ova}" in log
     assert "uploading photon-taken-over" not in log
@@ -460,7 +460,7 @@ def test_url_sources_are_pulled_by_vcenter(host, library, https_files):
     assert iso.checked.inputs["fingerprint"] == f"url:{base}/pulled.iso"
     logged = len(host.stderr)
     ova = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pulled.ova", "pulled-ova"))
-    assert ova.outputs["image"]["osInfo"]["id"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
+    assert ova.outputs["image"]["osInfo"]["type"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
     # vCenter unpacks a pulled OVA into files of its own naming: none of them is "left over"
     assert "still holds" not in host.wait_for_log(f"published 'pulled-ova' as item {ova.id}", since=logged)
 
