@@ -85,28 +85,24 @@ def go_bool(value: str | None, what: str) -> bool | None:
     raise EnvelopeError(f'strconv.ParseBool: parsing "{value}": invalid syntax ({what})')
 
 
-def go_uint(value: str | None, what: str, bits: int = 64) -> int | None:
+def _go_integer(value: str | None, what: str, low: int, high: int, parser: str) -> int | None:
     if value is None:
         return None
     value = value.strip()
     if value == "":
         return 0
-    number = parse_integer(value, 0, 2**bits - 1) if value.isdigit() else None
+    number = parse_integer(value, low, high) if low < 0 or value.isdigit() else None
     if number is None:
-        raise EnvelopeError(f'strconv.ParseUint: parsing "{value}": invalid syntax or out of range ({what})')
+        raise EnvelopeError(f'strconv.{parser}: parsing "{value}": invalid syntax or out of range ({what})')
     return number
+
+
+def go_uint(value: str | None, what: str, bits: int = 64) -> int | None:
+    return _go_integer(value, what, 0, 2**bits - 1, "ParseUint")
 
 
 def go_int(value: str | None, what: str, bits: int = 64) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value == "":
-        return 0
-    number = parse_integer(value, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    if number is None:
-        raise EnvelopeError(f'strconv.ParseInt: parsing "{value}": invalid syntax or out of range ({what})')
-    return number
+    return _go_integer(value, what, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, "ParseInt")
 
 
 @dataclass(frozen=True)

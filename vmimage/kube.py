@@ -155,43 +155,46 @@ class ImageObjects:
             return "cluster", where
         return "namespaced", {**where, "namespace": namespace}
 
-    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Create or update the object (all but its status) by server-side apply."""
-        body = {k: v for k, v in obj.items() if k != "status"}
-        scope, where = self._scope(obj["kind"], obj["metadata"].get("namespace"))
-        call = getattr(self.api, f"patch_{scope}_custom_object")
-        return self._call(
-            f"apply {obj['kind']} {obj['metadata']['name']}",
-            call,
-            name=obj["metadata"]["name"],
-            body={**body, "apiVersion": f"{GROUP}/{where['version']}"},
-            field_manager=manager,
-            force=True,
-            _content_type=APPLY,
-            **where,
-        )
-
-    def apply_status(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Write the object's status through the status subresource."""
+    def _apply(
+        self,
+        obj: dict[str, Any],
+        fields: dict[str, Any],
+        manager: str,
+        what: str,
+        status: bool = False,
+        **tolerate: bool,
+    ) -> Any:
+        """Server-side apply of ``fields`` (over the object's apiVersion, kind, name and namespace),
+        to the object or its status subresource. ``tolerate``: _call's allow_missing, allow_conflict."""
         meta = obj["metadata"]
         scope, where = self._scope(obj["kind"], meta.get("namespace"))
         body = {
             "apiVersion": f"{GROUP}/{where['version']}",
             "kind": obj["kind"],
             "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)},
-            "status": obj["status"],
+            **fields,
         }
-        call = getattr(self.api, f"patch_{scope}_custom_object_status")
+        call = getattr(self.api, f"patch_{scope}_custom_object{'_status' if status else ''}")
         return self._call(
-            f"write the status of {obj['kind']} {meta['name']}",
+            f"{what} {obj['kind']} {meta['name']}",
             call,
             name=meta["name"],
             body=body,
             field_manager=manager,
             force=True,
             _content_type=APPLY,
+            **tolerate,
             **where,
         )
+
+    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Create or update the object (all but its status) by server-side apply."""
+        fields = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
+        return self._apply(obj, fields, manager, "apply")
+
+    def apply_status(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Write the object's status through the status subresource."""
+        return self._apply(obj, {"status": obj["status"]}, manager, "write the status of", status=True)
 
     def publish(self, obj: dict[str, Any], owner: str) -> None:
         """Apply the object and its status as ``owner``'s declaration, and give up what earlier
@@ -204,7 +207,7 @@ class ImageObjects:
         self.apply_status(obj, manager)
         for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
             if entry.get("manager") == FIELD_MANAGER:
-                self.release(obj, subresource=entry.get("subresource") or "")
+                self.release(obj, subresource=entry.get("subresource") or "")  # the object exists: just applied
 
     def _rewrite(self, obj: dict[str, Any], manager: str) -> None:
         """Replace, not merge, what an earlier release wrote: its status may hold what VM Operator's
@@ -226,28 +229,16 @@ class ImageObjects:
         call = getattr(self.api, f"patch_{scope}_custom_object")
         self._call(what, call, body=metadata, field_manager=manager, _content_type=json_patch, **names)
 
-    def release(self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str = "") -> None:
-        """Apply nothing as ``manager`` (by default the legacy one): the fields only it held go away."""
+    def release(
+        self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str = "", version: str | None = None
+    ) -> None:
+        """Apply nothing as ``manager`` (by default the legacy one): the fields only it held go away.
+        ``version``: the resourceVersion read, so that an object deleted since is not made anew."""
         meta = obj["metadata"]
-        scope, where = self._scope(obj["kind"], meta.get("namespace"))
-        body = {
-            "apiVersion": f"{GROUP}/{where['version']}",
-            "kind": obj["kind"],
-            "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)},
-        }
-        suffix = "_status" if subresource == "status" else ""
-        call = getattr(self.api, f"patch_{scope}_custom_object{suffix}")
-        self._call(
-            f"release the legacy fields of {obj['kind']} {meta['name']}",
-            call,
-            name=meta["name"],
-            body=body,
-            field_manager=manager,
-            force=True,
-            _content_type=APPLY,
-            allow_missing=True,
-            **where,
-        )
+        named = {k: meta[k] for k in ("name", "namespace") if meta.get(k)}
+        fields = {"metadata": {**named, "resourceVersion": version}} if version else {}
+        status = subresource == "status"
+        self._apply(obj, fields, manager, "release the fields of", status, allow_missing=True, allow_conflict=True)
 
     def item_uid(self, kind: str, namespace: str | None, name: str) -> str | None:
         """The uid of the image registry's item object, when the cluster has one (else None):
@@ -289,7 +280,7 @@ class ImageObjects:
             return "kept"
         if owners - {owner}:
             obj = {"apiVersion": live.get("apiVersion"), "kind": kind, "metadata": live["metadata"]}
-            self.release(obj, manager=owner_manager(owner))
+            self.release(obj, manager=owner_manager(owner), version=live["metadata"].get("resourceVersion"))
             self.release(obj, manager=owner_manager(owner), subresource="status")
             return "kept"
         scope, where = self._scope(kind, namespace)

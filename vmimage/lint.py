@@ -18,6 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vmimage.configspec import allocation_units
+from vmimage.envelope import Disk as EnvelopeDisk
+from vmimage.envelope import Envelope
 from vmimage.errors import ImageError
 from vmimage.guest_os import cim_os_type
 from vmimage.manifest import (
@@ -206,26 +209,9 @@ def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintRep
                 "error",
                 f"the descriptor gives {reference.href!r} ovf:size={reference.size}, but the file has {actual} bytes",
             )
-    for index, disk in enumerate(descriptor.disks):
-        if disk.capacity_bytes is None:
-            report.add(
-                "capacity-unknown",
-                "warning",
-                f"disk {index + 1}: its capacity cannot be computed (ovf:capacity and capacityAllocationUnits); "
-                "VM Operator counts it as 0 bytes",
-            )
-    for prop in {prop.key: prop for prop in descriptor.properties}.values():  # a key declared twice, once
-        if (
-            not prop.user_configurable
-            and not prop.plain_key.startswith(SYSTEM_PROPERTY_PREFIX)
-            and prop.plain_key != CAPABILITIES_PROPERTY  # read by VM Operator itself, not passed to the VM
-        ):
-            report.add(
-                "hidden-property",
-                "warning",
-                f"property {prop.key!r} is not user-configurable: VM Operator does not pass it to the VM "
-                '(set ovf:userConfigurable="true" if VMs should set it)',
-            )
+    envelope = descriptor.envelope
+    if envelope is not None:
+        _check_disks_and_properties(envelope, report)
     if descriptor.config is None:
         report.add(
             "not-synced",
@@ -246,6 +232,43 @@ def _check_descriptor(descriptor: Descriptor, package: _Package, report: LintRep
             "warning",
             f"guest id {descriptor.config.guest_id!r} has no CIM OS type VM Operator knows: osInfo.id will be 0",
         )
+
+
+def _capacity_known(disk: EnvelopeDisk, defaults: dict[str, str]) -> bool:
+    """Whether govmomi can compute the disk's capacity: known units, and a number (or a property
+    reference whose default is one)."""
+    if allocation_units(disk.capacity_allocation_units or "") == 0:
+        return False
+    capacity = disk.capacity.strip()
+    if capacity.startswith("${") and capacity.endswith("}"):
+        capacity = defaults.get(capacity[2:-1].strip(), "")
+    return capacity.isdigit()
+
+
+def _check_disks_and_properties(envelope: Envelope, report: LintReport) -> None:
+    products = envelope.system.products if envelope.system else ()
+    properties = [prop for product in products for prop in product.properties]
+    defaults = {prop.key: (prop.default or "").strip() for prop in properties}
+    for index, disk in enumerate(envelope.disks):
+        if not _capacity_known(disk, defaults):
+            report.add(
+                "capacity-unknown",
+                "warning",
+                f"disk {index + 1}: its capacity cannot be computed (ovf:capacity and capacityAllocationUnits); "
+                "VM Operator counts it as 0 bytes",
+            )
+    for prop in {prop.key: prop for prop in properties}.values():  # a key declared twice, once
+        if (
+            not prop.user_configurable
+            and not prop.key.startswith(SYSTEM_PROPERTY_PREFIX)
+            and prop.key != CAPABILITIES_PROPERTY  # read by VM Operator itself, not passed to the VM
+        ):
+            report.add(
+                "hidden-property",
+                "warning",
+                f"property {prop.key!r} is not user-configurable: VM Operator does not pass it to the VM "
+                '(set ovf:userConfigurable="true" if VMs should set it)',
+            )
 
 
 def cached_lint_errors(path: str, digest: str, cache_dir: Path | None = None) -> list[Finding]:
