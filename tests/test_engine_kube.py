@@ -10,10 +10,8 @@ tests run in order on one stack, as test_engine.py's do.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,18 +37,12 @@ pytestmark = pytest.mark.vcsim
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 VENDOR_LIBRARY = "vendor-sync"
-PREVIOUS_RELEASE = "9fbef11e0de2dcb7984d2f4ae20818a3701ed30c"  # main before VM Operator's objects were the contract
 
 
 def previous_release(folder: Path) -> Path:
-    """The previous release's program, from this clone's history."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_RELEASE], capture_output=True, check=False)
-    if archive.returncode != 0:
-        raise AssertionError(
-            f"the previous release {PREVIOUS_RELEASE[:12]} is not in this clone's history (a full clone has it): "
-            + archive.stderr.decode(errors="replace")
-        )
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as release:
+    """The previous release's program (tests/fixtures/previous-release.tar.gz: `git archive` of its
+    commit, the program's folders only), unpacked into ``folder``."""
+    with tarfile.open(FIXTURES / "previous-release.tar.gz") as release:
         release.extractall(folder, filter="data")
     return folder
 
