@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from vmimage.envelope import Envelope, Item, Property, VirtualSystem, parse_integer
 from vmimage.guest_os import guest_id_from_cim
@@ -27,24 +27,21 @@ class ConfigSpecError(ValueError):
     """govmomi refuses the descriptor; the message is govmomi's."""
 
 
-@dataclass(frozen=True)
-class VAppProperty:
+class VAppProperty(NamedTuple):
     key: str
     type: str
     default: str
     user_configurable: bool
 
 
-@dataclass(frozen=True)
-class Product:
+class Product(NamedTuple):
     product: str
     vendor: str
     version: str
     full_version: str
 
 
-@dataclass(frozen=True)
-class ConfigDisk:
+class ConfigDisk(NamedTuple):
     label: str
     capacity_bytes: int
     unit_number: int | None
@@ -52,8 +49,7 @@ class ConfigDisk:
     controller_bus: int | None
 
 
-@dataclass(frozen=True)
-class ConfigSpec:
+class ConfigSpec(NamedTuple):
     guest_id: str = ""
     firmware: str = ""
     version: str = ""
@@ -71,25 +67,27 @@ class ConfigSpec:
 # Devices: only what decides the disks' controller type, bus number and unit number.
 
 
-@dataclass
 class _Device:
-    kind: str  # controller kinds: IDE, SCSI, SATA, NVME, SIO, USB; others: disk, cdrom, floppy, nic, …
-    key: int = 0
-    controller_key: int = 0
-    unit_number: int | None = None
-    bus_number: int = 0
-    disk: ConfigDisk | None = None
-    label: str = ""
-    capacity: int = 0
+    """A device of the VM configuration being built: only what decides the disks' controller type,
+    bus number and unit number. Controller kinds: IDE, SCSI, SATA, NVME, SIO, USB."""
+
+    __slots__ = ("bus_number", "capacity", "controller_key", "key", "kind", "label", "unit_number")
+
+    def __init__(self, kind: str, key: int = 0) -> None:
+        self.kind, self.key = kind, key
+        self.controller_key, self.unit_number, self.bus_number = 0, None, 0
+        self.label, self.capacity = "", 0
 
     @property
     def is_controller(self) -> bool:
         return self.kind in ("IDE", "SCSI", "SATA", "NVME", "SIO", "USB")
 
 
-@dataclass
 class _Devices:
-    items: list[_Device] = field(default_factory=list)
+    """The device list, with govmomi's VirtualDeviceList rules for keys, buses and units."""
+
+    def __init__(self) -> None:
+        self.items: list[_Device] = []
 
     def new_key(self) -> int:
         return min([-200, *(d.key for d in self.items)]) - 1

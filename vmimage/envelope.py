@@ -11,9 +11,10 @@ and a number or boolean Go cannot parse fails the whole descriptor (EnvelopeErro
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 from xml.etree.ElementTree import Element
 
 
@@ -21,7 +22,9 @@ class EnvelopeError(ValueError):
     """The descriptor is XML, but not one Go's decoder accepts as an ovf.Envelope."""
 
 
+@functools.lru_cache(maxsize=4096)
 def local(name: str) -> str:
+    """``{namespace}Name`` → ``Name``: a descriptor has a few dozen distinct names, asked for thousands of times."""
     return name.rsplit("}", 1)[-1] if isinstance(name, str) else ""
 
 
@@ -105,14 +108,12 @@ def go_int(value: str | None, what: str, bits: int = 64) -> int | None:
     return _go_integer(value, what, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, "ParseInt")
 
 
-@dataclass(frozen=True)
-class PropertyValue:
+class PropertyValue(NamedTuple):
     value: str
     configuration: str | None
 
 
-@dataclass(frozen=True)
-class Property:
+class Property(NamedTuple):
     key: str
     type: str
     qualifiers: str | None
@@ -123,8 +124,7 @@ class Property:
     values: tuple[PropertyValue, ...] = ()
 
 
-@dataclass(frozen=True)
-class ProductSection:
+class ProductSection(NamedTuple):
     product: str = ""
     vendor: str = ""
     version: str = ""
@@ -132,8 +132,7 @@ class ProductSection:
     properties: tuple[Property, ...] = ()
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """A VirtualHardwareSection Item (CIM ResourceAllocationSettingData) as govmomi keeps it."""
 
     element_name: str
@@ -151,24 +150,21 @@ class Item:
     config: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
-class Hardware:
+class Hardware(NamedTuple):
     system_type: str | None
     config: tuple[tuple[str, str], ...]
     extra_config: tuple[tuple[str, str], ...]
     items: tuple[Item, ...]
 
 
-@dataclass(frozen=True)
-class Disk:
+class Disk(NamedTuple):
     disk_id: str
     file_ref: str | None
     capacity: str
     capacity_allocation_units: str | None
 
 
-@dataclass(frozen=True)
-class VirtualSystem:
+class VirtualSystem(NamedTuple):
     id: str
     products: tuple[ProductSection, ...]
     os_id: int | None  # None: no OperatingSystemSection
@@ -177,8 +173,7 @@ class VirtualSystem:
     hardware: Hardware | None  # the first VirtualHardwareSection only
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     files: tuple[tuple[str, str], ...] = ()  # (id, href)
     disks: tuple[Disk, ...] = ()
     configurations: tuple[tuple[str, bool], ...] = ()  # DeploymentOptionSection: (id, default)
@@ -249,24 +244,29 @@ def _check_numbers(element: Element, rules: dict, where: str) -> None:
 
 
 def _item(element: Element) -> Item:
-    name = text(element, "ElementName") or ""
+    by_name: dict[str, list[Element]] = {}
+    for child in element:  # one pass: an Item is read field by field
+        by_name.setdefault(local(child.tag), []).append(child)
+
+    def field(name: str) -> str | None:
+        found = by_name.get(name)
+        return chardata(found[-1]) if found else None
+
+    name = field("ElementName") or ""
     _check_numbers(element, _ITEM_NUMBERS, f"item {name!r}")
     go_bool(attr(element, "required"), f"item {name!r} required")
-    resource_type = text(element, "ResourceType")
-    quantity = text(element, "VirtualQuantity")
-    reservation = text(element, "Reservation")
     return Item(
         element_name=name,
-        instance_id=text(element, "InstanceID") or "",
-        resource_type=go_uint(resource_type, "ResourceType", 16),
-        resource_sub_type=text(element, "ResourceSubType"),
-        parent=text(element, "Parent"),
-        address=text(element, "Address"),
-        address_on_parent=text(element, "AddressOnParent"),
-        allocation_units=text(element, "AllocationUnits"),
-        virtual_quantity=go_uint(quantity, "VirtualQuantity"),
-        reservation=go_uint(reservation, "Reservation"),
-        host_resource=tuple(chardata(host) for host in children(element, "HostResource")),
+        instance_id=field("InstanceID") or "",
+        resource_type=go_uint(field("ResourceType"), "ResourceType", 16),
+        resource_sub_type=field("ResourceSubType"),
+        parent=field("Parent"),
+        address=field("Address"),
+        address_on_parent=field("AddressOnParent"),
+        allocation_units=field("AllocationUnits"),
+        virtual_quantity=go_uint(field("VirtualQuantity"), "VirtualQuantity"),
+        reservation=go_uint(field("Reservation"), "Reservation"),
+        host_resource=tuple(chardata(host) for host in by_name.get("HostResource", ())),
         configuration=attr(element, "configuration"),
         config=_config_pairs(element, "Config"),
     )

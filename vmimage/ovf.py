@@ -8,7 +8,7 @@ it would refuse still parses, with the reason in ``config_error``.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from typing import NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
@@ -24,16 +24,14 @@ MAX_DESCRIPTOR_BYTES = 4 * 2**20
 MAX_DESCRIPTOR_ELEMENTS = 50_000
 
 
-@dataclass(frozen=True)
-class FileReference:
+class FileReference(NamedTuple):
     """A file the package carries beside its descriptor (References/File)."""
 
     href: str
     size: int | None
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """A parsed descriptor: the files the package carries, the envelope as VM Operator decodes it
     (None where Go's decoder fails), the VM configuration it makes of it (None where govmomi
     refuses), and why not, in their words."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from vmimage.configspec import ConfigSpec
 from vmimage.envelope import parse_integer
@@ -177,13 +177,12 @@ def descriptor_labels(descriptor: Descriptor | None) -> dict[str, str]:
     return extra_config_labels(descriptor.config.extra_config_value(EXTRA_CONFIG_LABELS))
 
 
-@dataclass(frozen=True)
-class ItemImage:
+class ItemImage(NamedTuple):
     """What a library item gives its image: the status, the descriptor's labels, and why VM
     Operator would not sync it (None when it would)."""
 
     status: ImageStatus
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] | None = None
     sync_error: str | None = None
 
 
