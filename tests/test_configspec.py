@@ -193,3 +193,18 @@ def test_a_guest_id_from_the_cim_number_when_the_descriptor_has_no_os_type():
     system = '<VirtualSystem ovf:id="vm"><OperatingSystemSection ovf:id="80" ovf:version="9"/></VirtualSystem>'
     data = f"{HEAD}{system}</Envelope>"
     assert parse_descriptor(data.encode(), "t.ovf").config.guest_id == "rhel9_64Guest"
+
+
+@pytest.mark.parametrize("digits", ["²", "١٢", "１６"])
+def test_only_ascii_digits_are_numbers(digits):
+    """Go's parsers read ASCII digits only; Python's int() and float() would read these."""
+    disk = f'<Disk ovf:diskId="d" ovf:capacity="{digits}" ovf:capacityAllocationUnits="byte * 2^30"/>'
+    config, error = _config([_item("1", 6), _item("2", 17, "d", "1", HostResource="ovf:/disk/d")], disk)
+    assert config is None and "invalid capacity" in error
+    config, error = _config([_item("1", 6, AddressOnParent=digits)])
+    assert config is None and "invalid AddressOnParent" in error
+    with pytest.raises(PropertyValueError):
+        parse_default("k", "int", digits)
+    with pytest.raises(PropertyValueError):
+        parse_default("k", "real", digits)
+    assert allocation_units(f"byte * {digits}") == 0

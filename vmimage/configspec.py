@@ -167,8 +167,8 @@ def _item_error(index: int, item: Item, sub_type: str, error: _Unsupported) -> C
 
 _BLANK = "[ \t]"
 _VALID_CAPACITY = re.compile(
-    rf"^{_BLANK}*((([1-9]\d*\^[1-9]\d*)|([1-9]\d*))($|{_BLANK}*\*{_BLANK}*))*"
-    rf"(([a-zA-Z]*(b|B)(y|Y)(t|T)(e|E)(s|S)?)($|({_BLANK}*\*{_BLANK}*(([1-9]\d*\^[1-9]\d*)|([1-9]\d*)))*))?$"
+    rf"^{_BLANK}*((([1-9][0-9]*\^[1-9][0-9]*)|([1-9][0-9]*))($|{_BLANK}*\*{_BLANK}*))*"
+    rf"(([a-zA-Z]*(b|B)(y|Y)(t|T)(e|E)(s|S)?)($|({_BLANK}*\*{_BLANK}*(([1-9][0-9]*\^[1-9][0-9]*)|([1-9][0-9]*)))*))?$"
 )
 _UNIT_PREFIXES = {
     "byte": 1, "kilobyte": 1000, "kibibyte": 1024, "megabyte": 1000**2, "mebibyte": 1024**2,
@@ -186,10 +186,10 @@ def allocation_units(text: str) -> int:
             continue
         if re.search(r"(^|kilo|kibi|mega|mebi|giga|gibi)bytes?$", token) and token.removesuffix("s") in _UNIT_PREFIXES:
             product *= _UNIT_PREFIXES[token.removesuffix("s")]
-        elif re.fullmatch(r"[1-9]\d*\^[1-9]\d*", token):
+        elif re.fullmatch(r"[1-9][0-9]*\^[1-9][0-9]*", token):
             base, exponent = (parse_integer(part, 1, _MAX_INT64) or 0 for part in token.split("^"))
             product *= base ** min(exponent, 64) if base > 1 else 1
-        elif re.fullmatch(r"[1-9]\d*", token):
+        elif re.fullmatch(r"[1-9][0-9]*", token):
             product *= parse_integer(token, 1, _MAX_INT64) or 0  # Go's ParseInt fails: 0
         else:
             return 0
@@ -243,7 +243,7 @@ def _disk_capacity(envelope: Envelope, item: Item, defaults: dict[str, str]) -> 
                         f"disk={disk_id} capacity references property {_go_quote(key)} which is not defined "
                         "or has no value for this configuration"
                     )
-                number = parse_integer(value, 0, 2**64 - 1) if value.isdigit() else None
+                number = parse_integer(value, 0, 2**64 - 1) if value.isascii() and value.isdigit() else None
                 if number is None:
                     raise _Unsupported(
                         f"disk={disk_id} capacity property {_go_quote(key)} value {_go_quote(value)} "
@@ -251,7 +251,7 @@ def _disk_capacity(envelope: Envelope, item: Item, defaults: dict[str, str]) -> 
                     )
                 capacity *= number
             else:
-                number = parse_integer(size, 0, 2**64 - 1) if size.isdigit() else None
+                number = parse_integer(size, 0, 2**64 - 1) if size.isascii() and size.isdigit() else None
                 if number is None:
                     raise _Unsupported(f"disk={disk_id} has invalid capacity={_go_quote(size)}")
                 capacity *= number
@@ -352,7 +352,7 @@ def _device(envelope: Envelope, item: Item, sub_type: str, devices: _Devices, re
     if kind == 24:  # Graphics: its numeric settings must parse
         for key, value in item.config:
             if key in ("graphicsMemorySizeInKB", "videoRamSizeInKB", "numDisplays") and not re.fullmatch(
-                r"[+-]?\d+", value
+                r"[+-]?[0-9]+", value
             ):
                 raise _Unsupported(f"invalid {_go_quote(key)}={value}")
         return _Device("video", key=devices.new_key())
@@ -379,7 +379,7 @@ def _hardware(envelope: Envelope, system: VirtualSystem, configuration: str) -> 
             if unit is not None:
                 device.unit_number = unit
             slot = next((value for key, value in item.config if key == "slotInfo.pciSlotNumber"), "")
-            if slot and not re.fullmatch(r"[+-]?\d+", slot):
+            if slot and not re.fullmatch(r"[+-]?[0-9]+", slot):
                 raise _Unsupported(f"invalid pci slot number {slot}")
         except _Unsupported as error:
             if error.subtype:

@@ -59,7 +59,7 @@ def text(element: Element | None, name: str) -> str | None:
     return chardata(found[-1]) if found else None
 
 
-_INTEGER = re.compile(r"[+-]?\d{1,40}")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
 
 
 def parse_integer(text: str, low: int, high: int) -> int | None:
@@ -94,7 +94,7 @@ def _go_integer(value: str | None, what: str, low: int, high: int, parser: str) 
     value = value.strip()
     if value == "":
         return 0
-    number = parse_integer(value, low, high) if low < 0 or value.isdigit() else None
+    number = parse_integer(value, low, high) if low < 0 or (value.isascii() and value.isdigit()) else None
     if number is None:
         raise EnvelopeError(f'strconv.{parser}: parsing "{value}": invalid syntax or out of range ({what})')
     return number

@@ -242,7 +242,7 @@ def _capacity_known(disk: EnvelopeDisk, defaults: dict[str, str]) -> bool:
     capacity = disk.capacity.strip()
     if capacity.startswith("${") and capacity.endswith("}"):
         capacity = defaults.get(capacity[2:-1].strip(), "")
-    return capacity.isdigit()
+    return capacity.isascii() and capacity.isdigit()
 
 
 def _check_disks_and_properties(envelope: Envelope, report: LintReport) -> None:

@@ -42,7 +42,7 @@ SYSTEM_PROPERTY_PREFIX = "vmware-system"
 DEFER_CLOUD_INIT = "guestinfo.vmservice.defer-cloud-init"  # ExtraConfig: "ready" marks V1Alpha1 compatibility
 NOT_SYNCED_MESSAGE = "Failed to sync to the latest content version from provider"
 
-_VMX = re.compile(r"(?i)^vmx-(\d+)$|^(\d+)$")
+_VMX = re.compile(r"(?i)^vmx-([0-9]+)$|^([0-9]+)$")
 
 
 def true_condition(kind: str, now: datetime) -> Condition:

@@ -21,10 +21,10 @@ _BASE_TYPES = {
     "real32": "real", "real64": "real",
 }  # fmt: skip
 
-_MIN_LEN = re.compile(r"MinLen\((\d+)\)")
-_MAX_LEN = re.compile(r"MaxLen\((\d+)\)")
+_MIN_LEN = re.compile(r"MinLen\(([0-9]+)\)")
+_MAX_LEN = re.compile(r"MaxLen\(([0-9]+)\)")
 _VALUE_MAP = re.compile(r"ValueMap\{(.*)\}")
-_NUMBER = r"([-]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
+_NUMBER = r"([-]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)"
 _MIN_VALUE = re.compile(rf"MinValue\({_NUMBER}\)")
 _MAX_VALUE = re.compile(rf"MaxValue\({_NUMBER}\)")
 _IP_ARG = re.compile(r"""Ip\s*\(\s*["']?([^"')]*)["']?\s*\)""")
@@ -158,11 +158,12 @@ def expression_default(qualifiers: str | None) -> str:
 
 # The length checks of govmomi's parser, including its swap: "(..N)" is checked as a minimum
 # and "(N..)" as a maximum. VM Operator publishes what that parser accepts, so the swap stays.
-_STR_DOTS_N = re.compile(r"^(?:string|password)\(\.\.(\d+)\)$")
-_STR_N_DOTS = re.compile(r"^(?:string|password)\((\d+)\.\.\)$")
-_STR_RANGE = re.compile(r"^(?:string|password)\((\d+)\.\.(\d+)\)$")
-_INT_RANGE = re.compile(r"^int\(([+-]?\d+)\.\.([+-]?\d+)\)$")
-_REAL_RANGE = re.compile(r"^real\(([+-]?(?:\d+(?:\.\d*)?|\.\d+))\.\.([+-]?(?:\d+(?:\.\d*)?|\.\d+))\)$")
+_STR_DOTS_N = re.compile(r"^(?:string|password)\(\.\.([0-9]+)\)$")
+_STR_N_DOTS = re.compile(r"^(?:string|password)\(([0-9]+)\.\.\)$")
+_STR_RANGE = re.compile(r"^(?:string|password)\(([0-9]+)\.\.([0-9]+)\)$")
+_INT_RANGE = re.compile(r"^int\(([+-]?[0-9]+)\.\.([+-]?[0-9]+)\)$")
+_REAL = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_REAL_RANGE = re.compile(rf"^real\(({_REAL})\.\.({_REAL})\)$")
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 
 
@@ -183,6 +184,8 @@ def _is_ip(value: str) -> bool:
 
 
 def _is_float(value: str) -> bool:
+    if not value.isascii():  # Python's float() reads other scripts' digits; Go's ParseFloat does not
+        return False
     try:
         float(value.replace("_", "x"))  # Go refuses underscores here; Python would accept them
     except ValueError:
@@ -224,7 +227,8 @@ def parse_default(key: str, vapp_type: str, value: str) -> str:
             raise _refuse(key, vapp_type, value, f" due to length: len={length}, min={low}, max={high}")
     elif m := _INT_RANGE.match(vapp_type):
         low, high = (parse_integer(g, -(2**63), 2**63 - 1) or 0 for g in m.groups())
-        number = parse_integer(value, low, high) if (low >= 0 and value.isdigit()) or low < 0 else None
+        unsigned = low >= 0  # govmomi parses these with ParseUint: no sign
+        number = None if unsigned and value[:1] in "+-" else parse_integer(value, low, high)
         if low > high or number is None:
             raise _refuse(key, vapp_type, value, " due to size")
     elif m := _REAL_RANGE.match(vapp_type):
