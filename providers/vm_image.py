@@ -8,6 +8,7 @@ subresource, which Pulumi's Kubernetes provider cannot do.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -129,14 +130,12 @@ class _Image(VSphereProvider):
             pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
         cluster_scope = self.kind == CLUSTER_KIND
         target = self._target(props)
-        version, item_uid = VERSION, None
-        cluster = ImageObjects(target) if target is not None else None
-        try:
-            if cluster is not None:
+        with ImageObjects(target) if target is not None else contextlib.nullcontext() as cluster:
+            version, item_uid = VERSION, None
+            if cluster is not None:  # VM Operator's version and owner, as this cluster has them
                 version = cluster.image_version()
-                item_uid = cluster.item_uid(
-                    item_kind(cluster_scope), props.get("namespace"), library_item_name(props["item_id"])
-                )
+                item_name = library_item_name(props["item_id"])
+                item_uid = cluster.item_uid(item_kind(cluster_scope), props.get("namespace"), item_name)
             obj = image_object(
                 image.status,
                 cluster=cluster_scope,
@@ -149,9 +148,6 @@ class _Image(VSphereProvider):
             ).wire()
             if cluster is not None:
                 cluster.publish(obj, owner)
-        finally:
-            if cluster is not None:
-                cluster.close()
         return {
             **{key: props.get(key) for key in INPUTS},
             "drift": None,

@@ -1,8 +1,9 @@
 """VirtualMachineImage objects in a Kubernetes cluster, with the official client.
 
-Objects are written with server-side apply (field manager ``vmimage``), and their status
-through the status subresource, also by apply so fields the image no longer has go away.
-Errors name the cluster and the call, never the credentials.
+Objects are written with server-side apply at the version VM Operator's CRDs serve, one field
+manager per catalog declaration (``vmimage/<owner>``), and their status through the status
+subresource, also by apply so fields the image no longer has go away. Errors name the cluster
+and the call, never the credentials.
 """
 
 from __future__ import annotations
