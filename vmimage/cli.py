@@ -382,21 +382,22 @@ def preview_summary_command(preview, stack_name: str | None, outputs) -> None:
     """Markdown for a pull request: what `pulumi preview --json` (PREVIEW_JSON, or - for stdin)
     does to the catalog's images, in image terms. With PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true
     the preview's event stream also carries the policy pack's violations, which are listed."""
-    from vmimage.summary import parse_preview, summary_markdown
+    from vmimage.summary import masked, parse_preview, stack_of, summary_markdown
 
     def load(stream, what: str) -> dict:
         try:
             document = json.load(stream)
         except ValueError as error:
             raise ImageError(stream.name, f"not JSON ({error}); give the output of {what}") from None
+        except RecursionError:
+            raise ImageError(stream.name, f"nested too deep to be the output of {what}") from None
         if not isinstance(document, dict):
             raise ImageError(stream.name, f"not the output of {what}")
-        return document
+        return masked(document, stream.name)
 
     document = parse_preview(preview.read(), preview.name)
     if stack_name is None:
-        urns = [step.get("urn", "") for step in document.get("steps") or []]
-        stack_name = next((urn.split("::")[0].removeprefix("urn:pulumi:") for urn in urns if urn), "stack")
+        stack_name = stack_of(document)
     click.echo(
         summary_markdown(document, stack_name, load(outputs, "`pulumi stack output --json`") if outputs else None),
         nl=False,

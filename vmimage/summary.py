@@ -20,6 +20,8 @@ from vmimage.models import CLUSTER_KIND
 
 _IMAGE_TYPES = ("dynamic/vmimage:VirtualMachineImage", "dynamic/vmimage:ClusterVirtualMachineImage")
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the engine spells an unknown value in JSON
+_SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # the key of the engine's secret envelope
+MAX_DEPTH = 64  # a real preview nests a dozen levels; deeper is not one
 _ORDER = {"added": 0, "replaced": 1, "changed": 2, "removed": 3}
 _MARK = {"added": "➕ added", "removed": "➖ removed", "changed": "✏️ changed", "replaced": "♻️ replaced"}
 
@@ -38,13 +40,45 @@ def _known(value: Any) -> Any:
     return None if value == _UNKNOWN or value == "[secret]" else value
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A mapping where one is expected, else empty: a preview of another shape summarises as nothing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in _list(_known(value)) if _known(v) is not None]
+
+
+def masked(document: Any, source: str) -> Any:
+    """The document with every secret envelope (``{"4dabf…": …, "ciphertext": …}``, as the event stream
+    carries secrets) replaced by ``[secret]``, walked without recursion; deeper than MAX_DEPTH is refused."""
+    root: list[Any] = [document]
+    pending = [(root, 0, 0)]
+    while pending:
+        container, key, depth = pending.pop()
+        value = container[key]
+        if isinstance(value, dict) and _SECRET_SIGNATURE in value:
+            container[key] = "[secret]"
+            continue
+        if isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise ImageError(source, f"nested deeper than {MAX_DEPTH} levels: not the output of `pulumi preview`")
+            keys = value.keys() if isinstance(value, dict) else range(len(value))
+            pending.extend((value, k, depth + 1) for k in keys)
+    return root[0]
+
+
 def _state(step: dict[str, Any], which: str) -> dict[str, Any]:
-    state = step.get(which) or {}
-    return {**(state.get("inputs") or {}), **(state.get("outputs") or {})}
+    state = _dict(step.get(which))
+    return {**_dict(state.get("inputs")), **_dict(state.get("outputs"))}
 
 
 def _vmi(props: dict[str, Any]) -> str | None:
-    if _known(props.get("vmi_id")):
+    if isinstance(_known(props.get("vmi_id")), str):
         return props["vmi_id"]
     item_id = _known(props.get("item_id"))
     try:
@@ -60,8 +94,9 @@ def _scope(props: dict[str, Any], type_: str) -> str:
 def image_changes(preview: dict[str, Any]) -> list[ImageChange]:
     """What the preview does to image objects, in image terms."""
     changes = []
-    for step in preview.get("steps") or []:
-        type_ = (step.get("newState") or step.get("oldState") or {}).get("type", "")
+    for step in _list(preview.get("steps")):
+        step = _dict(step)
+        type_ = str(_dict(step.get("newState") or step.get("oldState")).get("type") or "")
         if not type_.endswith(_IMAGE_TYPES) or step.get("op") not in ("create", "delete", "update", "replace"):
             continue
         old, new = _state(step, "oldState"), _state(step, "newState")
@@ -70,24 +105,24 @@ def image_changes(preview: dict[str, Any]) -> list[ImageChange]:
         op = step["op"]
         if op == "create":
             change = ImageChange("added", name, _scope(new, type_), _vmi(new))
-            capabilities = _known(new.get("capabilities")) or []
+            capabilities = _strings(new.get("capabilities"))
             if capabilities:
                 change.what.append(f"capabilities: {', '.join(capabilities)}")
         elif op == "delete":
-            change = ImageChange("removed", name, _scope(old, type_), _vmi(old), old.get("status") or {})
+            change = ImageChange("removed", name, _scope(old, type_), _vmi(old), _dict(old.get("status")))
             change.what.append(f"VMs that name {_vmi(old) or 'it'} or {name!r} in this scope no longer resolve")
         elif op == "replace":
             before, after = _vmi(old), _vmi(new)
-            change = ImageChange("replaced", name, _scope(new, type_), after, old.get("status") or {})
+            change = ImageChange("replaced", name, _scope(new, type_), after, _dict(old.get("status")))
             moved = f"{before} → {after or 'a new ID'}" if before != after else str(before)
-            reasons = ", ".join(step.get("replaceReasons") or []) or "a replacing input"
+            reasons = ", ".join(_strings(step.get("replaceReasons"))) or "a replacing input"
             change.what.append(
                 f"replaced ({reasons}): the VMI ID changes ({moved}); VMs that name {before} break"
                 if before != after
                 else f"replaced ({reasons}), same VMI ID"
             )
         else:
-            change = ImageChange("changed", name, _scope(new, type_), _vmi(old) or _vmi(new), old.get("status") or {})
+            change = ImageChange("changed", name, _scope(new, type_), _vmi(old) or _vmi(new), _dict(old.get("status")))
             change.what.extend(_what_changed(old, new))
         changes.append(change)
     _note_scope_moves(changes)
@@ -102,7 +137,7 @@ def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     what = []
     if old.get("content_fingerprint") != new.get("content_fingerprint") or _known(new.get("content_version")) is None:
         what.append("new content (a new content version of the same item; the VMI ID stays)")
-    before, after = set(old.get("capabilities") or []), set(_known(new.get("capabilities")) or [])
+    before, after = set(_strings(old.get("capabilities"))), set(_strings(new.get("capabilities")))
     if after - before:
         what.append(f"capabilities added: {', '.join(sorted(after - before))}")
     if before - after:
@@ -131,10 +166,10 @@ def _note_scope_moves(changes: list[ImageChange]) -> None:
 def resolution_moves(changes: list[ImageChange], outputs: dict[str, Any] | None) -> list[str]:
     """VMs whose name resolution changes: a namespace image that now shadows a cluster image of the
     same display name (or stops shadowing it), known from the stack's current outputs."""
-    current = (outputs or {}).get("images") or {}
+    current = _dict(_dict(outputs).get("images"))
     moves = []
     for change in changes:
-        placements = current.get(change.display_name) or []
+        placements = [_dict(p) for p in _list(current.get(change.display_name))]
         in_cluster = [p for p in placements if p.get("kind") == CLUSTER_KIND]
         if (
             change.kind == "added"
@@ -152,7 +187,7 @@ def resolution_moves(changes: list[ImageChange], outputs: dict[str, Any] | None)
                 f"{in_cluster[0].get('vmi_id')} instead"
             )
         if change.kind == "removed" and change.scope == "cluster":
-            namespaces = sorted(p.get("namespace") for p in placements if p.get("namespace"))
+            namespaces = sorted(str(p.get("namespace")) for p in placements if p.get("namespace"))
             where = f" (namespaces {', '.join(namespaces)} keep their own)" if namespaces else ""
             moves.append(
                 f"VMs in namespaces without an image of their own named {change.display_name!r} "
@@ -164,9 +199,9 @@ def resolution_moves(changes: list[ImageChange], outputs: dict[str, Any] | None)
 def _image_facts(status: dict[str, Any]) -> tuple[str, str, str, str]:
     if status.get("type") == "ISO":
         return "ISO", "—", "—", "—"
-    os_info = status.get("osInfo") or {}
+    os_info = _dict(status.get("osInfo"))
     os_text = " ".join(str(v) for v in (os_info.get("type"), os_info.get("version")) if v)
-    version = (status.get("productInfo") or {}).get("version") or ""
+    version = _dict(status.get("productInfo")).get("version") or ""
     hardware = f"vmx-{status['hardwareVersion']}" if status.get("hardwareVersion") else ""
     return os_text or "—", str(version) or "—", hardware or "—", str(status.get("firmware") or "—")
 
@@ -186,29 +221,32 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
             document = json.loads(text)
             if not isinstance(document, dict):
                 raise ValueError("not an object")
-            return document
+            return masked(document, source)
         events = [json.loads(line) for line in stripped.splitlines() if line.strip()]
     except ValueError as error:
         raise ImageError(source, f"not JSON ({error}); give the output of `pulumi preview --json`") from None
+    except RecursionError:
+        raise ImageError(source, "nested too deep to be the output of `pulumi preview --json`") from None
+    events = masked(events, source)
     document: dict[str, Any] = {"steps": [], "changeSummary": {}, "policies": []}
     for event in events:
         if not isinstance(event, dict):
             continue
         if "resourcePreEvent" in event:
-            meta = event["resourcePreEvent"].get("metadata") or {}
+            meta = _dict(_dict(event["resourcePreEvent"]).get("metadata"))
             document["steps"].append(
                 {"op": meta.get("op"), "urn": meta.get("urn"), "oldState": meta.get("old"), "newState": meta.get("new")}
             )
         elif "policyEvent" in event:
-            document["policies"].append(event["policyEvent"])
+            document["policies"].append(_dict(event["policyEvent"]))
         elif "summaryEvent" in event:
-            document["changeSummary"] = event["summaryEvent"].get("resourceChanges") or {}
+            document["changeSummary"] = _dict(_dict(event["summaryEvent"]).get("resourceChanges"))
     return document
 
 
 def _violations(preview: dict[str, Any]) -> list[str]:
     lines = []
-    for event in preview.get("policies") or []:
+    for event in map(_dict, _list(preview.get("policies"))):
         message = [part for part in str(event.get("message") or "").splitlines() if part.strip()]
         detail = message[-1] if message else ""
         resource = str(event.get("resourceUrn") or "").rsplit("::", 1)[-1] or "the stack"
@@ -216,19 +254,25 @@ def _violations(preview: dict[str, Any]) -> list[str]:
     return lines
 
 
+def stack_of(preview: dict[str, Any]) -> str:
+    """The stack's name, from the first step's URN (``urn:pulumi:<stack>::…``)."""
+    urns = [str(_dict(step).get("urn") or "") for step in _list(preview.get("steps"))]
+    return next((urn.split("::")[0].removeprefix("urn:pulumi:") for urn in urns if urn), "stack")
+
+
 def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any] | None = None) -> str:
     """The review comment for one stack's preview."""
     changes = image_changes(preview)
     violations = _violations(preview)
     counts = {kind: sum(1 for c in changes if c.kind == kind) for kind in _ORDER}
-    steps = preview.get("changeSummary") or {}
+    steps = _dict(preview.get("changeSummary"))
     lines = [f"### vmimage catalog · `{stack}`", ""]
     policy_lines = ["", "**Policy violations**", ""] + [f"- {_cell(v)}" for v in violations] if violations else []
     if not changes:
         lines.append("No image changes." + (" (Other resources change: see the diff.)" if _others(steps) else ""))
         return "\n".join(lines + policy_lines) + "\n"
     head = " · ".join(f"**{counts[k]} {k}**" for k in _ORDER if counts[k])
-    engine = ", ".join(f"{n} {op}" for op, n in sorted(steps.items()) if op != "same" and n)
+    engine = ", ".join(f"{n} {op}" for op, n in sorted(steps.items()) if op != "same" and isinstance(n, int) and n)
     lines += [f"{head} ({engine} in all)", ""]
     lines += [
         "| | image | scope | VMI ID | OS | version | hardware | firmware | what changes |",
@@ -245,5 +289,5 @@ def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any
     return "\n".join(lines + policy_lines) + "\n"
 
 
-def _others(steps: dict[str, int]) -> bool:
-    return any(n for op, n in steps.items() if op != "same")
+def _others(steps: dict[str, Any]) -> bool:
+    return any(isinstance(n, int) and n for op, n in steps.items() if op != "same")
