@@ -133,3 +133,17 @@ def test_install_crds_leaves_vm_operators_crds_alone_through_the_engine(cluster,
     assert {name: cluster.get("crd", name)["metadata"]["resourceVersion"] for name in names} == before
     left = json.loads(cluster.kubectl("get", "cvmi", "-o", "json").stdout)["items"]
     assert published and not published & {o["metadata"]["name"] for o in left}
+
+
+def test_the_served_version_is_discovered_once_per_cluster(cluster: Cluster, monkeypatch):
+    """A provider host publishes many images: one discovery request per cluster, not one per image."""
+    target = KubeTarget(str(cluster.kubeconfig))
+    with ImageObjects(target) as first:
+        assert first.image_version() == "v1alpha6"
+
+    def no_second_request(self):
+        raise AssertionError("discovery asked again")
+
+    monkeypatch.setattr(ImageObjects, "_discover", no_second_request)
+    with ImageObjects(target) as second:
+        assert second.image_version() == "v1alpha6"

@@ -12,6 +12,7 @@ from vmimage.models import (
     CLUSTER_KIND,
     GROUP,
     IMAGE_REGISTRY_API_VERSION,
+    IMAGE_REGISTRY_GROUP,
     NAMESPACED_KIND,
     VERSION,
     Image,
@@ -26,7 +27,6 @@ from vmimage.status import ItemImage, descriptor_labels, image_status, sync_erro
 
 DISPLAY_NAME_ANNOTATION = "vmware.com/display-name"
 CONTENT_LIBRARY_ANNOTATION = "vmoperator.vmware.com/conversion-content-lib-ref"
-IMAGE_REGISTRY_GROUP = "imageregistry.vmware.com"
 
 
 def item_kind(cluster: bool) -> str:

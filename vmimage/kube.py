@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmimage.errors import ImageError
-from vmimage.models import CLUSTER_KIND, GROUP, VERSION, VERSIONS
+from vmimage.models import CLUSTER_KIND, GROUP, IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION, VERSION, VERSIONS
 
 log = logging.getLogger("vmimage.kube")
 FIELD_MANAGER = "vmimage"  # the CLI's and tests' writes; a catalog declaration writes as owner_manager(owner)
 OWNER_MANAGER_PREFIX = "vmimage/"
 APPLY = "application/apply-patch+yaml"
-IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION = "imageregistry.vmware.com", "v1alpha1"
 ITEM_PLURALS = {"ClusterContentLibraryItem": "clustercontentlibraryitems", "ContentLibraryItem": "contentlibraryitems"}
 CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
+# Per cluster, the image version it serves: asked once per process (a provider host publishes many images).
+_SERVED: dict[KubeTarget, str] = {}
 PLURALS = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
 
 
@@ -138,17 +139,23 @@ class ImageObjects:
         in both, so the newest served one is written. Read from API discovery, which every
         authenticated user may read; a cluster without the group answers VERSION."""
         if self._version is None:
-            from kubernetes import client
-
-            groups = self._call(f"discover {GROUP}", client.ApisApi(self.api_client).get_api_versions)
-            served = {
-                version.version
-                for group in (groups.groups or [] if groups else [])
-                if group.name == GROUP
-                for version in group.versions or []
-            }
-            self._version = next((v for v in reversed(VERSIONS) if v in served), VERSION)
+            self._version = _SERVED.get(self.target) or self._discover()
         return self._version
+
+    def _discover(self) -> str:
+        from kubernetes import client
+
+        groups = self._call(f"discover {GROUP}", client.ApisApi(self.api_client).get_api_versions)
+        served = {
+            version.version
+            for group in (groups.groups or [] if groups else [])
+            if group.name == GROUP
+            for version in group.versions or []
+        }
+        found = next((v for v in reversed(VERSIONS) if v in served), None)
+        if found is not None:  # remembered for the process; an absent group is asked again (CRDs may come)
+            _SERVED[self.target] = found
+        return found or VERSION
 
     def _scope(self, kind: str, namespace: str | None) -> tuple[str, dict[str, Any]]:
         where = {"group": GROUP, "version": self.image_version(), "plural": PLURALS[kind]}
@@ -310,26 +317,15 @@ class ImageObjects:
 def read_crds(target: KubeTarget, names: list[str]) -> dict[str, dict[str, Any] | None]:
     """The CustomResourceDefinitions of these names as the cluster has them (None: absent)."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
 
     found: dict[str, dict[str, Any] | None] = {}
     with ImageObjects(target) as objects:
         api = client.ApiextensionsV1Api(objects.api_client)
         for name in names:
-            try:
-                found[name] = objects.api_client.sanitize_for_serialization(
-                    api.read_custom_resource_definition(name)
-                )
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise ImageError(
-                        f"Kubernetes {target.describe()}", f"read CustomResourceDefinition {name}: {_reason(exc)}"
-                    ) from None
-                found[name] = None
-            except HTTPError as exc:
-                where = f"Kubernetes {target.describe()}"
-                raise ImageError(where, f"read CustomResourceDefinition {name}: connection failed ({exc})") from None
+            live = objects._call(
+                f"read CustomResourceDefinition {name}", api.read_custom_resource_definition, name, allow_missing=True
+            )
+            found[name] = objects.api_client.sanitize_for_serialization(live) if live is not None else None
     return found
 
 

@@ -16,7 +16,8 @@ GROUP = "vmoperator.vmware.com"
 VERSION = "v1alpha5"  # written where the cluster says nothing else (its CRDs decide: vmimage.kube)
 VERSIONS = ("v1alpha5", "v1alpha6")  # the versions whose image schema vmimage writes; identical there
 API_VERSION = f"{GROUP}/{VERSION}"
-IMAGE_REGISTRY_API_VERSION = "imageregistry.vmware.com/v1alpha1"
+IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION = "imageregistry.vmware.com", "v1alpha1"
+IMAGE_REGISTRY_API_VERSION = f"{IMAGE_REGISTRY_GROUP}/{IMAGE_REGISTRY_VERSION}"
 
 NAMESPACED_KIND = "VirtualMachineImage"
 CLUSTER_KIND = "ClusterVirtualMachineImage"
