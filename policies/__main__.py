@@ -10,6 +10,7 @@ the stack's policy config, e.g. policies/prod.json:
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: vmimage/
 
@@ -112,57 +113,75 @@ def _known(props, key: str):
         return None
 
 
+# The stack rules judge each resource on its own: one whose value a preview cannot know yet is
+# left out alone (the next preview sees it), never the whole rule for the whole stack.
+
+
 def _image_objects(resources) -> list[dict]:
-    """The stack's image resources as the objects they publish (name, scope, status, capabilities);
-    an image whose item a preview does not know yet is left out (the next preview sees it)."""
+    """The stack's image resources as the objects they publish (name, scope, status, capabilities)."""
     objects = []
     for resource in resources:
         if resource.resource_type not in (IMAGE, CLUSTER_IMAGE):
             continue
         props = resource.props
-        item_id = _known(props, "item_id")
-        name = _known(props, "vmi_id") or (vmi_id(item_id) if isinstance(item_id, str) and item_id else None)
-        if not name:
-            continue
         try:
+            item_id = _known(props, "item_id")
+            name = _known(props, "vmi_id") or (vmi_id(item_id) if isinstance(item_id, str) and item_id else None)
+            if not name:
+                continue
             status = dict(_known(props, "status") or {})
-            status.setdefault("name", _known(props, "display_name"))
+            status.setdefault("name", props.get("display_name"))
             status.setdefault("capabilities", list(_known(props, "capabilities") or []))
             status["conditions"] = [dict(c) for c in status.get("conditions") or []]
+            metadata = {"name": name}
+            if resource.resource_type == IMAGE:
+                kind, metadata["namespace"] = "VirtualMachineImage", props.get("namespace")
+            else:
+                kind = "ClusterVirtualMachineImage"
         except UnknownValueError:
             continue
-        kind = "VirtualMachineImage" if resource.resource_type == IMAGE else "ClusterVirtualMachineImage"
-        metadata = {"name": name, **({"namespace": props.get("namespace")} if kind == "VirtualMachineImage" else {})}
         objects.append({"kind": kind, "metadata": metadata, "status": status, "resource": resource.name})
     return objects
 
 
-def _virtual_machines(resources) -> list:
-    return [
-        r
-        for r in resources
-        if r.resource_type.startswith("kubernetes:vmoperator.vmware.com/")
-        and r.resource_type.endswith(":VirtualMachine")
-    ]
+class _VirtualMachine(NamedTuple):
+    namespace: str
+    name: str
+    image: str | None  # the name in spec.image.name or spec.imageName; None while unknown
+    required: list[str]  # vmimage.io/required-capabilities; empty while unknown
+
+
+def _virtual_machines(resources) -> list[_VirtualMachine]:
+    """The stack's VirtualMachines whose namespace and name the preview knows."""
+    machines = []
+    for resource in resources:
+        kind = resource.resource_type
+        if not (kind.startswith("kubernetes:vmoperator.vmware.com/") and kind.endswith(":VirtualMachine")):
+            continue
+        try:
+            metadata = resource.props.get("metadata") or {}
+            namespace, name = metadata.get("namespace") or "default", metadata.get("name") or resource.name
+        except UnknownValueError:
+            continue
+        try:
+            spec = resource.props.get("spec") or {}
+            image = (spec.get("image") or {}).get("name") or spec.get("imageName")
+            annotations = metadata.get("annotations") or {}
+            required = parse_capabilities(annotations.get(REQUIRED_CAPABILITIES_ANNOTATION) or "")
+        except UnknownValueError:
+            image, required = None, []
+        machines.append(_VirtualMachine(str(namespace), str(name), image if isinstance(image, str) else None, required))
+    return machines
 
 
 def vm_capabilities(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     images = _image_objects(args.resources)
     for vm in _virtual_machines(args.resources):
-        try:
-            metadata = vm.props.get("metadata") or {}
-            spec = vm.props.get("spec") or {}
-            annotations = metadata.get("annotations") or {}
-            required = parse_capabilities(annotations.get(REQUIRED_CAPABILITIES_ANNOTATION) or "")
-            wanted = (spec.get("image") or {}).get("name") or spec.get("imageName")
-        except UnknownValueError:
-            continue  # named by an image the preview does not know yet
-        if not required or not isinstance(wanted, str):
+        if not vm.required or vm.image is None:
             continue
-        namespace = metadata.get("namespace") or "default"
         try:
-            image = resolve(wanted, namespace, images)
-            check_capabilities(image, required, f"{namespace}/{metadata.get('name') or vm.name}")
+            image = resolve(vm.image, vm.namespace, images)
+            check_capabilities(image, vm.required, f"{vm.namespace}/{vm.name}")
         except UnknownImage:
             continue  # an image this stack does not publish: the webhook checks it in the cluster
         except ResolutionError as error:
@@ -170,9 +189,7 @@ def vm_capabilities(args: StackValidationArgs, report_violation: ReportViolation
 
 
 def not_ready_where_vms_run(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    namespaces = {
-        (vm.props.get("metadata") or {}).get("namespace") or "default" for vm in _virtual_machines(args.resources)
-    }
+    namespaces = {vm.namespace for vm in _virtual_machines(args.resources)}
     for image in _image_objects(args.resources):
         namespace = image["metadata"].get("namespace")
         ready = [c for c in image["status"].get("conditions") or [] if c.get("type") == "Ready"]
@@ -185,12 +202,15 @@ def not_ready_where_vms_run(args: StackValidationArgs, report_violation: ReportV
 
 
 def unique_display_names(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    entries = [
-        (resource.props.get("namespace") if resource.resource_type == IMAGE else None,
-         str(resource.props.get("display_name")), resource.name)
-        for resource in args.resources
-        if resource.resource_type in (IMAGE, CLUSTER_IMAGE)
-    ]  # fmt: skip
+    entries = []
+    for resource in args.resources:
+        if resource.resource_type not in (IMAGE, CLUSTER_IMAGE):
+            continue
+        try:
+            namespace = resource.props.get("namespace") if resource.resource_type == IMAGE else None
+            entries.append((namespace, str(resource.props.get("display_name")), resource.name))
+        except UnknownValueError:
+            continue
     for problem in duplicate_display_names(sorted(entries, key=lambda e: e[2])):  # in a stable order
         report_violation(problem)
 

@@ -19,7 +19,7 @@ PACK = ROOT / "policies"
 
 @pytest.fixture(scope="module")
 def stack(simulator, tmp_path_factory) -> Stack:
-    stack = Stack(tmp_path_factory.mktemp("policy-stack"), name="dev", env={"VMIMAGE_POLICY_PACK": str(PACK)})
+    stack = Stack(tmp_path_factory.mktemp("policy-stack"), name="dev")
     stack.configure({}, secrets={"vsphere:password": PASSWORD})
     return stack
 
@@ -44,6 +44,48 @@ def test_a_stack_that_breaks_no_rule(stack, simulator, samples, tmp_path):
     assert result.returncode == 0, result.output
     assert "vmimage@" in result.stdout  # the pack ran
     assert violations(result.stdout) == [], result.stdout
+
+
+SECOND_PACK = """
+from pulumi_policy import EnforcementLevel, PolicyPack, StackValidationPolicy
+
+def validate(args, report_violation):
+    report_violation(f"the second pack saw {len(args.resources)} resources")
+
+PolicyPack(name="second-pack", enforcement_level=EnforcementLevel.ADVISORY, policies=[
+    StackValidationPolicy(name="second-pack-ran", description="Always reports.", validate=validate)])
+"""
+
+
+def test_each_policy_pack_named_runs_from_its_own_folder(stack, simulator, samples, tmp_path):
+    """`--policy-pack DIR` runs the pack in DIR, wherever it is (not ./policies), and two packs run both."""
+    import shutil
+
+    copy = tmp_path / "a folder with spaces" / "rules"
+    shutil.copytree(PACK, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    main = copy / "__main__.py"
+    assert main.read_text().count('name="vmimage"') == 1
+    main.write_text(main.read_text().replace('name="vmimage"', 'name="vmimage-copy"'))
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (second / "__main__.py").write_text(SECOND_PACK)
+    stack.configure(dev_config(simulator, samples))
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({"vmimage-image-floors": {"minHardwareVersion": 21}}))
+    none = tmp_path / "none.json"
+    none.write_text("{}")
+    result = stack.run(
+        "preview", "--policy-pack", str(copy), "--policy-pack-config", str(config),
+        "--policy-pack", str(second), "--policy-pack-config", str(none), check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    assert "vmimage-copy@" in result.stdout and "second-pack@" in result.stdout
+    assert not any(line.strip().startswith("vmimage@") for line in result.stdout.splitlines())
+    found = violations(result.stdout)
+    assert any("[advisory]  vmimage-image-floors" in line for line in found), result.stdout
+    assert any("[advisory]  second-pack-ran" in line for line in found), result.stdout
+    assert "the second pack saw" in result.stdout
 
 
 def test_production_images_must_pin_their_content(stack, simulator, samples, tmp_path):
@@ -125,7 +167,6 @@ def test_the_same_display_name_twice_in_one_scope(simulator, tmp_path):
     stack = Stack(
         tmp_path / "dup",
         name="dup",
-        env={"VMIMAGE_POLICY_PACK": str(PACK)},
         program=ROOT / "tests" / "projects" / "duplicate_names",
     )
     stack.configure({"vsphere:vsphereServer": simulator.server, "vsphere:caFile": str(simulator.ca_file)})
@@ -159,7 +200,6 @@ def vm_stack(simulator, kube, samples, tmp_path_factory):
     stack = Stack(
         tmp_path_factory.mktemp("vm-stack"),
         name="vms",
-        env={"VMIMAGE_POLICY_PACK": str(PACK)},
         program=ROOT / "tests" / "projects" / "vms",
     )
     base = {
@@ -193,3 +233,20 @@ def test_a_not_ready_image_in_a_namespace_where_vms_run(vm_stack):
     stack.configure({**base, "test:withMissing": "false", "test:required": "nvidia-gpu"})  # breaks no rule
     result = stack.run("preview", "--policy-pack", str(PACK), check=False)
     assert result.returncode == 0 and violations(result.stdout) == [], result.stdout
+
+
+def test_a_resource_the_preview_cannot_know_yet_is_skipped_alone(vm_stack):
+    """A VM and an image whose namespace is unknown at preview leave every rule judging the rest."""
+    stack, base = vm_stack
+    stack.configure(
+        {**base, "test:withMissing": "true", "test:required": "nvidia-gpu,sev-snp", "test:withUnknowns": "true"}
+    )
+    result = stack.run("preview", "--policy-pack", str(PACK), check=False)
+    assert result.returncode != 0
+    rules = sorted(line.split("  ")[1] for line in violations(result.stdout))
+    assert rules == [
+        "vmimage-not-ready-where-vms-run", "vmimage-unique-display-names", "vmimage-vm-capabilities"
+    ], result.stdout  # fmt: skip
+    assert "VM dev/web requires capabilities its image" in result.stdout
+    assert "display name 'GPU image' appears twice in namespace dev: gpu and gpu-again" in result.stdout
+    assert "image 'Missing image'" in result.stdout

@@ -1,7 +1,9 @@
 """The Pulumi program under Pulumi's own mocks: config in, validated, or a readable error."""
 
 import json
+import os
 import runpy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +163,42 @@ def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     assert "vmimage-preview-summary" in script and "updateComment" in script and "createComment" in script
     assert all(stack in script for stack in stacks)
     assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+
+
+STUB_PULUMI = """#!/bin/sh
+# `pulumi` for the workflow step: outputs, and a preview stream whose policy pack failed the preview
+case "$1" in
+  login) exit 0 ;;
+  stack) echo '{}' ;;
+  preview)
+    echo '{"sequence": 0, "policyEvent": {"resourceUrn": "", "message": "declares no sha256",'\\
+' "policyName": "vmimage-production-sha256", "policyPackName": "vmimage", "enforcementLevel": "mandatory"}}'
+    echo '{"sequence": 1, "summaryEvent": {"resourceChanges": {"same": 3}}}'
+    exit "$PREVIEW_EXIT" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("preview_exit", [0, 255])
+def test_pr_preview_step_fails_when_the_preview_fails_and_still_writes_its_summary(tmp_path, preview_exit):
+    """The workflow's own shell, run as GitHub runs it (`bash -e`): a mandatory violation fails the job."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "preview.yml").read_text())
+    assert "policies/**" in workflow[True]["pull_request"]["paths"]  # a rule's change runs the previews
+    (step,) = [step for step in workflow["jobs"]["preview"]["steps"] if "preview-summary" in step.get("run", "")]
+    script = step["run"].replace("${{ matrix.stack }}", "prod").replace("${{ vars.PULUMI_BACKEND_URL }}", "file://x")
+    assert "${{" not in script
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "pulumi").write_text(STUB_PULUMI)
+    (tmp_path / "bin" / "pulumi").chmod(0o755)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "vmimage").symlink_to(ROOT / "venv" / "bin" / "vmimage")
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PREVIEW_EXIT": str(preview_exit),
+    }
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == preview_exit, done.stderr
+    summary = (tmp_path / "summary-prod.md").read_text()
+    assert "[mandatory] vmimage-production-sha256" in summary and "declares no sha256" in summary
+    assert ("::error::pulumi preview of prod failed (exit 255)" in done.stdout) == (preview_exit != 0)

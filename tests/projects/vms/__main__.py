@@ -2,7 +2,9 @@
 
 Config (namespace `test`): kubeconfig, itemId (an existing item: a Ready image with the
 capability nvidia-gpu), required (the VM's required capabilities), withMissing (also an image
-of an item that does not exist: NotReady, in the VM's namespace).
+of an item that does not exist: NotReady, in the VM's namespace), withUnknowns (also resources
+whose values a preview cannot know: a new image, an image and a VM whose namespace come from the
+new image's ID, and a second image named "GPU image" in dev, which the pack must still report).
 """
 
 import sys
@@ -45,3 +47,30 @@ k8s.apiextensions.CustomResource(
     spec={"className": "best-effort-small", "imageName": gpu.vmi_id},
     opts=pulumi.ResourceOptions(provider=cluster),
 )
+if config.get_bool("withUnknowns"):
+    later = VirtualMachineImage(
+        "later", item_id=config.require("itemId"), content_version=None, display_name="Later image", namespace="qa"
+    )
+    unknown_namespace = later.vmi_id.apply(lambda _: "dev")  # unknown until `later` exists
+    VirtualMachineImage(
+        "later-dev",
+        item_id="0f1e2d3c-4b5a-4697-8877-665544332211",
+        content_version="1",
+        display_name="GPU image",
+        namespace=unknown_namespace,
+    )
+    VirtualMachineImage(
+        "gpu-again",
+        item_id="1a2b3c4d-5e6f-4a0b-9c8d-7e6f5a4b3c2d",
+        content_version="1",
+        display_name="GPU image",
+        namespace="dev",
+    )
+    k8s.apiextensions.CustomResource(
+        "later-vm",
+        api_version="vmoperator.vmware.com/v1alpha5",
+        kind="VirtualMachine",
+        metadata={"name": "later", "namespace": unknown_namespace},
+        spec={"className": "best-effort-small", "imageName": later.vmi_id},
+        opts=pulumi.ResourceOptions(provider=cluster),
+    )
