@@ -4,10 +4,12 @@ Choices, and why:
 - ``failurePolicy: Fail``: a VM created while the webhook is down would keep a display name
   no controller can resolve; refusing it is the clear error. Two replicas and a
   PodDisruptionBudget keep the webhook up; the ``matchConditions`` below keep it out of
-  the way of every VM that already names its image.
+  the way of every VM that already names its image and requires no capability.
 - ``timeoutSeconds: 5``: resolution is an in-memory lookup (p99 well under 5 s even under
   load, see docs/benchmarks.md); a stuck call fails fast instead of holding the API server.
-- ``matchConditions``: called only for VMs with ``spec.imageName`` and without ``spec.image``.
+- ``matchConditions`` (vmimage.admission.mutating_webhook): called only for VMs with
+  ``spec.imageName`` and without ``spec.image``, or with a ``vmimage.io/required-capabilities``
+  annotation to check.
 - ``sideEffects: None``, ``admissionReviewVersions: [v1]``, rules for CREATE only.
 - RBAC: get, list and watch of the two image kinds, nothing else.
 """
@@ -19,6 +21,7 @@ import base64
 import pulumi
 import pulumi_kubernetes as k8s
 
+from vmimage.admission import mutating_webhook
 from vmimage.models import GROUP
 
 LABELS = {"app.kubernetes.io/name": "vmimage-webhook", "app.kubernetes.io/part-of": "vmimage"}
@@ -135,9 +138,8 @@ class ImageWebhook(pulumi.ComponentResource):
             f"{name}-config",
             metadata={"name": f"{name}.vmimage", "labels": LABELS},
             webhooks=[
-                {
-                    "name": "image-names.vmimage.vmoperator.vmware.com",
-                    "clientConfig": {
+                mutating_webhook(
+                    {
                         "service": {
                             "name": service.metadata["name"],
                             "namespace": namespace,
@@ -148,27 +150,9 @@ class ImageWebhook(pulumi.ComponentResource):
                             lambda pem: base64.b64encode(pem.encode()).decode()
                         ),
                     },
-                    "rules": [
-                        {
-                            "apiGroups": [GROUP],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE"],
-                            "resources": ["virtualmachines"],
-                            "scope": "Namespaced",
-                        }
-                    ],
-                    "matchConditions": [
-                        {
-                            "name": "names-an-image-by-name",
-                            "expression": "has(object.spec.imageName) && !has(object.spec.image)",
-                        }
-                    ],
-                    "failurePolicy": failure_policy,
-                    "timeoutSeconds": timeout_seconds,
-                    "sideEffects": "None",
-                    "admissionReviewVersions": ["v1"],
-                    "matchPolicy": "Equivalent",
-                }
+                    failure_policy,
+                    timeout_seconds,
+                )
             ],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[deployment]),
         )

@@ -27,6 +27,7 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
+from vmimage.admission import mutating_webhook
 from vmimage.crds import INSTALLED, crd_plan
 from vmimage.ids import vmi_id
 from vmimage.samples import SampleImage, write_ova
@@ -207,40 +208,23 @@ def test_a_renamed_synced_item_moves_to_a_new_resource_and_keeps_its_object(stac
 
 
 def webhook_configuration(webhook: Webhook) -> dict:
+    """ImageWebhook's own registration (rules, matchConditions), pointed at a local `vmimage webhook`."""
+    client = {"url": f"{webhook.url}/mutate", "caBundle": base64.b64encode(webhook.cert.read_bytes()).decode()}
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": "vmimage-image-names"},
-        "webhooks": [
-            {
-                "name": "image-names.vmimage.io",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 10,
-                "clientConfig": {
-                    "url": f"{webhook.url}/mutate",
-                    "caBundle": base64.b64encode(webhook.cert.read_bytes()).decode(),
-                },
-                "rules": [
-                    {
-                        "apiGroups": ["vmoperator.vmware.com"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE"],
-                        "resources": ["virtualmachines"],
-                    }
-                ],
-            }
-        ],
+        "webhooks": [mutating_webhook(client, timeout_seconds=10)],
     }
 
 
-def virtual_machine(name: str, image_name: str) -> dict:
+def virtual_machine(name: str, image_name: str, image: dict | None = None, requires: str | None = None) -> dict:
+    annotations = {"vmimage.io/required-capabilities": requires} if requires is not None else {}
     return {
         "apiVersion": "vmoperator.vmware.com/v1alpha5",
         "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": "dev"},
-        "spec": {"className": "best-effort-small", "imageName": image_name},
+        "metadata": {"name": name, "namespace": "dev", **({"annotations": annotations} if annotations else {})},
+        "spec": {"className": "best-effort-small", "imageName": image_name, **({"image": image} if image else {})},
     }
 
 
@@ -266,6 +250,17 @@ def test_the_webhook_resolves_a_vm_display_name_through_the_api_server(stack, cl
         assert refused.returncode != 0
         assert "denied the request" in refused.stderr and "No Such Image" in refused.stderr
         assert cluster.get("virtualmachines", "web-2", "dev") is None
+
+        # named by ID already: sent only for the capability check, and refused for a missing one
+        by_id = {"kind": "ClusterVirtualMachineImage", "name": photon}
+        lacking = virtual_machine("web-3", photon, by_id, requires="nvidia-gpu, sev-snp")
+        refused = cluster.kubectl("create", "-f", "-", input=json.dumps(lacking), check=False)
+        assert refused.returncode != 0
+        assert "denied the request" in refused.stderr and "does not have: sev-snp" in refused.stderr
+        assert cluster.get("virtualmachines", "web-3", "dev") is None
+        reviews = webhook.reviews()
+        plain = cluster.kubectl("create", "-f", "-", input=json.dumps(virtual_machine("web-4", photon, by_id)))
+        assert plain.returncode == 0 and webhook.reviews() == reviews  # nothing to do: never sent
     finally:
         cluster.kubectl("delete", "mutatingwebhookconfiguration", "vmimage-image-names", "--ignore-not-found")
         webhook.stop()

@@ -129,6 +129,10 @@ class Webhook:
     def review(self, body) -> httpx.Response:
         return self.client.post(f"{self.url}/mutate", json=body)
 
+    def reviews(self) -> int:
+        """How many reviews the webhook has answered (its access log's lines for /mutate)."""
+        return self.log.read_text().count('"POST /mutate ')
+
     def stop(self) -> str:
         self.client.close()
         self.process.send_signal(signal.SIGTERM)

@@ -3,7 +3,9 @@
 A CREATE of a VirtualMachine whose ``spec.imageName`` is set and ``spec.image`` is not gets a
 JSONPatch that sets ``spec.imageName`` to the VMI ID and ``spec.image`` to ``{kind, name}``;
 one that already has ``spec.image`` passes unchanged; a name that resolves to nothing or to
-several images is denied with the resolver's message.
+several images is denied with the resolver's message. Either kind of VM is checked against
+its ``vmimage.io/required-capabilities`` annotation. ``mutating_webhook`` is the registration
+that sends the API server's VMs here: exactly those this module has something to do for.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vmimage.models import GROUP
 from vmimage.resolve import (
     REQUIRED_CAPABILITIES_ANNOTATION,
     ResolutionError,
@@ -24,6 +27,43 @@ from vmimage.resolve import (
 )
 
 API_VERSION = "admission.k8s.io/v1"
+
+
+# CEL over the VM being created: the webhook is called only for a VM with a display name to
+# resolve, or with capabilities to check (whatever names its image).
+MATCH_CONDITIONS = [
+    {
+        "name": "names-an-image-or-requires-capabilities",
+        "expression": (
+            "(has(object.spec.imageName) && !has(object.spec.image)) || "
+            f"(has(object.metadata.annotations) && '{REQUIRED_CAPABILITIES_ANNOTATION}' in object.metadata.annotations)"
+        ),
+    }
+]
+
+
+def mutating_webhook(client_config: Any, failure_policy: str = "Fail", timeout_seconds: int = 5) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration's webhook that sends VM creates to ``review``.
+    ``client_config``: the API server's way to the webhook (a service, or a URL)."""
+    return {
+        "name": "image-names.vmimage.vmoperator.vmware.com",
+        "clientConfig": client_config,
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": ["*"],
+                "operations": ["CREATE"],
+                "resources": ["virtualmachines"],
+                "scope": "Namespaced",
+            }
+        ],
+        "matchConditions": MATCH_CONDITIONS,
+        "failurePolicy": failure_policy,
+        "timeoutSeconds": timeout_seconds,
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "matchPolicy": "Equivalent",
+    }
 
 
 class MalformedReview(ValueError):

@@ -135,9 +135,7 @@ def inspect(
     )
     if found.sync_error:
         click.echo(f"warning: {path}: VM Operator would not sync this package: {found.sync_error}", err=True)
-    image = image_object(
-        found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id
-    )
+    image = image_object(found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id)
     if output in ("table", "wide"):
         click.echo(image_table([image], wide=output == "wide"))
     elif output == "json":

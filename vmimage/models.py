@@ -113,9 +113,7 @@ class ImageStatus(WireModel):
     )
     capabilities: list[str] | None = Field(None, description="Capabilities of the image, sorted.")
     os_info: OSInfo = Field(default_factory=OSInfo, alias="osInfo", description="Operating system information.")
-    product_info: ProductInfo = Field(
-        default_factory=ProductInfo, alias="productInfo", description="Product metadata."
-    )
+    product_info: ProductInfo = Field(default_factory=ProductInfo, alias="productInfo", description="Product metadata.")
     disks: list[Disk] | None = Field(None, description="Disk information.")
     ovf_properties: list[OVFProperty] | None = Field(
         None, alias="ovfProperties", description="User-configurable OVF properties."
