@@ -3,6 +3,7 @@ errors, hostile reviews, and a certificate renewed on disk while it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -153,9 +154,14 @@ def test_valid_json_that_is_not_a_review_gets_400(file_webhook):
     string_metadata["request"]["object"]["metadata"] = "not an object"
     answer = file_webhook.review(string_metadata)
     assert answer.status_code == 400 and "metadata is not an object" in answer.json()["error"]
-    deep = "[" * 100_000 + "]" * 100_000
-    answer = file_webhook.client.post(f"{file_webhook.url}/mutate", content=deep)
-    assert answer.status_code == 400 and "nested too deeply" in answer.json()["error"]
+    for body, error in [
+        ("[" * 100_000 + "]" * 100_000, "more than 100000 JSON values"),
+        ("[" * 65 + "]" * 65, "nested deeper than 64 levels"),
+        ("[" + "{}," * 200_000 + "{}]", "more than 100000 JSON values"),  # 400 KiB, 200,000 dicts
+        ('["' + "a, [b, {c" * 100_000 + '"]', "is not an AdmissionReview"),  # strings do not count
+    ]:
+        answer = file_webhook.client.post(f"{file_webhook.url}/mutate", content=body)
+        assert answer.status_code == 400 and error in answer.json()["error"], (body[:20], answer.text)
     assert file_webhook.client.get(f"{file_webhook.url}/healthz").status_code == 200
 
 
@@ -203,3 +209,89 @@ def test_a_renewed_certificate_is_served_without_a_restart_or_a_dropped_connecti
     finally:
         log = webhook.stop()
     assert "loaded the renewed certificate" in log
+
+
+# --- what one client can hold: connections, and the time to send a request -----------------------
+
+
+def tls_connection(webhook: Webhook, handshake: bool = True) -> socket.socket:
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=10)
+    if not handshake:
+        return raw
+    return ssl.create_default_context(cafile=str(webhook.cert)).wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def closed_by_server(connection: socket.socket, within: float) -> bool:
+    """Whether the server closes the connection (EOF or reset) within ``within`` seconds."""
+    connection.settimeout(within)
+    try:
+        while connection.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    return True
+
+
+def open_connections(pid: int) -> int:
+    """The webhook process's TCP sockets (listening one included)."""
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def test_a_client_that_sends_no_request_head_in_time_is_closed(tmp_path, images_file):
+    webhook = Webhook(tmp_path, str(images_file), ["--header-timeout", "1"])
+    try:
+        silent = tls_connection(webhook)  # TLS, then nothing
+        no_tls = tls_connection(webhook, handshake=False)  # not even the handshake
+        trickle = tls_connection(webhook)
+        trickle.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
+        started = time.monotonic()
+        assert all(closed_by_server(c, 5) for c in (silent, no_tls, trickle))
+        assert time.monotonic() - started < 4
+        for connection in (silent, no_tls, trickle):
+            connection.close()
+        answered = webhook.review(admission(vm("web-1", "Photon OS 5.0")))
+        assert answered.status_code == 200 and answered.json()["response"]["allowed"]
+    finally:
+        webhook.stop()
+
+
+def test_an_idle_connection_flood_is_capped_and_a_real_review_is_still_answered(tmp_path, images_file):
+    webhook = Webhook(tmp_path, str(images_file), ["--max-connections", "20", "--header-timeout", "30"])
+    flood: list[socket.socket] = []
+    try:
+        for n in range(120):  # six times the cap: TLS done, and silent; half never finish the handshake
+            with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):  # evicted during its handshake
+                flood.append(tls_connection(webhook, handshake=n % 2 == 0))
+        assert open_connections(webhook.process.pid) <= 20 + 1 + 2  # the cap, the listener, the cache's
+        for _ in range(3):  # each review on a new connection, each one evicting an idle one
+            webhook.client.close()
+            webhook.client = type(webhook.client)(verify=ssl.create_default_context(cafile=str(webhook.cert)))
+            answered = webhook.review(admission(vm("web-1", "Photon OS 5.0")))
+            assert answered.status_code == 200 and answered.json()["response"]["allowed"]
+        assert "at the cap of 20 connections: closed the oldest idle one" in webhook.log.read_text()
+    finally:
+        for connection in flood:
+            connection.close()
+        webhook.stop()
+
+
+def test_at_the_cap_connections_that_were_answered_are_kept_and_a_new_one_is_refused(tmp_path, images_file):
+    import httpx
+
+    webhook = Webhook(tmp_path, str(images_file), ["--max-connections", "4", "--header-timeout", "30"])
+    context = ssl.create_default_context(cafile=str(webhook.cert))
+    clients = [httpx.Client(verify=context, timeout=5) for _ in range(3)]  # with webhook.client: four
+    try:
+        for client in [webhook.client, *clients]:
+            assert client.get(f"{webhook.url}/healthz").status_code == 200  # each holds an answered connection
+        refused = tls_connection(webhook, handshake=False)
+        assert closed_by_server(refused, 5)
+        for client in [webhook.client, *clients]:  # the answered ones are still served, on their connections
+            assert client.get(f"{webhook.url}/healthz").status_code == 200
+        assert "refused a connection: all 4 are busy" in webhook.log.read_text()
+    finally:
+        for client in clients:
+            client.close()
+        webhook.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,6 +75,41 @@ class ImagesNotReady(Exception):
     """The name resolves to nothing, but the images at hand may be incomplete (the cache has
     not synced, or has gone stale): not a reason to deny. The server answers HTTP 503, so the
     API server applies its failurePolicy (or the caller retries) instead of a wrong denial."""
+
+
+# A review wraps one VirtualMachine: a few hundred values, nested a dozen deep. The bounds keep
+# what one body can make the webhook build small, whatever its size in bytes.
+MAX_DEPTH = 64
+MAX_ELEMENTS = 100_000
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+
+
+def parse_body(raw: bytes) -> Any:
+    """A review's JSON, refused (MalformedReview) before it is built when it has more than
+    MAX_ELEMENTS values, and after when it nests deeper than MAX_DEPTH."""
+    if len(raw) > MAX_ELEMENTS:  # a shorter body cannot hold more values than it has bytes
+        skeleton = _STRING.sub(b'""', raw)  # no string's content counts
+        elements = skeleton.count(b",") + skeleton.count(b"[") + skeleton.count(b"{") + 1
+        if elements > MAX_ELEMENTS:
+            raise MalformedReview(f"the body has more than {MAX_ELEMENTS} JSON values")
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise MalformedReview(f"the body is JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedReview("the body is not JSON") from None
+    level: list[Any] = [body]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for value in level
+            if isinstance(value, (dict, list))
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return body
+    raise MalformedReview(f"the body is JSON nested deeper than {MAX_DEPTH} levels")
 
 
 def _field(mapping: Any, key: str, what: str) -> Any:

@@ -447,6 +447,20 @@ def resolve_command(name: str, namespace: str, strict: bool, output: str, source
     "--body-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1), help="Seconds for a review's body."
 )
 @click.option(
+    "--max-connections",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections at most; at the cap a new one replaces the oldest that has had no request answered.",
+)
+@click.option(
+    "--header-timeout",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds for a TLS handshake and for a request's head (also how long an idle connection is kept).",
+)
+@click.option(
     "--cert-reload-seconds",
     default=10.0,
     show_default=True,
@@ -470,12 +484,14 @@ def webhook_command(
     context: str | None,
     strict: bool,
     body_timeout: float,
+    max_connections: int,
+    header_timeout: float,
     cert_reload_seconds: float,
     stale_after: float | None,
 ) -> None:
     """Serve the mutating admission webhook that resolves VirtualMachine image names.
 
-    Reviews are at most 3 MiB. Until the image cache has synced (or while it is stale), a name
+    Reviews are at most 3 MiB, 100,000 JSON values and 64 levels deep. Until the image cache has synced (or while it is stale), a name
     it cannot resolve is answered with HTTP 503, so the API server applies the webhook's
     failurePolicy instead of a wrong denial; /readyz says the same."""
     from vmimage.webhook import FileImages, serve
@@ -495,4 +511,6 @@ def webhook_command(
         strict=strict,
         body_timeout=body_timeout,
         cert_reload_seconds=cert_reload_seconds,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
     )

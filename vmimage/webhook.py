@@ -8,16 +8,19 @@ Images come from the API server (a watch-backed cache) or from a file of image o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from vmimage.admission import ImagesNotReady, MalformedReview, review
+from vmimage.admission import ImagesNotReady, MalformedReview, parse_body, review
+from vmimage.connections import ConnectionGate, GatedSite
 from vmimage.errors import ImageError
 from vmimage.snapshot import load_images
 
@@ -25,6 +28,10 @@ log = logging.getLogger("vmimage.webhook")
 MAX_REVIEW_BYTES = 3 * 2**20  # the API server sends objects up to ~1.5 MiB; a review wraps one
 BODY_TIMEOUT = 10.0  # seconds for a review's body to arrive; the API server's own timeout is 10 s at most
 CERT_POLL_SECONDS = 10.0
+MAX_CONNECTIONS = 200  # RSS at the cap, all idle TLS: about 110 MiB (docs/benchmarks.md); the pod's limit is 256 Mi
+HEADER_TIMEOUT = 15.0  # seconds for a TLS handshake, and for a request head (also the keep-alive idle time)
+SMALL_BODY = 64 * 2**10  # a review up to this size is read at once (a VM's review is about 5-20 KiB)
+LARGE_BODIES = 16 * 2**20  # bytes of larger reviews read at a time, over all connections
 
 
 class ImageSource(Protocol):
@@ -68,20 +75,54 @@ class FileImages:
         return self._images
 
 
-def make_app(source: ImageSource, strict: bool = False, body_timeout: float = BODY_TIMEOUT) -> web.Application:
+class ByteBudget:
+    """Bytes that requests take while they hold them, and wait for while others do."""
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self.changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def take(self, amount: int) -> AsyncIterator[None]:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            async with self.changed:
+                self.free += amount
+                self.changed.notify_all()
+
+
+def make_app(
+    source: ImageSource,
+    strict: bool = False,
+    body_timeout: float = BODY_TIMEOUT,
+    middlewares: tuple[Any, ...] = (),
+) -> web.Application:
+    large_bodies = ByteBudget(LARGE_BODIES)
+
+    async def read_body(request: web.Request) -> bytes:
+        """The body. Bodies over SMALL_BODY share LARGE_BODIES, so memory stays bounded however
+        many clients send big ones; a small one (every real review) never waits."""
+        size = request.content_length or 0
+        if size <= SMALL_BODY:
+            return await request.read()
+        async with large_bodies.take(size):
+            return await request.read()
+
     async def mutate(request: web.Request) -> web.Response:
+        if request.content_length is None:
+            return web.json_response({"error": "a review needs a Content-Length"}, status=411)
+        if request.content_length > MAX_REVIEW_BYTES:
+            return web.json_response({"error": f"a review is at most {MAX_REVIEW_BYTES} bytes"}, status=413)
         try:  # a client that announces a body and stalls is not waited for
-            raw = await asyncio.wait_for(request.read(), body_timeout)
+            raw = await asyncio.wait_for(read_body(request), body_timeout)
         except TimeoutError:
             return web.json_response({"error": f"the body did not arrive within {body_timeout:.0f} s"}, status=408)
         try:
-            body = json.loads(raw)
-        except RecursionError:
-            return web.json_response({"error": "the body is JSON nested too deeply"}, status=400)
-        except (ValueError, UnicodeDecodeError):
-            return web.json_response({"error": "the body is not JSON"}, status=400)
-        try:
-            answer = review(body, source.snapshot(), strict=strict, complete=source.ready)
+            answer = review(parse_body(raw), source.snapshot(), strict=strict, complete=source.ready)
         except MalformedReview as error:
             return web.json_response({"error": str(error)}, status=400)
         except ImagesNotReady as error:  # not a denial: the API server applies its failurePolicy
@@ -97,7 +138,7 @@ def make_app(source: ImageSource, strict: bool = False, body_timeout: float = BO
     async def readyz(_: web.Request) -> web.Response:
         return web.Response(text="ok") if source.ready else web.Response(text="image cache not synced", status=503)
 
-    app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+    app = web.Application(client_max_size=MAX_REVIEW_BYTES, middlewares=list(middlewares))
     app.router.add_post("/mutate", mutate)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -163,14 +204,35 @@ def serve(
     strict: bool = False,
     body_timeout: float = BODY_TIMEOUT,
     cert_reload_seconds: float = CERT_POLL_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
-    """Run until interrupted (SIGINT/SIGTERM), with graceful shutdown."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully (open requests are answered)."""
     context = tls_context(cert, key)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = make_app(source, strict, body_timeout)
+    gate = ConnectionGate(context, max_connections, header_timeout)
+    app = make_app(source, strict, body_timeout, middlewares=(gate.middleware,))
     app.cleanup_ctx.append(CertificateReloader(context, cert, key, cert_reload_seconds).watch)
-    log.info("serving /mutate on https://%s:%d (%s)", host, port, json.dumps({"strict": strict}))
+    settings = {"strict": strict, "maxConnections": max_connections, "headerTimeout": header_timeout}
     try:
-        web.run_app(app, host=host, port=port, ssl_context=context, print=None, shutdown_timeout=10)
+        asyncio.run(_serve(app, gate, host, port, json.dumps(settings)))
     except OSError as exc:
         raise ImageError(f"--host {host} --port {port}", f"cannot listen there ({exc.strerror or exc})") from None
+
+
+async def _serve(app: web.Application, gate: ConnectionGate, host: str, port: int, settings: str) -> None:
+    # aiohttp closes a connection that has not sent a complete request head within its
+    # keep-alive timeout, from the connection's start as between requests: the head deadline.
+    runner = web.AppRunner(app, keepalive_timeout=gate.deadline, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await GatedSite(runner, gate, host, port).start()
+        log.info("serving /mutate on https://%s:%d (%s)", host, port, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
