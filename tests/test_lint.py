@@ -30,6 +30,7 @@ CODES = {
     "hidden-property",
     "unknown-os",
     "not-synced",
+    "duplicate-file",
 }
 
 
@@ -69,6 +70,19 @@ def test_sha1_is_accepted_but_flagged(tmp_path):
 def test_a_file_the_manifest_does_not_list(tmp_path):
     members = photon_members()
     assert codes(ova_of(tmp_path / "u.ova", [*members, ("notes.txt", b"x")])) == ["unlisted-file"]
+
+
+def test_a_file_name_twice_in_any_folder_is_what_the_upload_refuses(tmp_path):
+    from vmimage.source import package_contents
+
+    members = photon_members()
+    ova = ova_of(tmp_path / "d.ova", [*members, ("extra/p-disk1.vmdk", members[2][1])])
+    report = lint_package(str(ova))
+    assert [f.code for f in report.findings] == ["duplicate-file"]
+    with pytest.raises(ImageError) as refused:  # what the upload plans with, before any transfer
+        package_contents(str(ova))
+    assert refused.value.reason == report.findings[0].message
+    assert "'p-disk1.vmdk' twice" in report.findings[0].message
 
 
 def test_a_digest_that_does_not_match(tmp_path):

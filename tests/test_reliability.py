@@ -106,6 +106,18 @@ def test_duplicate_item_name_is_refused(host, library, client, tmp_path):
     assert client.find_items(library.id, "twice") == [first.id]
 
 
+def test_a_package_holding_a_file_name_twice_is_refused_as_lint_says(host, library, client, tmp_path):
+    from tests.test_integrity import ova_of, photon_members
+    from vmimage.lint import lint_package
+
+    members = photon_members()
+    ova = ova_of(tmp_path / "twice.ova", [*members, ("extra/p-disk1.vmdk", members[2][1])])
+    (finding,) = lint_package(str(ova)).findings
+    details = failing_create(host, {"library_id": library.id, "name": "twice-in-it", "source": str(ova)})
+    assert finding.code == "duplicate-file" and finding.message in details
+    assert client.find_items(library.id, "twice-in-it") == []
+
+
 def test_connection_cut_mid_upload(vcsim, library, client, tmp_path):
     ova = write_ova(tmp_path / "c.ova", SAMPLES[0], disk_bytes=4 * 2**20)
     inputs = {"library_id": library.id, "name": "cut", "source": str(ova)}

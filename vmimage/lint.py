@@ -31,7 +31,7 @@ from vmimage.manifest import (
     several_manifests_message,
     unlisted_message,
 )
-from vmimage.ova import iter_members, read_member, tar_errors
+from vmimage.ova import duplicate_message, iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 from vmimage.source import (
     cache_root,
@@ -80,6 +80,7 @@ class _Package:
     descriptor: bytes | None = None
     descriptor_name: str | None = None
     manifests: list[tuple[str, bytes]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # names an OVA holds more than once
 
 
 def _hash_stream(read, size: int, algorithms: tuple[str, ...]) -> dict[str, str]:
@@ -118,6 +119,9 @@ def _read_ova(path: str) -> _Package:
     with open_regular(path) as stream, tar_errors(path):
         for info, reader in iter_members(stream, path):
             name = posixpath.basename(info.name)
+            if name in package.sizes:  # the upload refuses the package: report it, read on
+                package.duplicates.append(name)
+                continue
             package.sizes[name] = info.size
             lowered = name.lower()
             if lowered.endswith(".mf"):
@@ -311,6 +315,8 @@ def lint_package(path: str, name: str | None = None) -> LintReport:
     if package.descriptor is None:
         raise ImageError(path, "the package has no .ovf descriptor")
     descriptor = parse_descriptor(package.descriptor, f"{path}:{package.descriptor_name}")
+    for duplicate in package.duplicates:
+        report.add("duplicate-file", "error", duplicate_message(duplicate))
     _check_manifest(package, report)
     _check_descriptor(descriptor, package, report)
     report.status = image_status(descriptor, name=display, now=now).wire()

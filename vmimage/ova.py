@@ -29,6 +29,12 @@ class OvaDescriptor:
     manifest: dict[str, Digest] | None  # present when the manifest came right after the descriptor
 
 
+def duplicate_message(name: str) -> str:
+    """The one wording for a file name an OVA holds twice: vCenter keys a library item's files
+    by name alone, so two members of one name (in any folders) cannot both be uploaded."""
+    return f"the package holds {name!r} twice (in any folder): rename one, or leave it out"
+
+
 def check_member(info: tarfile.TarInfo, source: str) -> None:
     """Refuse members that could escape a directory or are not plain files."""
     name = info.name

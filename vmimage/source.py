@@ -16,7 +16,7 @@ from typing import BinaryIO, Literal
 
 from vmimage.errors import ImageError
 from vmimage.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
-from vmimage.ova import iter_members, read_member, read_ova_descriptor, tar_errors
+from vmimage.ova import duplicate_message, iter_members, read_member, read_ova_descriptor, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 
 ContentType = Literal["OVF", "ISO"]
@@ -98,7 +98,7 @@ def package_contents(path: str) -> PackageContents:
                 for info, reader in iter_members(stream, path, seek_past_data=True):
                     name = posixpath.basename(info.name)
                     if name in sizes:
-                        raise ImageError(path, f"the package holds {name!r} twice")
+                        raise ImageError(path, duplicate_message(name))
                     sizes[name] = info.size
                     lowered = name.lower()
                     if lowered.endswith(".ovf") and descriptor is None:

@@ -27,7 +27,7 @@ from vmimage.manifest import (
     several_manifests_message,
     unlisted_message,
 )
-from vmimage.ova import iter_members, read_member, tar_errors
+from vmimage.ova import duplicate_message, iter_members, read_member, tar_errors
 from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
 from vmimage.source import (
     content_type,
@@ -120,7 +120,7 @@ class _Uploader:
         """Announce and send one file, hashing it on the way. ``again`` gives its bytes anew when
         vCenter ends the session mid-transfer (a file read from its start; not an OVA member)."""
         if name in self.result.files:
-            raise ImageError(self.source, f"the package holds {name!r} twice")
+            raise ImageError(self.source, duplicate_message(name))
         if self.manifest is not None and name not in self.manifest and not _unlisted_by_design(name):
             raise ImageError(self.source, unlisted_message(name))
         expected = self.manifest.get(name) if self.manifest is not None else None
