@@ -36,6 +36,7 @@ class Cluster:
     process: subprocess.Popen
     kubeconfig: Path
     directory: Path
+    etcd_port: int = 0
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
@@ -111,7 +112,7 @@ def start_cluster(directory: Path, namespaces: tuple[str, ...] = ()) -> Cluster:
     if not line.endswith("kubeconfig"):
         process.kill()
         raise RuntimeError(f"the API server did not start (exit status {process.wait()}); see {directory}")
-    cluster = Cluster(process, Path(line), directory)
+    cluster = Cluster(process, Path(line), directory, int(ports[1]))
     for namespace in namespaces:
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     return cluster

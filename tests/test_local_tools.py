@@ -1,0 +1,153 @@
+"""The local tools as a developer runs them on a shared machine: the dev API server is locked
+down, `dev-up --stop` signals only what dev-up started, and a changed pin is built by every
+script that uses the tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.pulumi_cli import ROOT
+
+
+def test_the_dev_api_server_is_private_authenticated_and_its_etcd_needs_a_client_certificate(kube):
+    assert stat.S_IMODE(kube.kubeconfig.stat().st_mode) & 0o077 == 0  # the admin's key is in it
+    pki = kube.directory / "pki"
+    assert [p.name for p in pki.iterdir() if stat.S_IMODE(p.stat().st_mode) & 0o077] == []
+    server = next(line.split()[-1] for line in kube.kubeconfig.read_text().splitlines() if "server:" in line)
+    ca = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    anonymous = httpx.get(f"{server}/readyz", verify=ca, timeout=10)
+    assert anonymous.status_code == 401
+    etcd = f"127.0.0.1:{kube.etcd_port}"
+    with pytest.raises(httpx.HTTPError):  # no plain HTTP: a TLS server hangs up (or answers 400)
+        httpx.get(f"http://{etcd}/version", timeout=10).raise_for_status()
+    with pytest.raises((httpx.HTTPError, ssl.SSLError)):  # TLS without a client certificate
+        httpx.get(f"https://{etcd}/version", verify=ca, timeout=10).raise_for_status()
+    client = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    client.load_cert_chain(pki / "etcd-client.pem", pki / "etcd-client-key.pem")
+    assert "etcdserver" in httpx.get(f"https://{etcd}/version", verify=client, timeout=10).json()
+
+
+# --- dev-up --stop ---------------------------------------------------------------------------
+
+
+def process_start(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Path:
+    """A copy of dev-up with stand-in scripts/vcsim and scripts/devcluster that only wait."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "dev-up", tmp_path / "scripts" / "dev-up")
+    for name in ("vcsim", "devcluster"):
+        script = tmp_path / "scripts" / name
+        script.write_text("#!/usr/bin/env bash\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n")
+        script.chmod(0o755)
+    (tmp_path / ".build").mkdir()
+    return tmp_path
+
+
+def stop(sandbox: Path) -> str:
+    done = subprocess.run(
+        [str(sandbox / "scripts" / "dev-up"), "--stop"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_dev_up_stop_leaves_a_process_it_did_not_start(sandbox):
+    other = subprocess.Popen(["sleep", "60"])  # a pid file naming someone else's process
+    try:
+        (sandbox / ".build" / "vcsim.pid").write_text(f"{other.pid} {process_start(other.pid)}\n")
+        (sandbox / ".build" / "devcluster.pid").write_text(f"{other.pid}\n")  # an earlier release's file
+        said = stop(sandbox)
+        time.sleep(0.3)
+        assert other.poll() is None, "dev-up --stop killed a process it did not start"
+        assert said.count("names no process dev-up started") == 2
+        assert not (sandbox / ".build" / "vcsim.pid").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_dev_up_stop_stops_what_it_started(sandbox):
+    script = sandbox / "scripts" / "vcsim"
+    ours = subprocess.Popen([str(script), "--listen", "127.0.0.1:1"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while str(script) not in Path(f"/proc/{ours.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (sandbox / ".build" / "vcsim.pid").write_text(f"{ours.pid} {process_start(ours.pid)}\n")
+        assert "stopped vcsim" in stop(sandbox)
+        assert ours.wait(10) == 0
+    finally:
+        if ours.poll() is None:
+            ours.kill()
+
+
+# --- a changed pin is built by the scripts that use the tools ---------------------------------
+
+STUB_GO = """#!/bin/sh
+# go, as scripts/toolchain calls it, without building: `go build -o OUT` records OUT
+case "$1" in
+  version) echo "go version go1.26.0 linux/amd64" ;;
+  build)
+    out=$3
+    printf '#!/bin/sh\\nexit 1\\n' >"$out" && chmod +x "$out"
+    echo "$(basename "$out")" >>"$GO_LOG" ;;
+  *) echo "stub go: $*" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def toolchain_sandbox(tmp_path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "scripts", root / "scripts")
+    (root / "tools" / "toolchain").mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "toolchain" / "versions", root / "tools" / "toolchain" / "versions")
+    for tool in ("vcsim", "kubernetes", "etcd"):
+        shutil.copytree(ROOT / "tools" / "toolchain" / tool, root / "tools" / "toolchain" / tool)
+    bin_dir = tmp_path / "go-bin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text(STUB_GO)
+    (bin_dir / "go").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GO_LOG": str(tmp_path / "builds")}
+    return root, env
+
+
+def builds(env: dict[str, str]) -> list[str]:
+    log = Path(env["GO_LOG"])
+    return log.read_text().split() if log.exists() else []
+
+
+def test_a_changed_pin_is_built_by_the_scripts_that_use_the_tools(toolchain_sandbox):
+    root, env = toolchain_sandbox
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("scripts/vcsim", "--build-only").returncode == 0
+    assert builds(env) == ["vcsim"]
+    quiet = run("scripts/vcsim", "--build-only")  # up to date: a stamp check, silent
+    assert quiet.returncode == 0 and quiet.stderr == "" and builds(env) == ["vcsim"]
+    versions = root / "tools" / "toolchain" / "versions"
+    versions.write_text(versions.read_text().replace("GOVMOMI_VERSION=", "GOVMOMI_VERSION=0.0.1-changed-"))
+    assert run("scripts/vcsim", "--build-only").returncode == 0
+    assert builds(env) == ["vcsim", "vcsim"]
+    # devcluster checks its two tools before it starts them (here they are stand-ins that fail)
+    started = run("scripts/devcluster", "--dir", str(root / ".build" / "devcluster"))
+    assert started.returncode != 0
+    assert sorted(builds(env)[2:]) == ["etcd", "kube-apiserver", "kubectl"]
+    versions.write_text(versions.read_text().replace("ETCD_VERSION=", "ETCD_VERSION=9"))
+    run("scripts/devcluster", "--dir", str(root / ".build" / "devcluster"))
+    assert sorted(builds(env)[5:]) == ["etcd", "kube-apiserver", "kubectl"]
