@@ -11,7 +11,7 @@ from components.crds import VmOperatorCrds
 from providers.content_library import ContentLibrary
 from providers.library_item import ContentLibraryItem
 from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
-from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, plan, resource_name
+from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, named_with_aliases, plan
 from vmimage.config import CatalogConfig, ConfigError
 from vmimage.models import Image
 from vmimage.table import format_table, image_row
@@ -54,9 +54,13 @@ class ImageCatalog(pulumi.ComponentResource):
         listing: LibraryListing | None = None,
         opts: pulumi.ResourceOptions | None = None,
         cluster_crds: dict[str, dict[str, Any] | None] | None = None,
+        secret_sources: bool = False,
     ) -> None:
         """``cluster_crds``: the image CRDs the cluster has now (vmimage.kube.read_crds), which
-        decide what ``installCrds`` does; without it every one counts as absent."""
+        decide what ``installCrds`` does; without it every one counts as absent.
+        ``secret_sources``: the images' config was set as a secret (`pulumi config set --secret
+        --path 'vmimage:images[0].source' …` marks the whole key): every source stays a secret, in
+        the state, the preview and every message."""
         super().__init__("vmimage:index:ImageCatalog", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
@@ -77,18 +81,25 @@ class ImageCatalog(pulumi.ComponentResource):
             self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
 
-        self.items: dict[int, ContentLibraryItem] = {
-            index: ContentLibraryItem(
-                resource_name(name, "item", image.library, image.display_name),
+        former_libraries = {library.name: library.renamed_from for library in config.libraries}
+        self.items: dict[int, ContentLibraryItem] = {}
+        for index, image in enumerate(config.images):
+            item_name, aliases = named_with_aliases(
+                [name],
+                ["item"],
+                [image.library, *former_libraries.get(image.library, [])],
+                [image.display_name, *image.renamed_from],
+            )
+            self.items[index] = ContentLibraryItem(
+                item_name,
                 library_id=library_ids[image.library],
                 name=image.display_name,
                 source=image.source,
                 description=image.description or None,
                 sha256=image.sha256,
-                opts=child,
+                source_secret=secret_sources,
+                opts=_aliased(child, aliases),
             )
-            for index, image in enumerate(config.images)
-        }
         self.image_resources = [self._image(image, target, image_opts) for image in planned]
 
         placements = pulumi.Output.all(
@@ -118,13 +129,17 @@ class ImageCatalog(pulumi.ComponentResource):
                     raise ConfigError(f"library {library.name!r} is existing: looking it up needs vCenter settings")
                 ids[library.name] = listing.library_id(library.name)
             else:
+                library_name, aliases = named_with_aliases(
+                    [self._name], ["library"], [library.name, *library.renamed_from]
+                )
                 ids[library.name] = ContentLibrary(
-                    resource_name(self._name, "library", library.name),
+                    library_name,
                     name=library.name,
                     datastore=library.datastore,
                     description=library.description,
                     subscription_url=library.subscription_url,
-                    opts=child,
+                    force_destroy=library.force_destroy,
+                    opts=_aliased(child, aliases),
                 ).id
         return ids
 
@@ -155,6 +170,9 @@ class ImageCatalog(pulumi.ComponentResource):
             # where an output goes unknown and would make every image look replaced.
             item_id, version, fingerprint = item.id, item.content_version, item.fingerprint
         where = image.namespace or "cluster"
+        kind = "cvmi" if image.namespace is None else "vmi"
+        names = [image.display_name, *image.renamed_from]
+        image_name, aliases = named_with_aliases([self._name], [kind], names, [where])
         common = dict(
             item_id=item_id,
             content_version=version,
@@ -162,13 +180,11 @@ class ImageCatalog(pulumi.ComponentResource):
             display_name=image.display_name,
             capabilities=list(image.capabilities),
             **target,
-            opts=opts,
+            opts=_aliased(opts, aliases),
         )
         if image.namespace is None:
-            return ClusterVirtualMachineImage(resource_name(self._name, "cvmi", image.display_name, where), **common)
-        return VirtualMachineImage(
-            resource_name(self._name, "vmi", image.display_name, where), namespace=image.namespace, **common
-        )
+            return ClusterVirtualMachineImage(image_name, **common)
+        return VirtualMachineImage(image_name, namespace=image.namespace, **common)
 
 
 def _by_display_name(values: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -177,3 +193,10 @@ def _by_display_name(values: list[tuple[str, dict[str, Any], dict[str, Any]]]) -
     for display_name, placement, _ in values:
         images.setdefault(display_name, []).append(placement)
     return images
+
+
+def _aliased(opts: pulumi.ResourceOptions, aliases: list[str]) -> pulumi.ResourceOptions:
+    """``opts`` with the names a renamed resource had (same parent), so the engine moves it."""
+    if not aliases:
+        return opts
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=n) for n in aliases]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
@@ -9,6 +12,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from providers import connection
+from vmimage.errors import ImageError
 
 PROVIDER_KEY = "__provider"
 
@@ -41,3 +45,56 @@ class VSphereProvider(ResourceProvider):
 
     def configure(self, req: ConfigureRequest) -> None:
         connection.configure(req)
+
+
+SECRET_SOURCE = "[secret source]"
+
+
+def source_forms(source: str) -> list[str]:
+    """Every form in which a secret source may show up in a message: the value, its redacted
+    form and its path (a token may sit in it), longest first."""
+    from urllib.parse import unquote, urlsplit
+
+    from vmimage.errors import redact
+
+    forms = {source, redact(source)}
+    try:
+        path = urlsplit(source).path if "://" in source else ""
+    except ValueError:
+        path = ""
+    forms |= {form for form in (path, unquote(path)) if len(form) > 1}
+    return sorted(forms, key=len, reverse=True)
+
+
+def conceal(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, SECRET_SOURCE)
+    return text
+
+
+class ConcealedError(ImageError):
+    """An error whose text had a secret source taken out; shown as that text alone."""
+
+    def __init__(self, text: str) -> None:
+        Exception.__init__(self, text)
+        self.source, self.reason = "", text
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@contextmanager
+def concealing(source: Any, secret: Any) -> Iterator[None]:
+    """Within a provider call for a secret source, every error leaves with the source taken out
+    of its text (bugs too: their traceback becomes the text), so neither `pulumi up` nor the
+    engine's log ever shows it."""
+    if not secret or not isinstance(source, str) or not source:
+        yield
+        return
+    try:
+        yield
+    except ConcealedError:
+        raise
+    except Exception as error:  # re-raised, concealed
+        text = str(error) if isinstance(error, ImageError) else traceback.format_exc()
+        raise ConcealedError(conceal(text, source_forms(source))) from None

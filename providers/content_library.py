@@ -22,7 +22,8 @@ from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("name", "datastore", "description", "subscription_url")
-IN_PLACE = ("name", "description")
+FORCE = "force_destroy"  # present, and true, only where the stack config allows deleting others' items
+IN_PLACE = ("name", "description", FORCE)
 REPLACING = ("datastore", "subscription_url")
 
 
@@ -35,6 +36,7 @@ def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
         "library_id": library.id,
         "type": library.type,
         "datastore_id": library.datastore_ids[0] if library.datastore_ids else None,
+        **({FORCE: True} if inputs.get(FORCE) else {}),
     }
 
 
@@ -50,6 +52,8 @@ class ContentLibraryProvider(VSphereProvider):
             failures.append(CheckFailure("subscription_url", "subscription_url must be an https:// URL"))
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["description"] = inputs["description"] or ""
+        if news.get(FORCE):
+            inputs[FORCE] = True
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -88,16 +92,32 @@ class ContentLibraryProvider(VSphereProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with connection.content_library() as client:
             library = client.get_library(id_)
-            client.update_library(library, news["name"], news.get("description") or "")
+            if (olds.get("name"), olds.get("description")) != (news["name"], news.get("description")):
+                client.update_library(library, news["name"], news.get("description") or "")
             library = client.get_library(id_)
         return UpdateResult(_outputs(library, news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Deletes the library only when it is empty: the stack's own items are deleted before it,
+        so what is left is someone else's (a person's upload, another stack's item, a
+        subscription's), and nothing of theirs goes with it unless the config says forceDestroy."""
         with connection.content_library() as client:
             try:
                 library = client.get_library(id_)
             except NotFoundError:
                 return  # already gone
+            # a subscribed library's items are copies of its publisher's: deleting loses nothing
+            others = [] if library.type.upper() == "SUBSCRIBED" else client.list_items(id_)
+            if others and not props.get(FORCE):
+                names = sorted(client.get_item(item).name for item in others[:5])
+                more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+                pulumi.log.warn(
+                    f"left content library {library.name!r} ({id_}) in vCenter: it holds {len(others)} item(s) "
+                    f"this stack does not manage ({', '.join(map(repr, names))}{more}). It is no longer part of "
+                    "the stack; delete it by hand, or set forceDestroy: true on the library to let Pulumi "
+                    "delete it with them."
+                )
+                return
             client.delete_library(library)
 
 
@@ -117,13 +137,17 @@ class ContentLibrary(pulumi.dynamic.Resource, module="vmimage", name="ContentLib
         datastore: pulumi.Input[str],
         description: pulumi.Input[str] | None = None,
         subscription_url: pulumi.Input[str] | None = None,
+        force_destroy: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``force_destroy``: deleting the library may delete items this stack does not manage
+        (without it, a library that holds any is left in vCenter, with a warning)."""
         inputs = {
             "name": name,
             "datastore": datastore,
             "description": description,
             "subscription_url": subscription_url,
+            **({FORCE: True} if force_destroy else {}),
             "library_id": None,
             "type": None,
             "datastore_id": None,

@@ -6,6 +6,7 @@ item UUID — and with it the VMI ID — stays the same while the content versio
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -23,7 +24,16 @@ from pulumi.dynamic import (
 )
 
 from providers import connection
-from providers.common import VSphereProvider, changed, is_unknown, require_text
+from providers.common import (
+    SECRET_SOURCE,
+    VSphereProvider,
+    changed,
+    conceal,
+    concealing,
+    is_unknown,
+    require_text,
+    source_forms,
+)
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.ids import vmi_id
 from vmimage.lint import cached_lint_errors
@@ -44,6 +54,7 @@ from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_s
 from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "contract")
+SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
 IN_PLACE = ("name", "description", "fingerprint", "contract")  # contract: vmimage.status.CONTRACT
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in: what tells a later
@@ -54,16 +65,34 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 DESCRIPTORS = DescriptorCache()
 
 
-def fingerprint(source: str, sha256: str | None, digest: str | None = None) -> str:
+def fingerprint(source: str, sha256: str | None, digest: str | None = None, secret: bool = False) -> str:
     """What identifies the content: the URL, or a local source's size and SHA-256 (read once per
     size and mtime, so a touched or freshly checked-out file is no change), plus sha256 when given."""
     # a URL's credentials (user:password@, a signed query) stay out: the fingerprint is in the state,
-    # and a URL signed anew for each run is still the same source
-    if is_url(source):
+    # and a URL signed anew for each run is still the same source; of a secret URL (a token may be
+    # in its path) only a digest shows
+    if is_url(source) and secret:
+        base = f"url-sha256:{hashlib.sha256(redact_url(source).encode()).hexdigest()}"
+    elif is_url(source):
         base = f"url:{redact_url(source)}"
     else:
         base = f"file:{os.stat(source).st_size}:{digest or source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
+
+
+def shown_source(props: dict[str, Any]) -> str:
+    """The source as messages may show it."""
+    return SECRET_SOURCE if props.get(SECRET_INPUT) else redact(str(props.get("source")))
+
+
+def new_content(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """Whether an update uploads: the fingerprint moved, other than by a new form of the same URL
+    and sha256 (a source that became secret, or a release that writes fingerprints anew)."""
+    if olds.get("fingerprint") == news.get("fingerprint"):
+        return False
+    source = news.get("source")
+    same_url = isinstance(source, str) and is_url(source) and olds.get("source") == source
+    return not (same_url and olds.get("sha256") == news.get("sha256"))
 
 
 class _ProgressLog:
@@ -110,7 +139,7 @@ def _outputs(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
-        image = _image(upload.descriptor, upload.descriptor_name or inputs["source"], item, content_version)
+        image = _image(upload.descriptor, upload.descriptor_name or shown_source(inputs), item, content_version)
     elif (
         previous
         and previous.get("image")
@@ -124,6 +153,7 @@ def _outputs(
         image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version)
     return {
         **{key: inputs.get(key) for key in INPUTS},
+        **({SECRET_INPUT: True} if inputs.get(SECRET_INPUT) else {}),
         "name": item.name,
         "description": item.description,
         "item_id": item.id,
@@ -140,12 +170,21 @@ class ContentLibraryItemProvider(VSphereProvider):
     """Publishes an .ova/.ovf/.iso (local or https) as a library item and keeps it in step."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        result = self._check(news)
+        forms = source_forms(news["source"]) if news.get(SECRET_INPUT) and isinstance(news.get("source"), str) else []
+        result.failures = [CheckFailure(f.property, redact(conceal(f.reason, forms))) for f in result.failures or []]
+        return result
+
+    def _check(self, news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         require_text(news, "name", failures)
         require_text(news, "library_id", failures, limit=255)
         inputs = {key: news.get(key) for key in INPUTS if key != "fingerprint"}
         inputs["description"] = inputs["description"] or ""
         inputs["contract"] = CONTRACT
+        secret = bool(news.get(SECRET_INPUT))
+        if secret:
+            inputs[SECRET_INPUT] = True
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -168,7 +207,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         else:
             try:
                 digest = None if is_url(source) else source_digest(source)
-                inputs["fingerprint"] = fingerprint(source, sha256, digest)
+                inputs["fingerprint"] = fingerprint(source, sha256, digest, secret)
                 if digest is not None:  # what the upload would refuse, said at preview time
                     for finding in cached_lint_errors(source, digest):
                         failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))
@@ -202,6 +241,10 @@ class ContentLibraryItemProvider(VSphereProvider):
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        with concealing(props.get("source"), props.get(SECRET_INPUT)):
+            return self._create(props)
+
+    def _create(self, props: dict[str, Any]) -> CreateResult:
         if props.get("adopt_id"):
             return self._adopt(props)
         source, name, description = props["source"], props["name"], props.get("description") or ""
@@ -262,7 +305,8 @@ class ContentLibraryItemProvider(VSphereProvider):
                 pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
                 source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
                 check_declared_sha256(source, source_sha256, props.get("sha256"))
-                pulumi.log.info(f"item {item_id} already holds {redact(source)} (same files, descriptor and manifest)")
+                shown = shown_source(props)
+                pulumi.log.info(f"item {item_id} already holds {shown} (same files, descriptor and manifest)")
             else:
                 upload = upload_source(
                     client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
@@ -277,11 +321,11 @@ class ContentLibraryItemProvider(VSphereProvider):
         return CreateResult(item_id, outputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        with connection.content_library() as client:
+        with concealing(news.get("source"), news.get(SECRET_INPUT)), connection.content_library() as client:
             if olds.get("name") != news["name"] or olds.get("description") != news.get("description"):
                 client.update_item(id_, news["name"], news.get("description") or "")
             upload = None
-            if olds.get("fingerprint") != news.get("fingerprint"):
+            if new_content(olds, news):
                 upload = upload_source(
                     client, id_, news["source"], expected_sha256=news.get("sha256"), progress=_ProgressLog(news["name"])
                 )
@@ -289,12 +333,14 @@ class ContentLibraryItemProvider(VSphereProvider):
         return UpdateResult(outputs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        with connection.content_library() as client:
+        with concealing(props.get("source"), props.get(SECRET_INPUT)), connection.content_library() as client:
             try:
                 item = client.get_item(id_)
             except NotFoundError:
                 return ReadResult("", {})  # deleted out of band: the next `up` creates it again
             inputs = {key: props.get(key) for key in INPUTS}
+            if props.get(SECRET_INPUT):
+                inputs[SECRET_INPUT] = True
             inputs.update(library_id=item.library_id, name=item.name, description=item.description)
             outputs = _outputs(client, item, inputs, None, previous=props)
         return ReadResult(id_, outputs, inputs)
@@ -325,11 +371,14 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         description: pulumi.Input[str] | None = None,
         sha256: pulumi.Input[str] | None = None,
         adopt_id: pulumi.Input[str] | None = None,
+        source_secret: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
-        URL that carries credentials (user:password@, a signed query) is kept as a secret."""
-        if isinstance(source, str) and url_has_credentials(source):
+        URL that carries credentials (user:password@, a signed query) is kept as a secret.
+        ``source_secret``: the source was set as a secret (`pulumi config set --secret`): it stays
+        one, no message shows it, and the fingerprint keeps only a digest of a URL."""
+        if source_secret or (isinstance(source, str) and url_has_credentials(source)):
             source = pulumi.Output.secret(source)
         inputs = {
             "library_id": library_id,
@@ -338,6 +387,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
             "description": description,
             "sha256": sha256,
             "adopt_id": adopt_id,
+            **({SECRET_INPUT: True} if source_secret else {}),
             **{
                 key: None
                 for key in (

@@ -18,6 +18,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
+from vmimage.config import kubeconfig_problem
 from vmimage.errors import ImageError
 from vmimage.ids import library_item_name, vmi_id
 from vmimage.image import image_object, item_kind
@@ -104,6 +105,9 @@ class _Image(VSphereProvider):
         for key, value in (news.get("extra_labels") or {}).items():
             if not is_unknown(value) and not is_label_value(str(value)):
                 failures.append(CheckFailure("extra_labels", f"label {key}={value!r}: not a valid label value"))
+        kubeconfig = news.get("kubeconfig")
+        if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
+            failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))

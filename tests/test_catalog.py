@@ -251,3 +251,46 @@ def test_catalog_table_lists_cluster_images_first():
         "B",
         "OVF",
     ]
+
+
+def test_renamed_resources_keep_their_former_names_as_aliases():
+    from vmimage.catalog import named_with_aliases
+
+    name, aliases = named_with_aliases(["catalog"], ["item"], ["lib-b", "lib-a"], ["Photon 5", "photon-5-sample"])
+    assert name == resource_name("catalog", "item", "lib-b", "Photon 5")  # what a stack without renames has
+    assert aliases == [
+        resource_name("catalog", "item", "lib-b", "photon-5-sample"),
+        resource_name("catalog", "item", "lib-a", "Photon 5"),
+        resource_name("catalog", "item", "lib-a", "photon-5-sample"),
+    ]
+    assert named_with_aliases(["catalog"], ["library"], ["lib"]) == (resource_name("catalog", "library", "lib"), [])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["images"][1].update(renamedFrom=["photon"]),
+            "vmimage:images[1].renamedFrom: 'photon' is images[0]'s displayName now in library 'lib'",
+        ),
+        (
+            lambda c: c["libraries"].append({"name": "old", "datastore": "ds", "renamedFrom": ["lib"]}),
+            "vmimage:libraries[1].renamedFrom: 'lib' is libraries[0]'s name now",
+        ),
+        (
+            lambda c: c["libraries"].append({"name": "shared", "existing": True, "forceDestroy": True}),
+            "an existing library is never changed or deleted",
+        ),
+    ],
+)
+def test_a_former_name_that_is_another_entrys_name_is_refused(change, message):
+    config = {
+        "libraries": [{"name": "lib", "datastore": "ds"}],
+        "images": [
+            {"displayName": "photon", "source": "p.ova", "library": "lib"},
+            {"displayName": "ubuntu", "source": "u.ova", "library": "lib"},
+        ],
+    }
+    change(config)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_catalog_config(config)

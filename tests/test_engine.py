@@ -182,6 +182,58 @@ def test_a_connection_cut_mid_upload_fails_cleanly_and_the_next_up_converges(sta
     stack.preview("--expect-no-changes")
 
 
+def renamed(config: dict[str, Any], library: str, images: dict[str, str]) -> dict[str, Any]:
+    """``config`` with its one library renamed to ``library`` and images renamed (old → new), each
+    naming what it was called (renamedFrom), and the images listed in the reverse order."""
+    (entry,) = config["vmimage:libraries"]
+    old_library = entry["name"]
+    config["vmimage:libraries"] = [{**entry, "name": library, "renamedFrom": [old_library]}]
+    moved = []
+    for image in reversed(config["vmimage:images"]):
+        new_name = images.get(image["displayName"], image["displayName"])
+        former = [image["displayName"]] if new_name != image["displayName"] else []
+        moved.append(
+            {**image, "displayName": new_name, "library": library, **({"renamedFrom": former} if former else {})}
+        )
+    config["vmimage:images"] = moved
+    return config
+
+
+def test_renaming_an_image_or_its_library_updates_them_in_place(stack, simulator, samples):
+    """The layout a stack was deployed with, then a rename of the library and of an image (and the
+    entries reordered): the preview shows updates only, and the item keeps its UUID and VMI ID."""
+    extra = [{"displayName": "big-sample", "source": "big-sample.ova", "library": "dev-images", "scope": "cluster"}]
+    before = items(stack)
+    library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
+    config = renamed(dev_config(simulator, samples, extra_images=extra), "dev-catalog", {"photon-5-sample": "Photon 5"})
+    stack.configure(config)
+    steps = stack.preview_steps()
+    assert set(steps.values()) <= {"same", "update"}, steps
+    assert list(steps.values()).count("update") == 3, steps  # the library, the item and its image: their names
+    stack.up()
+    after = items(stack)
+    assert set(after) == {"Photon 5", "ubuntu-24.04-sample", "tools-sample", "big-sample"}
+    assert after["Photon 5"]["id"] == before["photon-5-sample"]["id"]
+    assert after["Photon 5"]["vmi_id"] == before["photon-5-sample"]["vmi_id"]
+    assert {n: i["id"] for n, i in after.items() if n != "Photon 5"} == {
+        n: i["id"] for n, i in before.items() if n != "photon-5-sample"
+    }
+    with direct_client(simulator) as client:
+        assert client.get_library(library_id).name == "dev-catalog"
+        assert client.get_item(after["Photon 5"]["id"]).name == "Photon 5"
+    assert stack.outputs()["images"]["Photon 5"][0]["vmi_id"] == before["photon-5-sample"]["vmi_id"]
+    stack.preview("--expect-no-changes")
+    back = renamed(dev_config(simulator, samples, extra_images=extra), "dev-images", {})  # and back again
+    back["vmimage:libraries"][0]["renamedFrom"] = ["dev-catalog"]
+    for image in back["vmimage:images"]:
+        if image["displayName"] == "photon-5-sample":
+            image["renamedFrom"] = ["Photon 5"]
+    stack.configure(back)
+    assert set(stack.preview_steps().values()) <= {"same", "update"}
+    stack.up()
+    assert {n: i["id"] for n, i in items(stack).items()} == {n: i["id"] for n, i in before.items()}
+
+
 def test_destroy_leaves_nothing_in_vcenter(stack, simulator):
     library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
     item_ids = [item["id"] for item in items(stack).values()]
@@ -234,15 +286,17 @@ def test_the_import_resource_option_on_an_existing_item(simulator, samples, tmp_
         assert client.get_item(existing.id).name == "to-import"
 
 
-def test_credentials_in_a_source_url_never_reach_the_state_or_the_output(stack, simulator, samples, tmp_path):
-    """Through the real engine: a URL with credentials is set as secret config (`--secret --path`),
-    the resource keeps it a secret, and the fingerprint redacts it."""
+def test_a_secret_source_url_never_reaches_the_state_the_output_or_a_message(stack, simulator, samples, tmp_path):
+    """Through the real engine: a source URL set as secret config (`--secret --path`), with
+    credentials, a signed query and a token in its path, stays a secret everywhere: preview,
+    up, a no-change preview, the exported state, the fingerprint, and a failed upload's error."""
     import functools
     import http.server
     import ssl
     import threading
 
-    write_iso(tmp_path / "tools.iso")
+    (tmp_path / "PaTh-t0ken").mkdir()
+    write_iso(tmp_path / "PaTh-t0ken" / "tools.iso")
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     )
@@ -250,7 +304,8 @@ def test_credentials_in_a_source_url_never_reach_the_state_or_the_output(stack, 
     context.load_cert_chain(simulator.ca_file, simulator.ca_file.with_name("key.pem"))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://puller:Pa55-in-url@127.0.0.1:{server.server_address[1]}/tools.iso?sig=s1gn4ture"
+    base = f"https://puller:Pa55-in-url@127.0.0.1:{server.server_address[1]}/PaTh-t0ken"
+    url = f"{base}/tools.iso?sig=s1gn4ture"
     config = dev_config(simulator, samples)
     config["vmimage:images"] = [
         {"displayName": "pulled-tools", "source": "set below", "library": "dev-images", "scope": "cluster"}
@@ -260,10 +315,13 @@ def test_credentials_in_a_source_url_never_reach_the_state_or_the_output(stack, 
         stack.run("config", "set", "--secret", "--path", "vmimage:images[0].source", url)
         outputs = [stack.preview(), stack.up(), stack.preview("--expect-no-changes")]
         state = stack.run("stack", "export", "--stack", stack.name).stdout
+        stack.run("config", "set", "--secret", "--path", "vmimage:images[0].source", f"{base}/gone.iso?sig=x")
+        refused = stack.up(check=False)  # an upload that fails: vCenter cannot fetch the URL
     finally:
         server.shutdown()
-    for text in [*(result.output for result in outputs), state]:
-        assert "Pa55-in-url" not in text and "s1gn4ture" not in text
+    assert refused.returncode != 0 and "[secret source]" in refused.output
+    for text in [*(result.output for result in outputs), state, refused.output]:
+        assert "Pa55-in-url" not in text and "s1gn4ture" not in text and "PaTh-t0ken" not in text
     (item,) = items(stack).values()
-    assert item["name"] == "pulled-tools" and item["fingerprint"].startswith("url:https://***@127.0.0.1:")
+    assert item["name"] == "pulled-tools" and item["fingerprint"].startswith("url-sha256:")
     stack.destroy()

@@ -101,6 +101,28 @@ def test_library_rename_is_in_place_and_datastore_replaces(host):
     host.delete(created.id, renamed.outputs)  # already gone counts as done
 
 
+def test_a_library_holding_items_the_stack_does_not_manage_is_left_in_vcenter(host, vcsim, tmp_path):
+    """Its own items go first (the engine deletes them before their library); what is left is
+    someone else's, so the library stays, with a warning, unless force_destroy allows it."""
+    created = host.up(LIBRARY, ContentLibraryProvider(), {"name": "shared-lib", "datastore": "LocalDS_0"})
+    with direct_client(vcsim) as client:  # a colleague's upload, in the vSphere Client
+        theirs = client.create_item(created.id, "hand-made", "", "OVF")
+    since = len(host.stderr)
+    host.delete(created.id, created.outputs)
+    with direct_client(vcsim) as client:
+        assert client.get_library(created.id).name == "shared-lib"
+        assert client.list_items(created.id) == [theirs]
+    warning = host.wait_for_log("left content library 'shared-lib'", since)
+    assert "1 item(s) this stack does not manage ('hand-made')" in warning and "forceDestroy" in warning
+    allowed = host.up(
+        LIBRARY, ContentLibraryProvider(), {"name": "shared-lib", "datastore": "LocalDS_0", "force_destroy": True},
+        state={**created.outputs, "__id": created.id}, old_inputs=created.inputs,
+    )  # fmt: skip
+    assert allowed.op == "update" and allowed.outputs["force_destroy"] is True
+    host.delete(created.id, allowed.outputs)
+    assert host.read(created.id, allowed.outputs, allowed.inputs)[0] == ""
+
+
 def test_library_name_taken_is_a_clear_error(host, library):
     with pytest.raises(grpc.RpcError) as caught:
         host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-test", "datastore": "LocalDS_0"})
@@ -564,3 +586,18 @@ def test_subscribed_library(host, library, vcsim):
     assert step.outputs["subscription_url"] == url
     host.delete(step.id, step.outputs)
     assert host.read(step.id, step.outputs, step.inputs)[0] == ""
+
+
+def test_a_new_form_of_the_same_url_fingerprint_is_no_new_content():
+    """A source that becomes secret changes its fingerprint's form, not its content: no upload."""
+    from providers.library_item import fingerprint, new_content
+
+    url = "https://downloads.example.com/t0ken/photon.ova"
+    olds = {"source": url, "sha256": None, "fingerprint": fingerprint(url, None)}
+    secret = {"source": url, "sha256": None, "fingerprint": fingerprint(url, None, secret=True)}
+    assert secret["fingerprint"].startswith("url-sha256:") and "t0ken" not in secret["fingerprint"]
+    assert not new_content(olds, secret)
+    assert new_content(olds, {**secret, "source": url.replace("photon", "photon-2")})
+    assert new_content(olds, {**secret, "sha256": "a" * 64})
+    local = {"source": "photon.ova", "sha256": None, "fingerprint": "file:1:aa"}
+    assert new_content(local, {**local, "fingerprint": "file:1:bb"})  # a file's content moved

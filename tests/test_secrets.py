@@ -46,3 +46,78 @@ def test_outputs_logs_and_errors_hold_no_password(vcsim, tmp_path):
     assert PASSWORD not in caught.value.details()
     # the state carries the pickled provider: check that too
     assert PASSWORD.encode() not in base64.b64decode(item.outputs["__provider"])
+
+
+# --- what any user-facing text shows of a URL --------------------------------------------------
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PASSWORDS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\n\r\x85\u2028\u2029"),
+    min_size=6,
+    max_size=40,
+)
+TOKENS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=12, max_size=40)
+
+
+def user_facing_texts(url: str) -> list[str]:
+    """Every way vmimage shows a URL: an error naming it as the source or in its reason, a log
+    line built with redact, a check failure, and a cell of the pull-request summary."""
+    from providers.library_item import ContentLibraryItemProvider
+    from vmimage.errors import ImageError, redact
+    from vmimage.summary import _cell
+
+    failures = ContentLibraryItemProvider().check({}, {"name": "x", "library_id": "l", "source": url + ".txt"})
+    return [
+        str(ImageError(url, "HTTP 404 Not Found")),
+        str(ImageError("upload", f"GET {url} was refused; try again")),
+        redact(f"pulling '{url}' (attempt 2): connection reset\nnext line"),
+        _cell(f"source <{url}> changed"),
+        *(failure.reason for failure in failures.failures),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=PASSWORDS, token=TOKENS)
+def test_no_text_shows_a_urls_password_or_query_whatever_it_holds(password, token):
+    url = f"https://builder:{password}@images.example.test:8443/photon/photon-5.ova?X-Amz-Signature={token}"
+    for text in user_facing_texts(url):
+        assume(password not in text.replace(url, ""))  # a password that is only ordinary words around it
+        assert password not in text, text
+        assert token not in text, text
+        assert "images.example.test:8443/photon/photon-5.ova" in text  # where it points stays readable
+
+
+def test_a_kubeconfig_given_as_contents_is_refused_without_being_repeated(tmp_path):
+    import subprocess
+    import sys
+
+    from vmimage.config import ConfigError, load_catalog_config
+    from vmimage.kube import KubeTarget
+
+    contents = (
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: admin\n  user:\n"
+        "    token: sEcReT-kUbE-t0ken\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_catalog_config({"kubernetes": {"kubeconfig": contents}})
+    assert "vmimage:kubernetes.kubeconfig: is a kubeconfig's contents, not a path" in str(refused.value)
+    with pytest.raises(Exception) as refused_target:
+        KubeTarget(contents)
+    one_line = json.dumps({"kubeconfig": contents})  # the JSON form, on one line
+    with pytest.raises(Exception) as refused_json:
+        KubeTarget(one_line)
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    done = subprocess.run(
+        [sys.executable, "-m", "vmimage", "webhook", "--cert", str(cert), "--key", str(key), "--kubeconfig", contents],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is a kubeconfig's contents, not a path" in done.stderr
+    for text in (str(refused.value), str(refused_target.value), str(refused_json.value), done.stdout + done.stderr):
+        assert "sEcReT-kUbE-t0ken" not in text and "apiVersion" not in text

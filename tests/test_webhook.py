@@ -124,7 +124,9 @@ class Webhook:
                 time.sleep(0.1)
             if self.process.poll() is not None:
                 raise RuntimeError(f"the webhook exited: {self.log.read_text()}")
-        raise RuntimeError("the webhook did not start")
+        self.process.kill()  # nothing left running behind a failed start
+        self.process.wait()
+        raise RuntimeError(f"the webhook did not start: {self.log.read_text()[-2000:]}")
 
     def review(self, body) -> httpx.Response:
         return self.client.post(f"{self.url}/mutate", json=body)

@@ -7,7 +7,9 @@ preview time and in tests without vCenter or Pulumi.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmimage.config import NAMESPACE, CatalogConfig, scopes
@@ -32,6 +34,7 @@ class PlannedImage:
     capabilities: tuple[str, ...]
     image_index: int | None = None  # vmimage:images[i] (an item this stack publishes)
     synced: SyncedItem | None = None  # or an item found in a synced library
+    renamed_from: tuple[str, ...] = ()  # the display names it had before (renamedFrom)
 
     @property
     def kind(self) -> str:
@@ -40,6 +43,13 @@ class PlannedImage:
     @property
     def scope(self) -> str:
         return "cluster scope" if self.namespace is None else f"namespace {self.namespace}"
+
+
+def named_with_aliases(*parts: Sequence[str]) -> tuple[str, list[str]]:
+    """The resource name of each part's current value (its first), and the names of every other
+    combination of current and former values: the aliases that keep a renamed resource itself."""
+    names = [resource_name(*combination) for combination in itertools.product(*parts)]
+    return names[0], [name for name in dict.fromkeys(names[1:]) if name != names[0]]
 
 
 def resource_name(*parts: str) -> str:
@@ -53,7 +63,12 @@ def plan(config: CatalogConfig, synced: dict[int, list[SyncedItem]]) -> list[Pla
     """Every image object to declare: per image entry and scope, per synced item and scope."""
     planned = [
         PlannedImage(
-            image.display_name, namespace, f"{NAMESPACE}:images[{index}]", tuple(image.capabilities), image_index=index
+            image.display_name,
+            namespace,
+            f"{NAMESPACE}:images[{index}]",
+            tuple(image.capabilities),
+            image_index=index,
+            renamed_from=tuple(image.renamed_from),
         )
         for index, image in enumerate(config.images)
         for namespace in scopes(image.scope)

@@ -491,9 +491,10 @@ def webhook_command(
 ) -> None:
     """Serve the mutating admission webhook that resolves VirtualMachine image names.
 
-    Reviews are at most 3 MiB, 100,000 JSON values and 64 levels deep. Until the image cache has synced (or while it is stale), a name
-    it cannot resolve is answered with HTTP 503, so the API server applies the webhook's
-    failurePolicy instead of a wrong denial; /readyz says the same."""
+    Reviews are at most 3 MiB, 100,000 JSON values and 64 levels deep. Until the image cache
+    has synced (or while it is stale), a name it cannot resolve is answered with HTTP 503, so
+    the API server applies the webhook's failurePolicy instead of a wrong denial; /readyz says
+    the same."""
     from vmimage.webhook import FileImages, serve
 
     if images_from == "kube":

@@ -37,6 +37,25 @@ def _namespace(value: str) -> str:
     return value
 
 
+def kubeconfig_problem(value: str) -> str | None:
+    """Why a kubeconfig setting is not a path, or None. Contents (YAML or JSON, with a token or a
+    client key) would be kept in the state and quoted in errors: only a path is taken, and the
+    answer never repeats what was given."""
+    head = value.lstrip()[:64]
+    if "\n" in value or len(value) > 4096 or head.startswith(("{", "apiVersion", "kind:", "clusters:", "users:")):
+        return (
+            "is a kubeconfig's contents, not a path: write them to a file only you can read "
+            "(chmod 600) and give its path"
+        )
+    return None
+
+
+def _kubeconfig(value: str | None) -> str | None:
+    if value is not None and (problem := kubeconfig_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
 def _source(value: str) -> str:
     lowered = value.lower().split("?", 1)[0]
     if lowered.startswith("http://"):
@@ -61,11 +80,19 @@ class LibraryConfig(ConfigModel):
     description: str | None = None
     subscription_url: str | None = Field(None, pattern=r"^https://")
     existing: bool = False
+    # deleting the library (destroy, a new datastore) may delete items this stack does not manage
+    force_destroy: bool = False
+    # names this library had before, so a rename updates it in place (Pulumi aliases)
+    renamed_from: list[Annotated[str, Field(min_length=1, max_length=80)]] = []
 
     @model_validator(mode="after")
     def _needs_storage(self) -> LibraryConfig:
         if not self.existing and self.datastore is None:
             raise ValueError("a library to create needs a datastore (or set existing: true to use one as it is)")
+        if self.existing and (self.force_destroy or self.renamed_from):
+            raise ValueError(
+                "an existing library is never changed or deleted: forceDestroy and renamedFrom do not apply"
+            )
         return self
 
 
@@ -102,6 +129,8 @@ class ImageConfig(ConfigModel):
     capabilities: list[Capability] = []
     description: str = ""
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    # display names this image had before, so a rename keeps its item (same UUID and VMI ID)
+    renamed_from: list[Annotated[str, Field(min_length=1, max_length=80)]] = []
 
 
 class SyncConfig(ConfigModel):
@@ -115,7 +144,7 @@ class SyncConfig(ConfigModel):
 class KubernetesConfig(ConfigModel):
     """The cluster the image objects go to (the one `kubectl vsphere login` set up, say)."""
 
-    kubeconfig: str | None = None
+    kubeconfig: Annotated[str | None, AfterValidator(_kubeconfig)] = None
     context: str | None = None
     install_crds: bool = False
 
@@ -146,6 +175,22 @@ class CatalogConfig(ConfigModel):
                     f"{image.display_name!r} from images[{seen[key]}]; give one of them another displayName"
                 )
             seen.setdefault(key, index)
+        current = {library.name: index for index, library in enumerate(self.libraries)}
+        for index, library in enumerate(self.libraries):
+            for former in library.renamed_from:
+                if former in current and current[former] != index:
+                    lines.append(
+                        f"{NAMESPACE}:libraries[{index}].renamedFrom: {former!r} is libraries[{current[former]}]'s "
+                        "name now; a former name belongs to one library"
+                    )
+        for index, image in enumerate(self.images):
+            for former in image.renamed_from:
+                other = seen.get((image.library, former))
+                if other is not None and other != index:
+                    lines.append(
+                        f"{NAMESPACE}:images[{index}].renamedFrom: {former!r} is images[{other}]'s displayName now "
+                        f"in library {image.library!r}; a former name belongs to one image"
+                    )
         return lines
 
 

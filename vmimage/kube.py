@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from vmimage.config import kubeconfig_problem
 from vmimage.errors import ImageError
 from vmimage.models import CLUSTER_KIND, GROUP, IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION, VERSION, VERSIONS
 
@@ -68,6 +69,11 @@ class KubeTarget:
 
     kubeconfig: str | None = None
     context: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("kubeconfig", self.kubeconfig), ("$KUBECONFIG", os.environ.get("KUBECONFIG"))):
+            if value and (problem := kubeconfig_problem(value)):
+                raise ImageError(name, problem)
 
     def describe(self) -> str:
         return f"cluster {self.context or '(current context)'} of {self.kubeconfig_name()}"
