@@ -97,8 +97,7 @@ def test_a_kubeconfig_given_as_contents_is_refused_without_being_repeated(tmp_pa
     from vmimage.kube import KubeTarget
 
     contents = (
-        "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: admin\n  user:\n"
-        "    token: sEcReT-kUbE-t0ken\n"
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: admin\n  user:\n    token: sEcReT-kUbE-t0ken\n"
     )
     with pytest.raises(ConfigError) as refused:
         load_catalog_config({"kubernetes": {"kubeconfig": contents}})
