@@ -230,3 +230,58 @@ def test_hostile_numbers_are_unknown_values_not_crashes(old, new):
     assert (image.sync_error is not None) is refused and (not refused or "invalid capacity" in image.sync_error)
     assert ("hardwareVersion" not in status) is (b"vmx" in old or refused)  # vmx-<5,000 digits> is no version
     assert len(str(status)) < 2000
+
+
+UNICODE_DIGITS = ["²", "١٢", "１６", "߁"]  # superscript, Arabic-Indic, full-width, NKo: str.isdigit() says yes
+NUMBER_FIELDS = [
+    ('ovf:size="{size}"', 'ovf:size="{digits}"'),
+    ('ovf:capacity="16"', 'ovf:capacity="{digits}"'),
+    ('ovf:populatedSize="{size}"', 'ovf:populatedSize="{digits}"'),
+    ('byte * 2^30"', 'byte * 2^{digits}"'),
+    ('OperatingSystemSection ovf:id="36"', 'OperatingSystemSection ovf:id="{digits}"'),
+    ("vmx-19", "vmx-{digits}"),
+    ("<rasd:InstanceID>1</rasd:InstanceID>", "<rasd:InstanceID>{digits}</rasd:InstanceID>"),
+    ("<rasd:ResourceType>17</rasd:ResourceType>", "<rasd:ResourceType>{digits}</rasd:ResourceType>"),
+    (
+        "<rasd:ResourceType>17</rasd:ResourceType>",
+        "<rasd:ResourceType>17</rasd:ResourceType><rasd:AddressOnParent>{digits}</rasd:AddressOnParent>",
+    ),
+]
+
+
+def unicode_digit_cases():
+    for old, new in NUMBER_FIELDS:
+        for digits in UNICODE_DIGITS:
+            yield pytest.param(old, new, digits, id=f"{old.split('=')[0].split('>')[0][:24]}-{digits}")
+
+
+@pytest.mark.parametrize(("old", "new", "digits"), list(unicode_digit_cases()))
+def test_unicode_digits_in_any_number_are_unknown_values_everywhere(tmp_path, old, new, digits):
+    """Every way a descriptor is read: status (a synced item), inspect, lint and the provider's check."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from providers.library_item import ContentLibraryItemProvider
+    from tests.test_integrity import ova_of
+    from vmimage.status import item_status
+
+    disk = b"\0" * 512
+    data = SAMPLES[0].descriptor("d.vmdk", len(disk)).decode()
+    old, new = old.format(size=len(disk)), new.format(digits=digits)
+    assert old in data, old
+    evil = data.replace(old, new, 1).encode()
+    image = item_status(
+        evil, "item x:evil.ovf", iso=False, name="evil", now=datetime.now(UTC), item_id="x", content_version="1"
+    )  # a synced item: an image object with a status (Ready or NotReady), never an exception
+    assert image.status.wire()["name"] == "evil"
+    ova = ova_of(tmp_path / "evil.ova", [("evil.ovf", evil), ("d.vmdk", disk)])
+    for command in (["inspect", str(ova)], ["lint", str(ova)]):
+        done = subprocess.run([sys.executable, "-m", "vmimage", *command], capture_output=True, text=True, timeout=60)
+        assert done.returncode in (0, 1, 2), (command, done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr and "ValueError" not in done.stderr, done.stderr
+        if done.returncode == 2:
+            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    checked = ContentLibraryItemProvider().check({}, {"name": "evil", "library_id": "lib", "source": str(ova)})
+    for failure in checked.failures or []:
+        assert "\n" not in failure.reason and "Traceback" not in failure.reason

@@ -40,7 +40,7 @@ def content_version(
     """
     if item.content_version:
         return item.content_version
-    if known is not None and known.isdigit():
+    if known is not None and known.isascii() and known.isdigit():  # vCenter's, yet "²".isdigit() too
         return str(int(known) + 1) if uploaded else known
     versions = [f.version for f in (files if files is not None else client.item_files(item.id)) if f.version]
     return max(versions, key=lambda v: (len(v), v)) if versions else None
