@@ -12,7 +12,7 @@ import pytest
 from providers.content_library import ContentLibraryProvider
 from providers.library_item import UNFINISHED, ContentLibraryItemProvider
 from tests.engine import provider_host
-from tests.proxy import cutting_proxy
+from tests.proxy import cutting_proxy, fault_proxy
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
 from vmimage.samples import SAMPLES, write_ova
 from vmimage.vsphere.content_library import ContentLibraryClient
@@ -116,6 +116,46 @@ def test_a_package_holding_a_file_name_twice_is_refused_as_lint_says(host, libra
     details = failing_create(host, {"library_id": library.id, "name": "twice-in-it", "source": str(ova)})
     assert finding.code == "duplicate-file" and finding.message in details
     assert client.find_items(library.id, "twice-in-it") == []
+
+
+def test_a_session_that_ends_mid_transfer_of_an_ova_member_is_renewed_and_the_member_sent_again(
+    vcsim, library, client, tmp_path
+):
+    """vCenter answers 401 to a disk's PUT (its API session ended during a long transfer): the
+    session is renewed, the member is read again from the archive, and the upload completes."""
+    ova = write_ova(tmp_path / "long.ova", SAMPLES[0], disk_bytes=3 * 2**20)
+    key = vcsim.ca_file.with_name("key.pem")
+    inputs = {"library_id": library.id, "name": "long-transfer", "source": str(ova)}
+    with (
+        fault_proxy(vcsim.server, vcsim.ca_file, key, expire_on_put="-disk1.vmdk") as proxy,
+        provider_host(vsphere_config(vcsim, server=proxy.server), env=FAST_RETRIES) as through_proxy,
+    ):
+        step = through_proxy.up(ITEM, ContentLibraryItemProvider(), inputs)
+    assert step.op == "create" and proxy.expired == 1
+    disk_puts = [r for r in proxy.requests if r[0] == "PUT" and r[1].endswith("-disk1.vmdk")]
+    assert len(disk_puts) == 2  # cut short once, then sent whole from the archive
+    sizes = {f["name"]: f["size"] for f in step.outputs["files"]}
+    with tarfile.open(ova) as archive:
+        disk = next(m for m in archive.getmembers() if m.name.endswith("-disk1.vmdk"))
+    assert sizes[disk.name] >= disk.size - 1024  # the simulator drops a streamOptimized disk's head
+    assert client.find_items(library.id, "long-transfer") == [step.id]
+
+
+def test_a_long_transfer_keeps_its_update_session_alive(vcsim, library, tmp_path):
+    """While a transfer runs, the update session's keep-alive is called (with the progress),
+    so neither it nor the API session idles out, however long the transfer takes."""
+    ova = write_ova(tmp_path / "slow.ova", SAMPLES[0], disk_bytes=2**20)
+    key = vcsim.ca_file.with_name("key.pem")
+    env = {**FAST_RETRIES, "VMIMAGE_KEEPALIVE_SECONDS": "0.2"}
+    inputs = {"library_id": library.id, "name": "slow-transfer", "source": str(ova)}
+    with (
+        fault_proxy(vcsim.server, vcsim.ca_file, key, slow_put=1.5) as proxy,
+        provider_host(vsphere_config(vcsim, server=proxy.server), env=env) as through_proxy,
+    ):
+        assert through_proxy.up(ITEM, ContentLibraryItemProvider(), inputs).op == "create"
+    keep_alives = [r for r in proxy.during_put if "keep-alive" in r[2]]
+    assert len(keep_alives) >= 3, proxy.requests
+    assert all("update-session" in path for _, path, _ in keep_alives)
 
 
 def test_connection_cut_mid_upload(vcsim, library, client, tmp_path):

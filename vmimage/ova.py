@@ -170,6 +170,7 @@ def iter_members(
                 what = "not a valid OVA (tar) archive" if first else "corrupt OVA archive"
                 raise ImageError(source, f"{what}: {exc}") from None
         first = False
+        info.offset_data = headers.position  # where its data starts in the file, to read it again
         check_member(info, source)
         if info.type == tarfile.GNUTYPE_SPARSE:
             raise ImageError(source, f"member {info.name!r} is a GNU sparse file; OVA members must be plain files")

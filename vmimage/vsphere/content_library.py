@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -269,6 +270,21 @@ class ContentLibraryClient:
             )
         )
 
+    def keep_alive_update_session(self, session_id: str, progress: int) -> None:
+        """Tell vCenter the update session is in use (it expires after minutes without a call),
+        which also keeps the API session from idling out while a transfer runs."""
+        body = {"client_progress": max(0, min(100, progress))}
+        self.session.call(
+            Call(
+                "POST",
+                f"{CL}/library/item/update-session/id:{session_id}",
+                f"/content/library/item/update-session/{session_id}",
+                rest_body=body,
+                api_body=body,
+                rest_action="keep-alive",
+            )
+        )
+
     def complete_update_session(self, session_id: str) -> None:
         self._session_action(session_id, "complete")
 
@@ -350,6 +366,18 @@ class ContentLibraryClient:
                 ),
                 allow=(404,),
             )
+
+
+def read_chunks_at(fd: int, offset: int, size: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of the open file ``fd`` from ``offset``, read by position, so a
+    sequential reader of the same file keeps its place (an OVA member read again)."""
+    position, end = offset, offset + size
+    while position < end:
+        chunk = os.pread(fd, min(chunk_size, end - position), position)
+        if not chunk:
+            raise EOFError(f"ended {end - position} bytes early")
+        position += len(chunk)
+        yield chunk
 
 
 def read_chunks(stream: IO[bytes], size: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -8,10 +8,13 @@ is completed. Any failure cancels the session, so vCenter keeps the item as it w
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import logging
 import os
 import posixpath
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,10 +42,45 @@ from vmimage.source import (
     referenced_file,
     require_regular,
 )
-from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks
+from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks, read_chunks_at
 from vmimage.vsphere.rest import NotFoundError, VSphereError
 
 ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all)
+# How often a running upload tells vCenter its update session is in use. vCenter expires an
+# update session after five minutes without a call (its default), and an API session after
+# its idle timeout: a multi-hour transfer makes no API call of its own.
+KEEPALIVE_SECONDS = float(os.environ.get("VMIMAGE_KEEPALIVE_SECONDS", "60"))
+log = logging.getLogger("vmimage.upload")
+
+
+class _KeptAlive:
+    """A thread that calls the update session's keep-alive every ``every`` seconds while an
+    upload (or a pull) runs, with the progress so far. A failed call is logged and tried again
+    at the next tick: the API session renews itself on the next call after a 401."""
+
+    def __init__(self, client: ContentLibraryClient, session_id: str, progress: Callable[[], int], every: float):
+        self.client, self.session_id, self.progress, self.every = client, session_id, progress, every
+        self.stop = threading.Event()
+        self.calls = 0
+        self.thread = threading.Thread(target=self._run, name=f"keep-alive-{session_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.client.keep_alive_update_session(self.session_id, self.progress())
+                self.calls += 1
+            except Exception as error:  # a keep-alive never fails the upload; the transfer says what is wrong
+                log.warning("keep-alive of update session %s failed: %s", self.session_id, error)
+
+    def __enter__(self) -> _KeptAlive:
+        if self.every > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
 
 
 @dataclass
@@ -197,7 +235,9 @@ def _unlisted_by_design(name: str) -> bool:
     return name.lower().endswith((".mf", ".cert"))
 
 
-def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
+def _upload_ova(up: _Uploader, stream: IO[bytes], fd: int) -> None:
+    """Member by member; ``fd`` is the archive's open file, from which a member whose transfer
+    vCenter cut short (its session ended: HTTP 401) is read again by position."""
     for info, reader in iter_members(stream, up.source):
         name = posixpath.basename(info.name)
         lowered = name.lower()
@@ -210,7 +250,8 @@ def _upload_ova(up: _Uploader, stream: IO[bytes]) -> None:
             up.result.descriptor, up.result.descriptor_name = data, name
             up.put_bytes(name, data)
         else:
-            up.put_stream(name, info.size, read_chunks(reader, info.size))
+            again = functools.partial(read_chunks_at, fd, info.offset_data, info.size)
+            up.put_stream(name, info.size, read_chunks(reader, info.size), again=again)
 
 
 def _upload_ovf(up: _Uploader, path: str) -> None:
@@ -244,13 +285,21 @@ def upload_source(
     """Replace the item's content with ``source`` in one update session, or leave it untouched."""
     old_files = [] if is_url(source) else [f.name for f in client.item_files(item_id)]
     session_id = client.create_update_session(item_id)
+    percent = [0]
+
+    def report(sent: int, total: int) -> None:
+        percent[0] = 100 * sent // total if total else 100
+        if progress is not None:
+            progress(sent, total)
+
     try:
-        if is_url(source):
-            result = _pull(client, session_id, source, pull_timeout, expected_sha256)
-        else:
-            removed = _remove_others(client, session_id, source, old_files)
-            result = _push(client, session_id, source, expected_sha256, progress)
-            result.removed = removed
+        with _KeptAlive(client, session_id, lambda: percent[0], KEEPALIVE_SECONDS):
+            if is_url(source):
+                result = _pull(client, session_id, source, pull_timeout, expected_sha256)
+            else:
+                removed = _remove_others(client, session_id, source, old_files)
+                result = _push(client, session_id, source, expected_sha256, report)
+                result.removed = removed
         client.complete_update_session(session_id)
         _wait_done(client, session_id, source)
         return result
@@ -298,7 +347,7 @@ def _push(
         elif path.lower().endswith(".ova"):
             with open_regular(path) as raw, tar_errors(path):
                 stream = _HashingReader(raw, enabled=expected_sha256 is not None)
-                _upload_ova(up, stream)
+                _upload_ova(up, stream, raw.fileno())
                 while stream.read(1 << 20):  # the tar's end blocks, so the digest covers the whole file
                     pass
             up.result.source_sha256 = stream.hexdigest()
