@@ -98,6 +98,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 description=image.description or None,
                 sha256=image.sha256,
                 source_secret=secret_sources,
+                declaration=f"{pulumi.get_project()}/{pulumi.get_stack()}/{item_name}",
                 opts=_aliased(child, aliases),
             )
         self.image_resources = [self._image(image, target, image_opts) for image in planned]
@@ -180,6 +181,7 @@ class ImageCatalog(pulumi.ComponentResource):
             display_name=image.display_name,
             capabilities=list(image.capabilities),
             **target,
+            declaration=f"{pulumi.get_project()}/{pulumi.get_stack()}/{image_name}",
             opts=_aliased(opts, aliases),
         )
         if image.namespace is None:

@@ -34,6 +34,7 @@ from providers.common import (
     require_text,
     source_forms,
 )
+from vmimage.declaration import declaration_token, marked, unmarked
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.ids import vmi_id
 from vmimage.lint import cached_lint_errors
@@ -55,6 +56,7 @@ from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "contract")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
+DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
 IN_PLACE = ("name", "description", "fingerprint", "contract")  # contract: vmimage.status.CONTRACT
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in: what tells a later
@@ -78,6 +80,12 @@ def fingerprint(source: str, sha256: str | None, digest: str | None = None, secr
     else:
         base = f"file:{os.stat(source).st_size}:{digest or source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
+
+
+def item_token(props: dict[str, Any]) -> str | None:
+    """The token of the declaration that creates this item (its library: a new one replaces it)."""
+    declaration = props.get(DECLARATION)
+    return declaration_token(str(declaration), str(props.get("library_id"))) if declaration else None
 
 
 def shown_source(props: dict[str, Any]) -> str:
@@ -155,7 +163,7 @@ def _outputs(
         **{key: inputs.get(key) for key in INPUTS},
         **({SECRET_INPUT: True} if inputs.get(SECRET_INPUT) else {}),
         "name": item.name,
-        "description": item.description,
+        "description": unmarked(item.description)[0],
         "item_id": item.id,
         "vmi_id": vmi_id(item.id),
         "content_version": content_version,
@@ -185,6 +193,8 @@ class ContentLibraryItemProvider(VSphereProvider):
         secret = bool(news.get(SECRET_INPUT))
         if secret:
             inputs[SECRET_INPUT] = True
+        if news.get(DECLARATION):
+            inputs[DECLARATION] = news[DECLARATION]
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -248,17 +258,20 @@ class ContentLibraryItemProvider(VSphereProvider):
         if props.get("adopt_id"):
             return self._adopt(props)
         source, name, description = props["source"], props["name"], props.get("description") or ""
+        token = item_token(props)
         with connection.content_library() as client:
-            self._clear_way(client, props["library_id"], name)
+            self._clear_way(client, props["library_id"], name, token)
             kind = content_type(source.split("?", 1)[0])
-            # created marked unfinished; the real description is written once the content is in
-            item_id = client.create_item(props["library_id"], name, UNFINISHED, kind)
+            # created marked unfinished (and with its declaration's token); the real description
+            # is written once the content is in, as the last call
+            item_id = client.create_item(props["library_id"], name, marked(UNFINISHED, token), kind)
             try:
                 upload = upload_source(
                     client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(name)
                 )
-                client.update_item(item_id, name, description)
                 outputs = _outputs(client, client.get_item(item_id), props, upload)
+                client.update_item(item_id, name, marked(description, token))
+                outputs["description"] = description
             except BaseException:
                 try:
                     client.delete_item(item_id)  # nothing half-made stays behind
@@ -272,11 +285,21 @@ class ContentLibraryItemProvider(VSphereProvider):
         return CreateResult(item_id, outputs)
 
     @staticmethod
-    def _clear_way(client: ContentLibraryClient, library_id: str, name: str) -> None:
-        """Refuse a name another item holds, but remove an unfinished item an earlier create left."""
+    def _clear_way(client: ContentLibraryClient, library_id: str, name: str, token: str | None) -> None:
+        """Refuse a name another item holds, but remove what an earlier create of this same
+        declaration left: an unfinished item, or a finished one the engine never recorded
+        (`pulumi up` killed after the item was made)."""
         for existing in client.find_items(library_id, name):
-            if client.get_item(existing).description == UNFINISHED:
+            text, mark = unmarked(client.get_item(existing).description)
+            if text == UNFINISHED and (mark is None or mark == token):
                 pulumi.log.warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
+                client.delete_item(existing)
+                continue
+            if token is not None and mark == token:
+                pulumi.log.warn(
+                    f"removing item {existing} ({name!r}), made by an earlier run of this declaration that was "
+                    "interrupted before Pulumi recorded it"
+                )
                 client.delete_item(existing)
                 continue
             raise ImageError(
@@ -323,7 +346,8 @@ class ContentLibraryItemProvider(VSphereProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with concealing(news.get("source"), news.get(SECRET_INPUT)), connection.content_library() as client:
             if olds.get("name") != news["name"] or olds.get("description") != news.get("description"):
-                client.update_item(id_, news["name"], news.get("description") or "")
+                kept = unmarked(client.get_item(id_).description)[1]  # the token stays with the item
+                client.update_item(id_, news["name"], marked(news.get("description") or "", kept))
             upload = None
             if new_content(olds, news):
                 upload = upload_source(
@@ -341,7 +365,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             inputs = {key: props.get(key) for key in INPUTS}
             if props.get(SECRET_INPUT):
                 inputs[SECRET_INPUT] = True
-            inputs.update(library_id=item.library_id, name=item.name, description=item.description)
+            inputs.update(library_id=item.library_id, name=item.name, description=unmarked(item.description)[0])
             outputs = _outputs(client, item, inputs, None, previous=props)
         return ReadResult(id_, outputs, inputs)
 
@@ -372,6 +396,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         sha256: pulumi.Input[str] | None = None,
         adopt_id: pulumi.Input[str] | None = None,
         source_secret: bool = False,
+        declaration: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
@@ -388,6 +413,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
             "sha256": sha256,
             "adopt_id": adopt_id,
             **({SECRET_INPUT: True} if source_secret else {}),
+            **({DECLARATION: declaration} if declaration else {}),
             **{
                 key: None
                 for key in (

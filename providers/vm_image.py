@@ -19,6 +19,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, require_text
 from vmimage.config import kubeconfig_problem
+from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
 from vmimage.ids import library_item_name, vmi_id
 from vmimage.image import image_object, item_kind
@@ -53,6 +54,7 @@ IN_PLACE = (
     "contract",  # which VM Operator's objects it reproduces: a new one rewrites the object in place
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
+DECLARATION = "declaration"  # present only where the program names the declaration (components do)
 DESCRIPTORS = DescriptorCache()
 
 
@@ -109,6 +111,8 @@ class _Image(VSphereProvider):
         if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
             failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
         inputs = {key: news.get(key) for key in INPUTS}
+        if news.get(DECLARATION):
+            inputs[DECLARATION] = news[DECLARATION]
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
             if not any(is_unknown(c) for c in inputs["capabilities"] or [])
@@ -165,9 +169,7 @@ class _Image(VSphereProvider):
         }
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        # A new owner for every create: when a replace (or a renamed resource) publishes the same
-        # object before the old declaration is deleted, the old one no longer owns it.
-        outputs = self._publish(props, owner=uuid.uuid4().hex)
+        outputs = self._publish(props, owner=create_owner(props))
         pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r})")
         return CreateResult(outputs["vmi_id"], outputs)
 
@@ -212,9 +214,25 @@ class ClusterVirtualMachineImageProvider(_Image):
     kind = CLUSTER_KIND
 
 
-def _inputs(**values: Any) -> dict[str, Any]:
+def create_owner(props: dict[str, Any]) -> str:
+    """The owner (field manager) a create applies the object as.
+
+    A new one for every create of a new declaration: when a replace (or a renamed resource)
+    publishes the same object before the old declaration is deleted, the old one no longer owns
+    it. Yet the same for the same create run again: a `pulumi up` killed mid-apply leaves the
+    object applied and the resource unrecorded, and the next run's create must take over that
+    object as the same owner, not leave a second manager behind. So: the declaration (its stack
+    and resource name, from the component) and every input a change of which replaces it."""
+    declaration = props.get(DECLARATION)
+    if not declaration:
+        return uuid.uuid4().hex
+    return declaration_token(str(declaration), *(str(props.get(key) or "") for key in REPLACING))
+
+
+def _inputs(declaration: str | None = None, **values: Any) -> dict[str, Any]:
     """The resource's properties: the declared inputs (INPUTS), and its outputs still to come."""
     return {
+        **({DECLARATION: declaration} if declaration else {}),
         **{key: values.get(key) for key in INPUTS},
         **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published", "owner")},
     }
@@ -245,9 +263,13 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
         kubeconfig: str | None = None,
         context: str | None = None,
+        declaration: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``declaration``: what names this declaration across runs (its stack and resource
+        name): a create run again after an interrupted one publishes as the same owner."""
         inputs = _inputs(
+            declaration,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
@@ -276,9 +298,13 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
         kubeconfig: str | None = None,
         context: str | None = None,
+        declaration: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``declaration``: what names this declaration across runs (its stack and resource
+        name): a create run again after an interrupted one publishes as the same owner."""
         inputs = _inputs(
+            declaration,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,

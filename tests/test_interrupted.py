@@ -1,0 +1,169 @@
+"""`pulumi up` killed (SIGKILL, the CLI and every plugin it started, as an OOM kill or a CI
+timeout does) at three moments, then `pulumi cancel` where the lock stayed and `pulumi up`
+again: the stack converges with no orphan item, no duplicate and no lost object, `pulumi
+refresh` agrees, and `destroy` leaves nothing behind.
+
+The moments: mid-upload (a transfer slowed by a proxy), between an item and its image object
+(the item recorded, its object not yet applied), and mid-apply (the object in the cluster, the
+resource not yet recorded). Each runs on a fresh stack, the real CLI, simulator and API server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from providers.library_item import UNFINISHED
+from tests.devcluster import Cluster, start_cluster
+from tests.proxy import fault_proxy
+from tests.pulumi_cli import Stack, pulumi_binary
+from tests.test_engine import dev_config, items
+from tests.test_providers import PASSWORD, direct_client
+from vmimage.samples import SampleImage, write_ova
+
+pytestmark = pytest.mark.vcsim
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path_factory.mktemp("interrupted-cluster"), ("dev",))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def stack_config(simulator, samples: Path, cluster: Cluster, server: str | None = None) -> dict:
+    config = dev_config(simulator, samples, server=server)
+    config["vmimage:images"].append(
+        {"displayName": "big-sample", "source": str(samples / "big-sample.ova"), "library": "dev-images"}
+    )
+    config["vmimage:kubernetes"] = {"kubeconfig": str(cluster.kubeconfig), "installCrds": True}
+    return config
+
+
+def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300) -> str:
+    """Run `pulumi up` and SIGKILL its whole process group as soon as ``when`` is true of the
+    output so far (checked on every line and every 20 ms). Returns the output."""
+    command = [pulumi_binary(), "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name]
+    process = subprocess.Popen(
+        command,
+        cwd=stack.project_dir,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not when("".join(lines)):
+            assert process.poll() is None, "up ended before the moment came:\n" + "".join(lines)
+            assert time.monotonic() < deadline, "the moment never came:\n" + "".join(lines)
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        reader.join(5)
+    return "".join(lines)
+
+
+def recover(stack: Stack) -> None:
+    """What the runbook says (docs/reference.md): cancel where the lock stayed, up again."""
+    again = stack.up(check=False)
+    if again.returncode != 0 and "locked" in again.output:
+        stack.run("cancel", "--yes")
+        again = stack.up(check=False)
+    assert again.returncode == 0, again.output
+
+
+def converged(stack: Stack, simulator, cluster: Cluster) -> None:
+    """One finished item per image, one object per image, each applied by one vmimage owner;
+    refresh changes nothing and the next preview expects none."""
+    published = items(stack)
+    assert set(published) == {"photon-5-sample", "ubuntu-24.04-sample", "tools-sample", "big-sample"}
+    library_id = next(iter(stack.resources("dynamic/vmimage:ContentLibrary").values()))["id"]
+    with direct_client(simulator) as client:
+        found = {client.get_item(i).name: client.get_item(i) for i in client.list_items(library_id)}
+        assert len(client.list_items(library_id)) == 4  # no duplicate, no orphan
+        assert {name: item.id for name, item in found.items()} == {n: i["id"] for n, i in published.items()}
+        assert not any(item.description.startswith(UNFINISHED[:20]) for item in found.values())
+    listed = json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json", "--show-managed-fields").stdout)
+    objects = {o["metadata"]["name"]: o for o in listed["items"]}
+    assert set(objects) == {i["vmi_id"] for i in published.values()}
+    for obj in objects.values():
+        owners = {e["manager"] for e in obj["metadata"]["managedFields"] if e["manager"].startswith("vmimage/")}
+        assert len(owners) == 1, (obj["metadata"]["name"], owners)  # no second manager left by the killed run
+    refreshed = stack.run("refresh", "--yes", "--skip-preview", "--clear-pending-creates", check=False)
+    assert refreshed.returncode == 0, refreshed.output
+    stack.preview("--expect-no-changes")
+
+
+def destroyed(stack: Stack, simulator, cluster: Cluster) -> None:
+    stack.destroy()
+    with direct_client(simulator) as client:
+        assert client.find_libraries("dev-images") == []
+    listed = json.loads(cluster.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)
+    assert listed["items"] == []  # nothing left behind by the killed run's owner
+
+
+@pytest.fixture
+def samples_with_big(samples: Path) -> Path:
+    write_ova(samples / "big-sample.ova", SampleImage(name="big-sample"), disk_bytes=8 * 2**20)
+    return samples
+
+
+def new_stack(tmp_path: Path, config: dict) -> Stack:
+    stack = Stack(tmp_path / "stack", name="dev-k8s")
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    return stack
+
+
+def test_killed_mid_upload(simulator, cluster, samples_with_big, tmp_path):
+    key = simulator.ca_file.with_name("key.pem")
+    with fault_proxy(simulator.server, simulator.ca_file, key, slow_put=30) as proxy:
+        stack = new_stack(tmp_path, stack_config(simulator, samples_with_big, cluster, server=proxy.server))
+        killed_up(stack, lambda _: proxy.in_put > 0 and len(proxy.requests) > 0)
+    with direct_client(simulator) as client:  # the killed run's item: marked unfinished
+        libraries = client.find_libraries("dev-images")
+        left = [client.get_item(i) for i in client.list_items(libraries[0])] if libraries else []
+        assert all(item.description.startswith(UNFINISHED[:20]) for item in left), left
+    stack.configure(stack_config(simulator, samples_with_big, cluster))
+    recover(stack)
+    converged(stack, simulator, cluster)
+    destroyed(stack, simulator, cluster)
+
+
+def test_killed_between_an_item_and_its_image_object(simulator, cluster, samples_with_big, tmp_path):
+    stack = new_stack(tmp_path, stack_config(simulator, samples_with_big, cluster))
+    output = killed_up(
+        stack, lambda out: "ContentLibraryItem" in out and "created" in out.split("ContentLibraryItem", 1)[1]
+    )
+    assert "ContentLibraryItem" in output
+    recover(stack)
+    converged(stack, simulator, cluster)
+    destroyed(stack, simulator, cluster)
+
+
+def test_killed_mid_apply_to_the_cluster(simulator, cluster, samples_with_big, tmp_path):
+    stack = new_stack(tmp_path, stack_config(simulator, samples_with_big, cluster))
+
+    def an_object_is_in_the_cluster(_: str) -> bool:
+        done = cluster.kubectl("get", "cvmi", "-o", "name", check=False)
+        return done.returncode == 0 and bool(done.stdout.strip())
+
+    killed_up(stack, an_object_is_in_the_cluster)
+    recover(stack)
+    converged(stack, simulator, cluster)
+    destroyed(stack, simulator, cluster)
