@@ -35,8 +35,8 @@ try:
     if kubernetes is not None and kubernetes.install_crds:  # install VM Operator's CRDs only where none exist
         target = KubeTarget(kubernetes.kubeconfig, kubernetes.context)
         cluster_crds = read_crds(target, [crd_name(kind) for kind in FILES])
-    secret_sources = pulumi.runtime.is_config_secret(f"{NAMESPACE}:images")  # set with --secret, at any path
-    catalog = ImageCatalog("catalog", catalog_config, listing, cluster_crds=cluster_crds, secret_sources=secret_sources)
+    secret_keys = {key for key in KEYS if pulumi.runtime.is_config_secret(f"{NAMESPACE}:{key}")}  # any --secret path
+    catalog = ImageCatalog("catalog", catalog_config, listing, cluster_crds=cluster_crds, secret_keys=secret_keys)
 except (ConfigError, ImageError) as error:
     raise pulumi.RunError(str(error)) from None
 finally:

@@ -13,6 +13,7 @@ from providers.library_item import ContentLibraryItem
 from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
 from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, named_with_aliases, plan
 from vmimage.config import CatalogConfig, ConfigError
+from vmimage.errors import url_has_credentials
 from vmimage.models import Image
 from vmimage.table import format_table, image_row
 from vmimage.vsphere.listing import LibraryListing
@@ -54,17 +55,19 @@ class ImageCatalog(pulumi.ComponentResource):
         listing: LibraryListing | None = None,
         opts: pulumi.ResourceOptions | None = None,
         cluster_crds: dict[str, dict[str, Any] | None] | None = None,
-        secret_sources: bool = False,
+        secret_keys: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """``cluster_crds``: the image CRDs the cluster has now (vmimage.kube.read_crds), which
         decide what ``installCrds`` does; without it every one counts as absent.
-        ``secret_sources``: the images' config was set as a secret (`pulumi config set --secret
-        --path 'vmimage:images[0].source' …` marks the whole key): every source stays a secret, in
-        the state, the preview and every message."""
+        ``secret_keys``: the catalog's config keys set as secrets (`pulumi config set --secret
+        --path 'vmimage:images[0].source' …` marks the whole key): the values in them that can
+        hold a credential stay secret, in the state, the preview and every message: every
+        image's source (``images``) and every library's subscription URL (``libraries``).
+        Names cannot be secret (Pulumi resource names are plain text)."""
         super().__init__("vmimage:index:ImageCatalog", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
-        library_ids = self._libraries(config, listing, child)
+        library_ids = self._libraries(config, listing, child, secret="libraries" in secret_keys)
         synced = self._sync(config, listing, library_ids)
         planned = plan(config, synced)
         conflicts = display_name_conflicts(planned)
@@ -97,7 +100,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 source=image.source,
                 description=image.description or None,
                 sha256=image.sha256,
-                source_secret=secret_sources,
+                source_secret="images" in secret_keys,
                 declaration=f"{pulumi.get_project()}/{pulumi.get_stack()}/{item_name}",
                 opts=_aliased(child, aliases),
             )
@@ -121,7 +124,7 @@ class ImageCatalog(pulumi.ComponentResource):
         self.register_outputs({"images": self.images, "manifests": self.manifests, "table": self.table})
 
     def _libraries(
-        self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions
+        self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions, secret: bool
     ) -> dict[str, pulumi.Input[str]]:
         ids: dict[str, pulumi.Input[str]] = {}
         for library in config.libraries:
@@ -138,7 +141,7 @@ class ImageCatalog(pulumi.ComponentResource):
                     name=library.name,
                     datastore=library.datastore,
                     description=library.description,
-                    subscription_url=library.subscription_url,
+                    subscription_url=_secret_if(library.subscription_url, secret),
                     force_destroy=library.force_destroy,
                     opts=_aliased(child, aliases),
                 ).id
@@ -202,3 +205,10 @@ def _aliased(opts: pulumi.ResourceOptions, aliases: list[str]) -> pulumi.Resourc
     if not aliases:
         return opts
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=n) for n in aliases]))
+
+
+def _secret_if(value: str | None, secret: bool) -> pulumi.Input[str] | None:
+    """A config value as a Pulumi secret where its key was set as one (or it carries credentials)."""
+    if value is not None and (secret or url_has_credentials(value)):
+        return pulumi.Output.secret(value)
+    return value
