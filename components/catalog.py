@@ -10,8 +10,17 @@ import pulumi_kubernetes as k8s
 from components.crds import VmOperatorCrds
 from providers.content_library import ContentLibrary
 from providers.library_item import ContentLibraryItem
+from providers.namespace_libraries import NamespaceLibraries
 from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
-from vmimage.catalog import PlannedImage, SyncedItem, display_name_conflicts, named_with_aliases, plan
+from vmimage.catalog import (
+    PlannedImage,
+    SyncedItem,
+    display_name_conflicts,
+    named_with_aliases,
+    plan,
+    resource_name,
+    supervisor_associations,
+)
 from vmimage.config import CatalogConfig, ConfigError
 from vmimage.errors import url_has_credentials
 from vmimage.models import Image
@@ -75,7 +84,13 @@ class ImageCatalog(pulumi.ComponentResource):
             raise ConfigError("the catalog is ambiguous:\n  " + "\n  ".join(conflicts))
 
         kubernetes = config.kubernetes
+        supervisor = kubernetes is not None and kubernetes.mode == "supervisor"
+        # supervisor mode writes no image object: VM Operator publishes the associated libraries'
+        # images; the image resources still predict each object (VMI ID, status) for the preview
         target = {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context} if kubernetes else {}
+        if supervisor:
+            target = {}
+            self.associations = self._associate(config, listing, library_ids, child)
         image_opts = child
         if kubernetes is not None and kubernetes.install_crds:
             provider = k8s.Provider(
@@ -146,6 +161,32 @@ class ImageCatalog(pulumi.ComponentResource):
                     opts=_aliased(child, aliases),
                 ).id
         return ids
+
+    def _associate(
+        self,
+        config: CatalogConfig,
+        listing: LibraryListing | None,
+        library_ids: dict[str, pulumi.Input[str]],
+        child: pulumi.ResourceOptions,
+    ) -> dict[str, NamespaceLibraries]:
+        """Each namespace an image or a synced library is scoped to gets those libraries."""
+        wanted = supervisor_associations(config)
+        if listing is not None:
+            missing = [namespace for namespace in wanted if not listing.namespace_exists(namespace)]
+            if missing:
+                raise ConfigError(
+                    f"vCenter has no Supervisor namespace {', '.join(map(repr, missing))}: create it, or take it "
+                    "out of the images' scope (supervisor mode associates libraries with namespaces)"
+                )
+        return {
+            namespace: NamespaceLibraries(
+                resource_name(self._name, "namespace-libraries", namespace),
+                namespace=namespace,
+                library_ids=[library_ids[library] for library in libraries],
+                opts=child,
+            )
+            for namespace, libraries in wanted.items()
+        }
 
     @staticmethod
     def _sync(

@@ -21,6 +21,7 @@ from pulumi.dynamic import ConfigureRequest
 
 from vmimage.errors import ImageError
 from vmimage.vsphere.content_library import ContentLibraryClient
+from vmimage.vsphere.namespaces import NamespacesClient
 from vmimage.vsphere.rest import VapiSession
 from vmimage.vsphere.settings import (
     ALLOW_UNVERIFIED_SSL,
@@ -77,6 +78,12 @@ atexit.register(close_session)
 def content_library() -> Iterator[ContentLibraryClient]:
     """A logged-in content library client for one provider call."""
     yield ContentLibraryClient(_session())
+
+
+@contextmanager
+def namespaces() -> Iterator[NamespacesClient]:
+    """A logged-in client of Supervisor namespaces for one provider call (the same session)."""
+    yield NamespacesClient(_session())
 
 
 class _UserErrorsWithoutTraceback:

@@ -50,8 +50,12 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 class FakeListing:
-    def __init__(self, libraries: dict[str, list[ListedItem]]) -> None:
+    def __init__(self, libraries: dict[str, list[ListedItem]], namespaces: tuple[str, ...] = ()) -> None:
         self.libraries = libraries
+        self.namespaces = namespaces
+
+    def namespace_exists(self, name: str) -> bool:
+        return name in self.namespaces
 
     def library_id(self, name: str) -> str:
         return f"lib-{name}"
@@ -147,7 +151,10 @@ def test_staging_stack_with_a_synced_library():
 
 @pulumi.runtime.test
 def test_prod_stack():
-    mocks, catalog, config = build("prod", FakeListing({"vmware-marketplace": MARKETPLACE}))
+    """A Supervisor: the libraries go to the namespaces in scope, and no image object is written
+    (the image resources predict VM Operator's objects, with no cluster to write to)."""
+    listing = FakeListing({"vmware-marketplace": MARKETPLACE}, namespaces=("ml-training", "tanzu-system"))
+    mocks, catalog, config = build("prod", listing)
 
     def check(images):
         found = by_type(mocks)
@@ -158,6 +165,12 @@ def test_prod_stack():
             ("TKG Ubuntu 22.04", "tanzu-system"),
             ("Ubuntu 24.04 LTS (GPU)", "ml-training"),
         ]
+        image_resources = found["VirtualMachineImage"] + found["ClusterVirtualMachineImage"]
+        assert all(not a.inputs.get("kubeconfig") and not a.inputs.get("context") for a in image_resources)
+        associations = {a.inputs["namespace"]: a.inputs["library_ids"] for a in found["NamespaceLibraries"]}
+        assert set(associations) == {"ml-training", "tanzu-system"}
+        assert associations["tanzu-system"] == ["lib-vmware-marketplace"]
+        assert len(associations["ml-training"]) == 1  # platform-images, by the ID of the library it creates
         assert set(images) == {
             "Photon OS 5.0",
             "Ubuntu 24.04 LTS",
@@ -167,6 +180,19 @@ def test_prod_stack():
         }
 
     return catalog.images.apply(check)
+
+
+def test_supervisor_mode_refuses_a_namespace_vcenter_does_not_have():
+    config = load_catalog_config(
+        {
+            "libraries": [{"name": "lib", "datastore": "ds"}],
+            "images": [{"displayName": "p", "source": "p.ova", "library": "lib", "scope": ["team-a", "team-z"]}],
+            "kubernetes": {"mode": "supervisor"},
+        }
+    )
+    pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack="t", preview=True)
+    with pytest.raises(ConfigError, match="vCenter has no Supervisor namespace 'team-z'"):
+        ImageCatalog("catalog", config, FakeListing({}, namespaces=("team-a",)))
 
 
 @pulumi.runtime.test

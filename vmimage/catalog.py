@@ -83,6 +83,18 @@ def plan(config: CatalogConfig, synced: dict[int, list[SyncedItem]]) -> list[Pla
     return planned
 
 
+def supervisor_associations(config: CatalogConfig) -> dict[str, list[str]]:
+    """Supervisor mode: namespace → the libraries (by name) whose images are scoped to it, from
+    the images' and the synced libraries' scopes. Cluster scope associates nothing here."""
+    wanted: dict[str, list[str]] = {}
+    entries = [(image.library, image.scope) for image in config.images] + [(s.library, s.scope) for s in config.sync]
+    for library, scope in entries:
+        for namespace in scopes(scope):
+            if namespace is not None and library not in wanted.setdefault(namespace, []):
+                wanted[namespace].append(library)
+    return dict(sorted(wanted.items()))
+
+
 def display_name_conflicts(planned: list[PlannedImage]) -> list[str]:
     """The same display name twice in one scope makes resolution ambiguous: name both entries."""
     return duplicate_display_names((image.namespace, image.display_name, image.origin) for image in planned)

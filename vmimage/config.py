@@ -142,11 +142,23 @@ class SyncConfig(ConfigModel):
 
 
 class KubernetesConfig(ConfigModel):
-    """The cluster the image objects go to (the one `kubectl vsphere login` set up, say)."""
+    """The cluster the image objects go to (the one `kubectl vsphere login` set up, say).
+
+    ``mode``: ``publish`` writes the image objects (a cluster where vmimage stands in for VM
+    Operator's image controllers); ``supervisor`` never writes one: in a vSphere Supervisor, VM
+    Operator publishes the images of the libraries vCenter associates with a namespace, so the
+    stack associates its libraries with the namespaces its images are scoped to."""
 
     kubeconfig: Annotated[str | None, AfterValidator(_kubeconfig)] = None
     context: str | None = None
     install_crds: bool = False
+    mode: Literal["publish", "supervisor"] = "publish"
+
+    @model_validator(mode="after")
+    def _supervisor_has_its_crds(self) -> KubernetesConfig:
+        if self.mode == "supervisor" and self.install_crds:
+            raise ValueError("a Supervisor has VM Operator and its CRDs: installCrds does not apply in supervisor mode")
+        return self
 
 
 class CatalogConfig(ConfigModel):

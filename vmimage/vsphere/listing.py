@@ -9,6 +9,7 @@ from typing import Protocol
 from vmimage.errors import ImageError
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.descriptors import content_version
+from vmimage.vsphere.namespaces import NamespacesClient
 from vmimage.vsphere.rest import VapiSession
 from vmimage.vsphere.settings import ConnectionSettings
 
@@ -26,6 +27,8 @@ class LibraryListing(Protocol):
 
     def items(self, library_id: str) -> list[ListedItem]: ...
 
+    def namespace_exists(self, name: str) -> bool: ...
+
 
 class VCenterListing:
     """Lists libraries and items over the REST API: one request per item, a few at a time."""
@@ -38,6 +41,10 @@ class VCenterListing:
 
     def close(self) -> None:
         self.session.close()
+
+    def namespace_exists(self, name: str) -> bool:
+        """Whether vCenter has this Supervisor namespace (supervisor mode checks at preview)."""
+        return NamespacesClient(self.session).get(name) is not None
 
     def library_id(self, name: str) -> str:
         found = self.client.find_libraries(name)

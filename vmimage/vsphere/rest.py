@@ -63,6 +63,7 @@ class Call:
     rest_action: str | None = None  # ?~action= on /rest, ?action= on /api
     idempotent: bool = True
     api_headers: dict[str, str] | None = None  # /api takes some parameters as headers (client_token)
+    api_only: bool = False  # only under /api (vCenter 7.0 U2 and later), whichever flavour logged in
 
 
 def _error_type(response: httpx.Response) -> tuple[str | None, str]:
@@ -227,7 +228,7 @@ class VapiSession:
         for relogin in (True, False):
             token = self._current_token()
             assert self.flavour is not None
-            rest = self.flavour == "rest"
+            rest = self.flavour == "rest" and not call.api_only
             path = ("/rest" + call.rest) if rest else ("/api" + call.api)
             params = dict(call.params or {})
             if call.rest_action:

@@ -1,5 +1,6 @@
 // Command vcsim serves govmomi's vCenter simulator over TLS for vmimage's tests:
-// SOAP at /sdk and the content library REST API under /rest/com/vmware/.
+// SOAP at /sdk, the content library REST API under /rest/com/vmware/, and Supervisor
+// namespaces under /api/vcenter/namespaces/.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
+	_ "github.com/vmware/govmomi/vapi/namespace/simulator" // /api/vcenter/namespaces: Supervisor namespaces
 	_ "github.com/vmware/govmomi/vapi/simulator"
 )
 

@@ -1,0 +1,139 @@
+"""Supervisor namespaces' content libraries (providers/namespace_libraries.py) on the simulator's
+`/api/vcenter/namespaces/instances`: the stack's libraries go in, everything else stays."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from providers.content_library import ContentLibraryProvider
+from providers.namespace_libraries import NamespaceLibrariesProvider
+from tests.engine import provider_host
+from tests.test_providers import LIBRARY, PASSWORD, vsphere_config
+from vmimage.vsphere.namespaces import NamespacesClient
+from vmimage.vsphere.rest import Call, VapiSession
+from vmimage.vsphere.settings import resolve_settings
+
+pytestmark = pytest.mark.vcsim
+NAMESPACE_LIBRARIES = "pulumi-python:dynamic/vmimage:NamespaceLibraries"
+
+
+@pytest.fixture(scope="module")
+def host(vcsim):
+    with provider_host(vsphere_config(vcsim)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def namespaces(vcsim):
+    """A client of the test's own: what the Supervisor's admin does in Workload Management."""
+    with VapiSession(resolve_settings({**vsphere_config(vcsim), "vsphere:password": PASSWORD}, {})) as session:
+        yield NamespacesClient(session)
+
+
+def create_namespace(client: NamespacesClient, name: str, libraries: list[str]) -> None:
+    spec = {"vm_classes": ["best-effort-small"], "content_libraries": libraries}
+    body = {"cluster": "domain-c1", "namespace": name, "vm_service_spec": spec}
+    client.session.call(
+        Call("POST", "/vcenter/namespaces/instances", "/vcenter/namespaces/instances", body, body, api_only=True)
+    )
+
+
+def test_the_stacks_libraries_are_added_and_only_they_are_removed(host, namespaces):
+    libraries = [
+        host.up(LIBRARY, ContentLibraryProvider(), {"name": f"ns-lib-{n}", "datastore": "LocalDS_0"}).id for n in (1, 2)
+    ]
+    create_namespace(namespaces, "team-a", ["hand-made"])
+    created = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "team-a", "library_ids": [libraries[0]]}
+    )
+    assert created.op == "create" and created.outputs["added"] == [libraries[0]]
+    assert namespaces.libraries("team-a") == ["hand-made", libraries[0]]
+    both = host.up(
+        NAMESPACE_LIBRARIES,
+        NamespaceLibrariesProvider(),
+        {"namespace": "team-a", "library_ids": libraries},
+        after=created,
+    )
+    assert both.op == "update" and sorted(both.outputs["added"]) == sorted(libraries)
+    spec = namespaces.require("team-a")["vm_service_spec"]
+    namespaces.set_libraries("team-a", [*spec["content_libraries"], "added-by-hand-later"])
+    second_only = host.up(
+        NAMESPACE_LIBRARIES,
+        NamespaceLibrariesProvider(),
+        {"namespace": "team-a", "library_ids": [libraries[1]]},
+        after=both,
+    )
+    assert second_only.op == "update" and second_only.outputs["added"] == [libraries[1]]
+    assert namespaces.libraries("team-a") == ["hand-made", libraries[1], "added-by-hand-later"]
+    host.delete(second_only.id, second_only.outputs)
+    after = namespaces.require("team-a")["vm_service_spec"]
+    assert after == {"content_libraries": ["hand-made", "added-by-hand-later"], "vm_classes": ["best-effort-small"]}
+
+
+def test_a_library_that_was_there_before_is_not_the_stacks_to_remove(host, namespaces):
+    create_namespace(namespaces, "team-b", ["shared-lib"])
+    created = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "team-b", "library_ids": ["shared-lib"]}
+    )
+    assert (created.outputs["library_ids"], created.outputs["added"]) == (["shared-lib"], [])
+    host.delete(created.id, created.outputs)
+    assert namespaces.libraries("team-b") == ["shared-lib"]
+
+
+def test_refresh_sees_a_library_removed_by_hand_and_the_next_up_adds_it_again(host, namespaces):
+    create_namespace(namespaces, "team-c", [])
+    created = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "team-c", "library_ids": ["lib-x"]}
+    )
+    namespaces.set_libraries("team-c", [])
+    _, outputs, inputs = host.read(created.id, created.outputs, created.inputs)
+    assert outputs["library_ids"] == [] and inputs["library_ids"] == []
+    again = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "team-c", "library_ids": ["lib-x"]},
+        state={**outputs, "__id": created.id}, old_inputs=inputs,
+    )  # fmt: skip
+    assert again.op == "update" and namespaces.libraries("team-c") == ["lib-x"]
+
+
+def test_a_namespace_vcenter_does_not_have_is_a_clear_error(host):
+    with pytest.raises(grpc.RpcError) as caught:
+        host.up(NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "no-such-ns", "library_ids": ["x"]})
+    assert (
+        "namespace 'no-such-ns'" in caught.value.details() and "has no Supervisor namespace" in caught.value.details()
+    )
+    assert "Traceback" not in caught.value.details()
+
+
+def test_a_supervisor_mode_stack_associates_its_libraries_and_writes_no_image_object(
+    simulator, kube, samples, tmp_path
+):
+    """The dev stack in supervisor mode through the real engine: its library goes to the `dev`
+    namespace (next to a library associated by hand, which stays), the image resources predict
+    VM Operator's objects, and nothing is written to the cluster; destroy takes back only what
+    the stack added."""
+    from tests.pulumi_cli import Stack
+    from tests.test_engine import dev_config
+
+    with VapiSession(resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})) as session:
+        client = NamespacesClient(session)
+        create_namespace(client, "dev", ["by-hand"])
+        config = dev_config(simulator, samples)
+        config["vmimage:kubernetes"] = {"kubeconfig": str(kube.kubeconfig), "mode": "supervisor"}
+        stack = Stack(tmp_path / "supervisor", name="supervisor")
+        stack.configure(config, secrets={"vsphere:password": PASSWORD})
+        preview = stack.preview()
+        assert "NamespaceLibraries" in preview.stdout
+        stack.up()
+        (library,) = stack.resources("dynamic/vmimage:ContentLibrary").values()
+        assert client.libraries("dev") == ["by-hand", library["id"]]
+        images = stack.outputs()["images"]
+        predicted = [placement["vmi_id"] for placements in images.values() for placement in placements]
+        assert len(predicted) == 3 and all(vmi.startswith("vmi-") for vmi in predicted)
+        listed = json.loads(kube.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)["items"]
+        assert not {o["metadata"]["name"] for o in listed} & set(predicted)  # VM Operator's to write, not ours
+        stack.preview("--expect-no-changes")
+        stack.destroy()
+        assert client.libraries("dev") == ["by-hand"]
