@@ -9,6 +9,8 @@ subresource, which Pulumi's Kubernetes provider cannot do.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +29,7 @@ from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
 from vmimage.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
+from vmimage.verify import differences, observed, settled
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -55,6 +58,11 @@ IN_PLACE = (
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
 DECLARATION = "declaration"  # present only where the program names the declaration (components do)
+# supervisor mode: {"wait_seconds": N, "strict": bool}, present only there. The resource then
+# never writes the object: it waits for VM Operator's and compares it with its prediction.
+OBSERVE = "observe"
+POLL_SECONDS = float(os.environ.get("VMIMAGE_OBSERVE_POLL_SECONDS", "2"))
+PROGRESS_SECONDS = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "15"))
 DESCRIPTORS = DescriptorCache()
 
 
@@ -113,6 +121,8 @@ class _Image(VSphereProvider):
         inputs = {key: news.get(key) for key in INPUTS}
         if news.get(DECLARATION):
             inputs[DECLARATION] = news[DECLARATION]
+        if news.get(OBSERVE):
+            inputs[OBSERVE] = news[OBSERVE]
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
             if not any(is_unknown(c) for c in inputs["capabilities"] or [])
@@ -154,8 +164,11 @@ class _Image(VSphereProvider):
                 item_uid=item_uid,
                 version=version,
             ).wire()
-            if cluster is not None:
+            if cluster is not None and props.get(OBSERVE):
+                obj = self._observe(cluster, obj, props)
+            elif cluster is not None:
                 cluster.publish(obj, owner)
+        observing = bool(props.get(OBSERVE))
         return {
             **{key: props.get(key) for key in INPUTS},
             "drift": None,
@@ -164,9 +177,51 @@ class _Image(VSphereProvider):
             "status": obj["status"],
             "labels": obj["metadata"].get("labels") or {},
             "manifest": obj,
-            "published": target is not None,
-            "owner": owner,
+            "published": target is not None and not observing,
+            "owner": None if observing else owner,
         }
+
+    def _observe(self, cluster: ImageObjects, predicted: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+        """Wait (bounded) for VM Operator's object of this name to catch up with the item, then
+        compare it with the prediction: differences are warnings, or the failure under strict.
+        Returns VM Operator's object. Never writes one."""
+        settings = props.get(OBSERVE) or {}
+        wait = float(settings.get("wait_seconds") or 600)
+        name, namespace = predicted["metadata"]["name"], props.get("namespace")
+        where = f"namespace {namespace}" if namespace else "cluster scope"
+        started = last_said = time.monotonic()
+        while True:
+            live = cluster.get(self.kind, namespace, name)
+            if settled(live, predicted):
+                break
+            now = time.monotonic()
+            if now - started >= wait:
+                seen = "has not published it" if live is None else "has not caught up with the item"
+                raise ImageError(
+                    f"{self.kind} {name} ({props['display_name']!r}, {where})",
+                    f"VM Operator {seen} within {wait:.0f} s: is the item's library associated with the "
+                    f"namespace (or the Supervisor), and is VM Operator running? (kubectl get "
+                    f"{'cvmi' if not namespace else 'vmi -n ' + namespace} {name})",
+                )
+            if now - last_said >= PROGRESS_SECONDS:
+                last_said = now
+                waited = f"{now - started:.0f} s"
+                pulumi.log.info(f"waiting for VM Operator to publish {self.kind} {name} in {where} ({waited})")
+            time.sleep(POLL_SECONDS)
+        assert live is not None
+        found = differences(predicted, live)
+        if found:
+            lines = "\n  ".join(found)
+            if settings.get("strict"):
+                raise ImageError(
+                    f"{self.kind} {name} ({props['display_name']!r})",
+                    f"VM Operator's object differs from the prediction (strict):\n  {lines}",
+                )
+            pulumi.log.warn(
+                f"{self.kind} {name} ({props['display_name']!r}): VM Operator's object differs from the "
+                f"prediction:\n  {lines}"
+            )
+        return observed(live)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outputs = self._publish(props, owner=create_owner(props))
@@ -198,7 +253,7 @@ class _Image(VSphereProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = self._target(props)
-        if target is None:
+        if target is None or props.get(OBSERVE):  # an observed object is VM Operator's
             return
         with ImageObjects(target) as cluster:  # already gone counts as done
             outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
@@ -229,10 +284,11 @@ def create_owner(props: dict[str, Any]) -> str:
     return declaration_token(str(declaration), *(str(props.get(key) or "") for key in REPLACING))
 
 
-def _inputs(declaration: str | None = None, **values: Any) -> dict[str, Any]:
+def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
     """The resource's properties: the declared inputs (INPUTS), and its outputs still to come."""
     return {
         **({DECLARATION: declaration} if declaration else {}),
+        **({OBSERVE: observe} if observe else {}),
         **{key: values.get(key) for key in INPUTS},
         **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published", "owner")},
     }
@@ -264,12 +320,16 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
+        observe: dict[str, Any] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration``: what names this declaration across runs (its stack and resource
-        name): a create run again after an interrupted one publishes as the same owner."""
+        name): a create run again after an interrupted one publishes as the same owner.
+        ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
+        object; wait for VM Operator's and compare it with the prediction."""
         inputs = _inputs(
             declaration,
+            observe,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
@@ -299,12 +359,16 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
+        observe: dict[str, Any] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration``: what names this declaration across runs (its stack and resource
-        name): a create run again after an interrupted one publishes as the same owner."""
+        name): a create run again after an interrupted one publishes as the same owner.
+        ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
+        object; wait for VM Operator's and compare it with the prediction."""
         inputs = _inputs(
             declaration,
+            observe,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,

@@ -1,0 +1,63 @@
+"""What VM Operator published against what vmimage predicted: supervisor mode's check, and
+`vmimage verify`'s. Pure: two objects in, the differences out, field by field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# what the API server or the moment sets, not the package: never a difference
+_VOLATILE_METADATA = {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences"}
+
+
+def _without_moments(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_moments(v) for k, v in value.items() if k not in ("lastTransitionTime", "observedGeneration")
+        }
+    if isinstance(value, list):
+        return [_without_moments(v) for v in value]
+    return value
+
+
+def observed(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as read from the cluster, without what the API server keeps for itself."""
+    metadata = {
+        k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA - {"ownerReferences"}
+    }
+    return {**obj, "metadata": metadata}
+
+
+def differences(predicted: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """``path: predicted X, VM Operator has Y`` for each field the two objects do not share:
+    the name, the labels and annotations, spec and status (moments left out)."""
+    found: list[str] = []
+
+    def compare(path: str, want: Any, have: Any) -> None:
+        if isinstance(want, dict) and isinstance(have, dict):
+            for key in sorted(set(want) | set(have)):
+                compare(f"{path}.{key}" if path else key, want.get(key), have.get(key))
+        elif want != have:
+            found.append(f"{path}: predicted {want!r}, VM Operator has {have!r}")
+
+    want_meta, have_meta = predicted.get("metadata") or {}, actual.get("metadata") or {}
+    compare("metadata.name", want_meta.get("name"), have_meta.get("name"))
+    for key in ("labels", "annotations"):
+        compare(f"metadata.{key}", want_meta.get(key) or {}, have_meta.get(key) or {})
+    for key in ("spec", "status"):
+        compare(key, _without_moments(predicted.get(key) or {}), _without_moments(actual.get(key) or {}))
+    return found
+
+
+def _ready(obj: dict[str, Any]) -> str | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+
+
+def settled(actual: dict[str, Any] | None, predicted: dict[str, Any]) -> bool:
+    """Whether VM Operator has caught up with the item: its object exists at the item's content
+    version, Ready as the prediction is (Ready, or NotReady for a package it would refuse)."""
+    if not actual:
+        return False
+    version = (predicted.get("status") or {}).get("providerContentVersion")
+    at_version = version is None or (actual.get("status") or {}).get("providerContentVersion") == version
+    return at_version and _ready(actual) == _ready(predicted)
