@@ -86,10 +86,14 @@ class ImageCatalog(pulumi.ComponentResource):
         kubernetes = config.kubernetes
         supervisor = kubernetes is not None and kubernetes.mode == "supervisor"
         # supervisor mode writes no image object: VM Operator publishes the associated libraries'
-        # images; the image resources still predict each object (VMI ID, status) for the preview
-        target = {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context} if kubernetes else {}
+        # images; the image resources predict each object (VMI ID, status) for the preview, then
+        # wait for VM Operator's and hold it to the prediction
+        target: dict[str, Any] = (
+            {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context} if kubernetes else {}
+        )
         if supervisor:
-            target = {}
+            assert kubernetes is not None
+            target["observe"] = {"wait_seconds": kubernetes.wait_seconds, "strict": kubernetes.strict}
             self.associations = self._associate(config, listing, library_ids, child)
         image_opts = child
         if kubernetes is not None and kubernetes.install_crds:

@@ -151,8 +151,8 @@ def test_staging_stack_with_a_synced_library():
 
 @pulumi.runtime.test
 def test_prod_stack():
-    """A Supervisor: the libraries go to the namespaces in scope, and no image object is written
-    (the image resources predict VM Operator's objects, with no cluster to write to)."""
+    """A Supervisor: the libraries go to the namespaces in scope, and the image resources observe
+    VM Operator's objects (they predict, wait and compare; they never write one)."""
     listing = FakeListing({"vmware-marketplace": MARKETPLACE}, namespaces=("ml-training", "tanzu-system"))
     mocks, catalog, config = build("prod", listing)
 
@@ -166,7 +166,8 @@ def test_prod_stack():
             ("Ubuntu 24.04 LTS (GPU)", "ml-training"),
         ]
         image_resources = found["VirtualMachineImage"] + found["ClusterVirtualMachineImage"]
-        assert all(not a.inputs.get("kubeconfig") and not a.inputs.get("context") for a in image_resources)
+        assert all(a.inputs["observe"] == {"wait_seconds": 600, "strict": False} for a in image_resources)
+        assert all(a.inputs["context"] == "supervisor-prod" for a in image_resources)  # to read, never to write
         associations = {a.inputs["namespace"]: a.inputs["library_ids"] for a in found["NamespaceLibraries"]}
         assert set(associations) == {"ml-training", "tanzu-system"}
         assert associations["tanzu-system"] == ["lib-vmware-marketplace"]

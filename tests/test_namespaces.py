@@ -107,33 +107,73 @@ def test_a_namespace_vcenter_does_not_have_is_a_clear_error(host):
     assert "Traceback" not in caught.value.details()
 
 
-def test_a_supervisor_mode_stack_associates_its_libraries_and_writes_no_image_object(
+def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_to_the_preview(
     simulator, kube, samples, tmp_path
 ):
-    """The dev stack in supervisor mode through the real engine: its library goes to the `dev`
-    namespace (next to a library associated by hand, which stays), the image resources predict
-    VM Operator's objects, and nothing is written to the cluster; destroy takes back only what
-    the stack added."""
+    """A stack in supervisor mode through the real engine: its library goes to the `dev`
+    namespace (next to a library associated by hand, which stays), the preview predicts the
+    objects, `up` waits for VM Operator's (played back from its records as the association
+    happens) and finds them as predicted, and vmimage writes no object; destroy takes back only
+    what the stack added."""
+    import threading
+
     from tests.pulumi_cli import Stack
     from tests.test_engine import dev_config
+    from tests.test_providers import direct_client
+    from tests.vm_operator_playback import publish, recorded_object
+    from vmimage.vsphere.descriptors import content_version
 
     with VapiSession(resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})) as session:
         client = NamespacesClient(session)
         create_namespace(client, "dev", ["by-hand"])
         config = dev_config(simulator, samples)
-        config["vmimage:kubernetes"] = {"kubeconfig": str(kube.kubeconfig), "mode": "supervisor"}
+        by_name = {image["displayName"]: image for image in config["vmimage:images"]}
+        config["vmimage:images"] = [
+            {**by_name["ubuntu-24.04-sample"], "scope": "cluster", "capabilities": []},
+            {**by_name["tools-sample"], "scope": ["dev"]},
+        ]
+        config["vmimage:kubernetes"] = {"kubeconfig": str(kube.kubeconfig), "mode": "supervisor", "waitSeconds": 120}
         stack = Stack(tmp_path / "supervisor", name="supervisor")
         stack.configure(config, secrets={"vsphere:password": PASSWORD})
         preview = stack.preview()
-        assert "NamespaceLibraries" in preview.stdout
-        stack.up()
+        assert "NamespaceLibraries" in preview.stdout and "ClusterVirtualMachineImage" in preview.stdout
+
+        stop, published = threading.Event(), set()
+
+        def supervisor() -> None:  # VM Operator: an object per item, once its library reaches the scope
+            with direct_client(simulator) as vcenter:
+                while not stop.wait(0.3):
+                    for library_id in vcenter.find_libraries("dev-images"):
+                        for item_id in vcenter.list_items(library_id):
+                            item = vcenter.get_item(item_id)
+                            version = content_version(vcenter, item)
+                            if item.name == "ubuntu-24.04-sample" and item_id not in published:
+                                publish(kube, recorded_object(item.name, item_id, library_id, version))
+                                published.add(item_id)
+                            elif (
+                                item.name == "tools-sample"
+                                and item_id not in published
+                                and library_id in client.libraries("dev")
+                            ):
+                                publish(kube, recorded_object(item.name, item_id, library_id, version, "dev"))
+                                published.add(item_id)
+
+        thread = threading.Thread(target=supervisor, daemon=True)
+        thread.start()
+        try:
+            up = stack.up()
+        finally:
+            stop.set()
+            thread.join(10)
+        assert "differs from the prediction" not in up.output, up.output
         (library,) = stack.resources("dynamic/vmimage:ContentLibrary").values()
         assert client.libraries("dev") == ["by-hand", library["id"]]
-        images = stack.outputs()["images"]
-        predicted = [placement["vmi_id"] for placements in images.values() for placement in placements]
-        assert len(predicted) == 3 and all(vmi.startswith("vmi-") for vmi in predicted)
-        listed = json.loads(kube.kubectl("get", "vmi,cvmi", "-A", "-o", "json").stdout)["items"]
-        assert not {o["metadata"]["name"] for o in listed} & set(predicted)  # VM Operator's to write, not ours
+        predicted = {p["vmi_id"] for placements in stack.outputs()["images"].values() for p in placements}
+        listed = json.loads(kube.kubectl("get", "vmi,cvmi", "-A", "-o", "json", "--show-managed-fields").stdout)
+        ours = [o for o in listed["items"] if o["metadata"]["name"] in predicted]
+        assert len(ours) == 2 == len(predicted)
+        for obj in ours:  # VM Operator's, and only VM Operator's
+            assert {e["manager"] for e in obj["metadata"]["managedFields"]} == {"vm-operator"}
         stack.preview("--expect-no-changes")
         stack.destroy()
         assert client.libraries("dev") == ["by-hand"]

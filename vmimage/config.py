@@ -153,6 +153,10 @@ class KubernetesConfig(ConfigModel):
     context: str | None = None
     install_crds: bool = False
     mode: Literal["publish", "supervisor"] = "publish"
+    # supervisor mode: how long `up` waits for VM Operator's object of each image, and whether a
+    # difference from the prediction fails the update (else it is a warning)
+    wait_seconds: int = Field(600, ge=1, le=86400)
+    strict: bool = False
 
     @model_validator(mode="after")
     def _supervisor_has_its_crds(self) -> KubernetesConfig:
