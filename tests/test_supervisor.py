@@ -36,6 +36,7 @@ def library(host):
 
 def ubuntu_item(host, library, tmp_path, name: str):
     """The dev stack's ubuntu-24.04-sample package (byte-identical to the recorded one), as an item."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     ova = write_ova(tmp_path / "ubuntu-24.04-sample.ova", SAMPLES[1])
     return host.up(ITEM, ContentLibraryItemProvider(), {"library_id": library.id, "name": name, "source": str(ova)})
 
@@ -51,7 +52,9 @@ def observed_inputs(item, kube, **observe) -> dict:
 
 
 def recorded(item, library) -> dict:
-    return recorded_object("ubuntu-24.04-sample", item.id, library.id, item.outputs["content_version"])
+    return recorded_object(
+        "ubuntu-24.04-sample", item.id, library.id, item.outputs["content_version"], name=item.outputs["name"]
+    )
 
 
 def test_the_image_waits_for_vm_operators_object_and_matches_it(host, library, kube, tmp_path):
@@ -100,3 +103,58 @@ def test_no_object_in_time_is_a_clear_error(host, library, kube, tmp_path):
     assert "VM Operator has not published it within 1 s" in details and "is the item's library associated" in details
     assert "Traceback" not in details
     assert kube.get("clustervirtualmachineimages", vmi_id(item.id)) is None
+
+
+def test_vmimage_verify_holds_the_cluster_to_the_stacks_prediction(host, library, kube, vcsim, tmp_path):
+    """`vmimage verify`, outside Pulumi: as predicted (exit 0), then a field VM Operator wrote
+    otherwise and an object it never published (exit 1, each named)."""
+    import yaml
+
+    from tests.test_cli_get import vmimage
+    from tests.test_providers import PASSWORD
+    from tests.vm_operator_playback import publish
+
+    library = host.up(LIBRARY, ContentLibraryProvider(), {"name": "verify-images", "datastore": "LocalDS_0"})
+    first = ubuntu_item(host, library, tmp_path / "a", "verify-ubuntu")
+    second = ubuntu_item(host, library, tmp_path / "b", "verify-ubuntu-2")
+    stacks = tmp_path / "project" / "stacks"
+    stacks.mkdir(parents=True)
+    (stacks / "Pulumi.sv.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "vsphere:vsphereServer": vcsim.server,
+                    "vsphere:user": "u",
+                    "vsphere:caFile": str(vcsim.ca_file),
+                    "vmimage:libraries": [{"name": "verify-images", "existing": True}],
+                    "vmimage:sync": [{"library": "verify-images", "scope": "cluster"}],
+                }
+            }
+        )
+    )
+    for item in (first, second):  # VM Operator, for each item of a library the Supervisor has
+        publish(
+            kube,
+            recorded_object(
+                "ubuntu-24.04-sample", item.id, library.id, item.outputs["content_version"], name=item.outputs["name"]
+            ),
+        )
+
+    def verify():
+        return vmimage(
+            "verify", "--stack", "sv", "--kubeconfig", str(kube.kubeconfig),
+            cwd=tmp_path / "project", env={"VSPHERE_PASSWORD": PASSWORD},
+        )  # fmt: skip
+
+    ok = verify()
+    assert ok.returncode == 0 and "2 images as predicted" in ok.stdout, ok.stdout + ok.stderr
+    kube.kubectl(
+        "patch", "cvmi", vmi_id(first.id), "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"firmware": "bios"}}),
+    )  # fmt: skip
+    kube.kubectl("delete", "cvmi", vmi_id(second.id))
+    found = verify()
+    assert found.returncode == 1
+    assert "status.firmware: predicted 'efi', VM Operator has 'bios'" in found.stdout
+    assert f"ClusterVirtualMachineImage {vmi_id(second.id)} ('verify-ubuntu-2'): not in the cluster" in found.stdout
+    assert "2 of 2 images differ" in found.stderr

@@ -26,9 +26,15 @@ RECORDS = FIXTURES / "vm-operator"
 
 
 def recorded_object(
-    package: str, item_id: str, library_id: str, content_version: str, namespace: str | None = None
+    package: str,
+    item_id: str,
+    library_id: str,
+    content_version: str,
+    namespace: str | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """VM Operator's recorded object for ``package``, for another item of the same bytes."""
+    """VM Operator's recorded object for ``package``, for another item of the same bytes (named
+    ``name``: the item's name, which VM Operator takes as the display name)."""
     stem = f"{package}.namespaced" if namespace else package
     obj = json.loads((RECORDS / f"{stem}.vm-operator.v1alpha5.json").read_text())
     old_item = obj["status"]["providerItemID"]
@@ -49,6 +55,9 @@ def recorded_object(
     if namespace:
         obj["metadata"]["namespace"] = namespace
     obj["status"]["providerContentVersion"] = content_version
+    if name is not None:
+        obj["status"]["name"] = name
+        obj["metadata"]["annotations"]["vmware.com/display-name"] = name
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for condition in obj["status"].get("conditions") or []:
         condition["lastTransitionTime"] = now

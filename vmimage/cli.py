@@ -24,6 +24,7 @@ from vmimage.selectors import matches, parse_selector
 from vmimage.snapshot import load_images
 from vmimage.source import default_display_name, read_image_file
 from vmimage.table import COLUMNS, WIDE_COLUMNS, format_table, image_row, image_table
+from vmimage.verify import differences
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE
@@ -320,6 +321,48 @@ def _kind_table(kind: str, images: list[dict], all_namespaces: bool, wide: bool)
         rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
         return format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows)
     return image_table(objects, wide=wide)
+
+
+@main.command("verify")
+@click.option("--stack", default="dev", show_default=True, help="The stack config whose images to verify.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="The cluster's kubeconfig (default: $KUBECONFIG).")
+@click.option("--context", help="The kubeconfig context.")
+@click.option("-n", "--namespace", help="Only this namespace's images (and no cluster-scoped ones).")
+def verify_command(stack: str, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+    """Hold the cluster's image objects to what the stack's items predict: the comparison of
+    supervisor mode, outside Pulumi (in CI, or after VM Operator's upgrade).
+
+    Predicts each image of stacks/Pulumi.STACK.yaml from the items vCenter holds now (VSPHERE_*
+    settings, as `get --from-vcenter`), reads the object of that name from the cluster, and
+    lists every field VM Operator published otherwise. Exit 0: all as predicted; 1: a
+    difference or a missing object."""
+    predicted = ImageSourceOptions(None, True, stack, None, None).images((NAMESPACED_KIND, CLUSTER_KIND), None)
+    if namespace is not None:
+        predicted = [o for o in predicted if o["metadata"].get("namespace") == namespace]
+    live = {
+        (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+        for o in ImageSourceOptions(None, False, stack, kubeconfig, context).images(
+            (NAMESPACED_KIND, CLUSTER_KIND), namespace
+        )
+    }
+    problems = 0
+    for obj in predicted:
+        meta = obj["metadata"]
+        where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+        label = f"{obj['kind']} {where}{meta['name']} ({obj['status'].get('name')!r})"
+        found = live.get((obj["kind"], meta.get("namespace"), meta["name"]))
+        if found is None:
+            click.echo(f"{label}: not in the cluster (VM Operator has not published it)")
+            problems += 1
+            continue
+        lines = differences(obj, found)
+        if lines:
+            problems += 1
+            click.echo(f"{label}:\n  " + "\n  ".join(lines))
+    if problems:
+        click.echo(f"{problems} of {len(predicted)} images differ from the prediction", err=True)
+        sys.exit(1)
+    click.echo(f"{len(predicted)} images as predicted")
 
 
 @main.command("lint")
