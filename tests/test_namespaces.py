@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -137,6 +139,13 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
         stack.configure(config, secrets={"vsphere:password": PASSWORD})
         preview = stack.preview()
         assert "NamespaceLibraries" in preview.stdout and "ClusterVirtualMachineImage" in preview.stdout
+        events = tmp_path / "preview.json"  # what a pull request's comment says of it, in image terms
+        events.write_text(stack.run("preview", "--json").stdout)
+        summary = subprocess.run(
+            [sys.executable, "-m", "vmimage", "preview-summary", str(events)], capture_output=True, text=True
+        )
+        assert summary.returncode == 0, summary.stderr
+        assert "**2 added**" in summary.stdout and "tools-sample" in summary.stdout
 
         stop, published = threading.Event(), set()
 

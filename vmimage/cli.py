@@ -362,6 +362,9 @@ def verify_command(stack: str, kubeconfig: str | None, context: str | None, name
     if problems:
         click.echo(f"{problems} of {len(predicted)} images differ from the prediction", err=True)
         sys.exit(1)
+    if not predicted:
+        click.echo(f"no images to verify: the libraries of stack {stack} hold no item it declares or syncs")
+        return
     click.echo(f"{len(predicted)} images as predicted")
 
 
