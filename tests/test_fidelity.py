@@ -21,6 +21,7 @@ from vmimage.labels import CAPABILITY_LABEL_PREFIX
 from vmimage.models import CLUSTER_KIND
 from vmimage.ovf import parse_descriptor
 from vmimage.status import ItemImage, descriptor_labels, image_status, sync_error
+from vmimage.verify import without_vmimage_capabilities
 
 RECORDS = FIXTURES / "vm-operator"
 PLACEHOLDER_TIME = "<lastTransitionTime>"
@@ -72,21 +73,11 @@ def vmimage_object(record: Path, placeholders: bool = True) -> tuple[dict, ItemI
     return (_placeholders(obj) if placeholders else obj), image
 
 
-def _without_vmimage_capabilities(obj: dict, recorded: dict) -> dict:
-    """vmimage fills capabilities (as the CRD documents) where VM Operator leaves them out."""
-    if "capabilities" not in recorded["status"]:
-        obj["status"].pop("capabilities", None)
-        labels = obj["metadata"].get("labels") or {}
-        for key in [k for k in labels if k.startswith(CAPABILITY_LABEL_PREFIX)]:
-            del labels[key]
-    return obj
-
-
 @pytest.mark.parametrize("record", _records(), ids=lambda path: path.name.removesuffix(".json"))
 def test_vmimage_publishes_what_vm_operator_publishes(record: Path):
     recorded = json.loads(record.read_text())
     obj, _ = vmimage_object(record)
-    assert _without_vmimage_capabilities(obj, recorded) == recorded
+    assert without_vmimage_capabilities(obj, recorded) == recorded
 
 
 def test_every_package_is_recorded_at_both_versions():
@@ -142,7 +133,7 @@ def test_vmimage_inspect_prints_vm_operators_object(record: Path):
     assert result.exit_code == 0, result.output
     printed = _placeholders(json.loads(result.stdout))
     del recorded["metadata"]["ownerReferences"]
-    assert _without_vmimage_capabilities(printed, recorded) == recorded
+    assert without_vmimage_capabilities(printed, recorded) == recorded
 
 
 def test_vmimage_inspect_of_an_iso_prints_vm_operators_object(tmp_path):

@@ -18,10 +18,11 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.devcluster import Cluster, install_crds, start_cluster
-from tests.test_fidelity import PLACEHOLDER_TIME, PLACEHOLDER_UID, RECORDS, _package, _without_vmimage_capabilities
+from tests.test_fidelity import PLACEHOLDER_TIME, PLACEHOLDER_UID, RECORDS, _package
 from tests.test_fidelity import vmimage_object as record_object
 from vmimage.crds import crds
 from vmimage.kube import ImageObjects, KubeTarget
+from vmimage.verify import without_vmimage_capabilities
 
 REGISTRY_CRDS = [
     FIXTURES / "crds" / "imageregistry.vmware.com_clustercontentlibraryitems.yaml",
@@ -74,7 +75,7 @@ def test_the_api_server_holds_what_vm_operator_published(cluster: Cluster, recor
         recorded = json.loads(record.with_name(record.name.replace("v1alpha5", version)).read_text())
         resource = f"{obj['kind'].lower()}s.{version}.vmoperator.vmware.com"
         live = cluster.get(resource, obj["metadata"]["name"], obj["metadata"].get("namespace"))
-        assert _without_vmimage_capabilities(_as_recorded(live), recorded) == recorded
+        assert without_vmimage_capabilities(_as_recorded(live), recorded) == recorded
 
 
 def test_two_declarations_of_one_object_delete_it_only_when_the_last_lets_go(cluster: Cluster):

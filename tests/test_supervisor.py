@@ -158,3 +158,22 @@ def test_vmimage_verify_holds_the_cluster_to_the_stacks_prediction(host, library
     assert "status.firmware: predicted 'efi', VM Operator has 'bios'" in found.stdout
     assert f"ClusterVirtualMachineImage {vmi_id(second.id)} ('verify-ubuntu-2'): not in the cluster" in found.stdout
     assert "2 of 2 images differ" in found.stderr
+
+
+def test_capabilities_vm_operator_does_not_fill_are_no_difference(host, library, kube, tmp_path):
+    """photon-5-sample declares a capability in its descriptor: vmimage predicts it (as the CRD
+    documents), VM Operator's recorded object has none; that alone is not a difference."""
+    (tmp_path / "p").mkdir()
+    ova = write_ova(tmp_path / "p" / "photon-5-sample.ova", SAMPLES[0])
+    item = host.up(
+        ITEM, ContentLibraryItemProvider(), {"library_id": library.id, "name": "photon-caps", "source": str(ova)}
+    )
+    obj = recorded_object(
+        "photon-5-sample", item.id, library.id, item.outputs["content_version"], name=item.outputs["name"]
+    )
+    assert "capabilities" not in obj["status"]
+    publish_later(kube, obj, after=0.5)
+    since = len(host.stderr)
+    step = host.up(CVMI, ClusterVirtualMachineImageProvider(), observed_inputs(item, kube, strict=True))
+    assert step.op == "create" and "capabilities" not in step.outputs["status"]
+    assert "differs from the prediction" not in "".join(host.stderr[since:])
