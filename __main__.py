@@ -17,7 +17,7 @@ values = {key: config.get_object(key) for key in KEYS if config.get(key) is not 
 listing = None
 try:
     catalog_config = load_catalog_config(values)
-    supervisor = catalog_config.kubernetes is not None and catalog_config.kubernetes.mode == "supervisor"
+    supervisor = catalog_config.kubernetes is not None and catalog_config.kubernetes.supervisor
     if supervisor or catalog_config.sync or any(library.existing for library in catalog_config.libraries):
         vsphere = pulumi.Config("vsphere")
         settings = {

@@ -22,7 +22,6 @@ from vmimage.catalog import (
     supervisor_associations,
 )
 from vmimage.config import CatalogConfig, ConfigError
-from vmimage.errors import url_has_credentials
 from vmimage.models import Image
 from vmimage.table import format_table, image_row
 from vmimage.vsphere.listing import LibraryListing
@@ -84,7 +83,7 @@ class ImageCatalog(pulumi.ComponentResource):
             raise ConfigError("the catalog is ambiguous:\n  " + "\n  ".join(conflicts))
 
         kubernetes = config.kubernetes
-        supervisor = kubernetes is not None and kubernetes.mode == "supervisor"
+        supervisor = kubernetes is not None and kubernetes.supervisor
         # supervisor mode writes no image object: VM Operator publishes the associated libraries'
         # images; the image resources predict each object (VMI ID, status) for the preview, then
         # wait for VM Operator's and hold it to the prediction
@@ -120,7 +119,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 description=image.description or None,
                 sha256=image.sha256,
                 source_secret="images" in secret_keys,
-                declaration=f"{pulumi.get_project()}/{pulumi.get_stack()}/{item_name}",
+                declaration=_declaration(item_name),
                 opts=_aliased(child, aliases),
             )
         self.image_resources = [self._image(image, target, image_opts) for image in planned]
@@ -160,7 +159,8 @@ class ImageCatalog(pulumi.ComponentResource):
                     name=library.name,
                     datastore=library.datastore,
                     description=library.description,
-                    subscription_url=_secret_if(library.subscription_url, secret),
+                    subscription_url=library.subscription_url,
+                    subscription_secret=secret,
                     force_destroy=library.force_destroy,
                     opts=_aliased(child, aliases),
                 ).id
@@ -229,7 +229,7 @@ class ImageCatalog(pulumi.ComponentResource):
             display_name=image.display_name,
             capabilities=list(image.capabilities),
             **target,
-            declaration=f"{pulumi.get_project()}/{pulumi.get_stack()}/{image_name}",
+            declaration=_declaration(image_name),
             opts=_aliased(opts, aliases),
         )
         if image.namespace is None:
@@ -252,8 +252,6 @@ def _aliased(opts: pulumi.ResourceOptions, aliases: list[str]) -> pulumi.Resourc
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=n) for n in aliases]))
 
 
-def _secret_if(value: str | None, secret: bool) -> pulumi.Input[str] | None:
-    """A config value as a Pulumi secret where its key was set as one (or it carries credentials)."""
-    if value is not None and (secret or url_has_credentials(value)):
-        return pulumi.Output.secret(value)
-    return value
+def _declaration(resource_name: str) -> str:
+    """What names a declaration across runs: its stack and resource name (vmimage/declaration.py)."""
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}/{resource_name}"

@@ -15,6 +15,13 @@ from providers import connection
 from vmimage.errors import ImageError
 
 PROVIDER_KEY = "__provider"
+DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
+
+
+def present(values: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The optional inputs among ``keys`` that ``values`` sets. An input a release added stays
+    out of the state where it is unset, so a stack deployed before it sees no change."""
+    return {key: values[key] for key in keys if values.get(key)}
 
 
 def is_unknown(value: Any) -> bool:

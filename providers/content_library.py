@@ -15,8 +15,8 @@ from pulumi.dynamic import (
 )
 
 from providers import connection
-from providers.common import VSphereProvider, changed, is_unknown, require_text
-from vmimage.errors import ImageError
+from providers.common import VSphereProvider, changed, is_unknown, present, require_text
+from vmimage.errors import ImageError, url_has_credentials
 from vmimage.vsphere.content_library import LibraryInfo
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
@@ -36,7 +36,7 @@ def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
         "library_id": library.id,
         "type": library.type,
         "datastore_id": library.datastore_ids[0] if library.datastore_ids else None,
-        **({FORCE: True} if inputs.get(FORCE) else {}),
+        **present(inputs, FORCE),
     }
 
 
@@ -52,8 +52,7 @@ class ContentLibraryProvider(VSphereProvider):
             failures.append(CheckFailure("subscription_url", "subscription_url must be an https:// URL"))
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["description"] = inputs["description"] or ""
-        if news.get(FORCE):
-            inputs[FORCE] = True
+        inputs.update(present(news, FORCE))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -138,10 +137,17 @@ class ContentLibrary(pulumi.dynamic.Resource, module="vmimage", name="ContentLib
         description: pulumi.Input[str] | None = None,
         subscription_url: pulumi.Input[str] | None = None,
         force_destroy: bool = False,
+        subscription_secret: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``force_destroy``: deleting the library may delete items this stack does not manage
-        (without it, a library that holds any is left in vCenter, with a warning)."""
+        (without it, a library that holds any is left in vCenter, with a warning).
+        ``subscription_secret``: the URL was set as a secret; one with credentials is kept as a
+        secret anyway, as an item's source is."""
+        if subscription_url is not None and (
+            subscription_secret or (isinstance(subscription_url, str) and url_has_credentials(subscription_url))
+        ):
+            subscription_url = pulumi.Output.secret(subscription_url)
         inputs = {
             "name": name,
             "datastore": datastore,

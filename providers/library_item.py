@@ -25,12 +25,14 @@ from pulumi.dynamic import (
 
 from providers import connection
 from providers.common import (
+    DECLARATION,
     SECRET_SOURCE,
     VSphereProvider,
     changed,
     conceal,
     concealing,
     is_unknown,
+    present,
     require_text,
     source_forms,
 )
@@ -56,7 +58,6 @@ from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "contract")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
-DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
 IN_PLACE = ("name", "description", "fingerprint", "contract")  # contract: vmimage.status.CONTRACT
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in: what tells a later
@@ -161,7 +162,7 @@ def _outputs(
         image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version)
     return {
         **{key: inputs.get(key) for key in INPUTS},
-        **({SECRET_INPUT: True} if inputs.get(SECRET_INPUT) else {}),
+        **present(inputs, SECRET_INPUT),
         "name": item.name,
         "description": unmarked(item.description)[0],
         "item_id": item.id,
@@ -191,10 +192,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         inputs["description"] = inputs["description"] or ""
         inputs["contract"] = CONTRACT
         secret = bool(news.get(SECRET_INPUT))
-        if secret:
-            inputs[SECRET_INPUT] = True
-        if news.get(DECLARATION):
-            inputs[DECLARATION] = news[DECLARATION]
+        inputs.update(present(news, SECRET_INPUT, DECLARATION))
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -363,8 +361,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             except NotFoundError:
                 return ReadResult("", {})  # deleted out of band: the next `up` creates it again
             inputs = {key: props.get(key) for key in INPUTS}
-            if props.get(SECRET_INPUT):
-                inputs[SECRET_INPUT] = True
+            inputs.update(present(props, SECRET_INPUT))
             inputs.update(library_id=item.library_id, name=item.name, description=unmarked(item.description)[0])
             outputs = _outputs(client, item, inputs, None, previous=props)
         return ReadResult(id_, outputs, inputs)

@@ -19,7 +19,7 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers import connection
-from providers.common import VSphereProvider, changed, is_unknown, require_text
+from providers.common import DECLARATION, VSphereProvider, changed, is_unknown, present, require_text
 from vmimage.config import kubeconfig_problem
 from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
@@ -57,7 +57,6 @@ IN_PLACE = (
     "contract",  # which VM Operator's objects it reproduces: a new one rewrites the object in place
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
-DECLARATION = "declaration"  # present only where the program names the declaration (components do)
 # supervisor mode: {"wait_seconds": N, "strict": bool}, present only there. The resource then
 # never writes the object: it waits for VM Operator's and compares it with its prediction.
 OBSERVE = "observe"
@@ -119,10 +118,7 @@ class _Image(VSphereProvider):
         if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
             failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
         inputs = {key: news.get(key) for key in INPUTS}
-        if news.get(DECLARATION):
-            inputs[DECLARATION] = news[DECLARATION]
-        if news.get(OBSERVE):
-            inputs[OBSERVE] = news[OBSERVE]
+        inputs.update(present(news, DECLARATION, OBSERVE))
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
             if not any(is_unknown(c) for c in inputs["capabilities"] or [])

@@ -158,9 +158,13 @@ class KubernetesConfig(ConfigModel):
     wait_seconds: int = Field(600, ge=1, le=86400)
     strict: bool = False
 
+    @property
+    def supervisor(self) -> bool:
+        return self.mode == "supervisor"
+
     @model_validator(mode="after")
     def _supervisor_has_its_crds(self) -> KubernetesConfig:
-        if self.mode == "supervisor" and self.install_crds:
+        if self.supervisor and self.install_crds:
             raise ValueError("a Supervisor has VM Operator and its CRDs: installCrds does not apply in supervisor mode")
         return self
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from vmimage.labels import CAPABILITY_LABEL_PREFIX
 
-# what the API server or the moment sets, not the package: never a difference
-_VOLATILE_METADATA = {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences"}
+# what the API server keeps for itself: left out of an observed object
+_SERVER_METADATA = {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"}
 
 
 def _without_moments(value: Any) -> Any:
@@ -24,9 +24,7 @@ def _without_moments(value: Any) -> Any:
 
 def observed(obj: dict[str, Any]) -> dict[str, Any]:
     """An object as read from the cluster, without what the API server keeps for itself."""
-    metadata = {
-        k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA - {"ownerReferences"}
-    }
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_METADATA}
     return {**obj, "metadata": metadata}
 
 
