@@ -1,0 +1,87 @@
+"""A real PostgreSQL server for the state tests, through scripts/postgres (Debian's package).
+
+One server a test session; each stack gets a table of its own (the backend URL's ``table``
+parameter), so tests share the server and not their state. The folder is made under the
+system's temporary directory because, run as root, the server runs as the ``postgres`` user,
+which cannot reach pytest's per-user folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.devcluster import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "postgres"
+
+
+@dataclass
+class Postgres:
+    process: subprocess.Popen
+    url: str  # the backend URL scripts/postgres printed: no password in it
+    directory: Path
+
+    @property
+    def password(self) -> str:
+        return (self.directory / "password").read_text().strip()
+
+    def backend(self) -> tuple[str, dict[str, str]]:
+        """A backend URL with a table of its own, and the environment that opens it."""
+        table = f"state_{uuid.uuid4().hex[:12]}"
+        return f"{self.url}&table={table}", {"PGPASSWORD": self.password}
+
+    def sql(self, url: str, query: str) -> list[list[str]]:
+        """Rows of ``query``, run by psql on ``url``'s database (the ``table`` parameter dropped)."""
+        connection = url.split("&table=", 1)[0]
+        done = subprocess.run(
+            ["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", connection, "-c", query],
+            env={"PGPASSWORD": self.password, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+    def rows(self, url: str) -> dict[str, bytes]:
+        """The state table's rows, key → the blob as the CLI wrote it (base64 in a JSON column, decoded)."""
+        table = url.rsplit("&table=", 1)[1]
+        found = {}
+        for key, data in self.sql(url, f"SELECT key, data FROM {table}"):
+            found[key] = base64.b64decode(json.loads(data)["data"])
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres() -> Postgres:
+    directory = Path(tempfile.mkdtemp(prefix="vmimage-postgres-"))
+    process = subprocess.Popen(
+        [str(SCRIPT), "--dir", str(directory), "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # the URL, once the server takes connections (the script gives up after 60 s on its own)
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith("postgres://"):
+        process.kill()
+        error = process.stderr.read() if process.stderr else ""
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RuntimeError(f"scripts/postgres did not start: {error}")
+    return Postgres(process, line.strip(), directory)
