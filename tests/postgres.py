@@ -59,18 +59,21 @@ class Postgres:
             found[key] = base64.b64decode(json.loads(data)["data"])
         return found
 
-    def stop(self) -> None:
+    def stop(self, keep: bool = False) -> None:
+        """Stop the server; its folder goes too unless ``keep``."""
         self.process.terminate()
         try:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres() -> Postgres:
-    directory = Path(tempfile.mkdtemp(prefix="vmimage-postgres-"))
+def start_postgres(directory: Path | None = None) -> Postgres:
+    """A server in ``directory`` (a new folder when None; an earlier server's folder starts it again)."""
+    directory = directory or Path(tempfile.mkdtemp(prefix="vmimage-postgres-"))
     process = subprocess.Popen(
         [str(SCRIPT), "--dir", str(directory), "--port", str(free_port())],
         stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.postgres import start_postgres
 from tests.pulumi_cli import ROOT
 
 
@@ -36,6 +37,39 @@ def test_the_dev_api_server_is_private_authenticated_and_its_etcd_needs_a_client
     assert "etcdserver" in httpx.get(f"https://{etcd}/version", verify=client, timeout=10).json()
 
 
+# --- scripts/postgres: the state database -----------------------------------------------------
+
+
+def psql(url: str, password: str, query: str = "SELECT 1") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["psql", "-X", "-A", "-t", url, "-c", query],
+        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_state_database_takes_tls_with_the_password_only_and_keeps_its_data_across_restarts():
+    server = start_postgres()
+    try:
+        assert server.password not in server.url and "sslmode=verify-full" in server.url
+        assert stat.S_IMODE((server.directory / "password").stat().st_mode) == 0o600
+        assert psql(server.url, server.password, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)").returncode == 0
+        plain = psql(server.url.replace("sslmode=verify-full", "sslmode=disable"), server.password)
+        assert plain.returncode != 0 and "no encryption" in plain.stderr  # TCP without TLS: refused
+        wrong = psql(server.url, "not-the-password")
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+        password = server.password
+        server.stop(keep=True)
+        server = start_postgres(server.directory)  # started again on its folder
+        assert server.password == password
+        assert psql(server.url, server.password, "SELECT n FROM kept").stdout.strip() == "7"
+    finally:
+        server.stop()
+    assert not server.directory.exists()
+
+
 # --- dev-up --stop ---------------------------------------------------------------------------
 
 
@@ -45,10 +79,10 @@ def process_start(pid: int) -> str:
 
 @pytest.fixture
 def sandbox(tmp_path) -> Path:
-    """A copy of dev-up with stand-in scripts/vcsim and scripts/devcluster that only wait."""
+    """A copy of dev-up with stand-in scripts/vcsim, devcluster and postgres that only wait."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "dev-up", tmp_path / "scripts" / "dev-up")
-    for name in ("vcsim", "devcluster"):
+    for name in ("vcsim", "devcluster", "postgres"):
         script = tmp_path / "scripts" / name
         script.write_text("#!/usr/bin/env bash\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n")
         script.chmod(0o755)
@@ -78,16 +112,17 @@ def test_dev_up_stop_leaves_a_process_it_did_not_start(sandbox):
         other.wait()
 
 
-def test_dev_up_stop_stops_what_it_started(sandbox):
-    script = sandbox / "scripts" / "vcsim"
-    ours = subprocess.Popen([str(script), "--listen", "127.0.0.1:1"], start_new_session=True)
+@pytest.mark.parametrize("name", ["vcsim", "postgres"])
+def test_dev_up_stop_stops_what_it_started(sandbox, name):
+    script = sandbox / "scripts" / name
+    ours = subprocess.Popen([str(script), "--port", "1"], start_new_session=True)
     try:
         deadline = time.monotonic() + 10
         while str(script) not in Path(f"/proc/{ours.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        (sandbox / ".build" / "vcsim.pid").write_text(f"{ours.pid} {process_start(ours.pid)}\n")
-        assert "stopped vcsim" in stop(sandbox)
+        (sandbox / ".build" / f"{name}.pid").write_text(f"{ours.pid} {process_start(ours.pid)}\n")
+        assert f"stopped {name}" in stop(sandbox)
         assert ours.wait(10) == 0
     finally:
         if ours.poll() is None:
