@@ -55,7 +55,8 @@ def test_the_state_database_takes_tls_with_the_password_only_and_keeps_its_data_
     try:
         assert server.password not in server.url and "sslmode=verify-full" in server.url
         assert stat.S_IMODE((server.directory / "password").stat().st_mode) == 0o600
-        assert psql(server.url, server.password, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)").returncode == 0
+        created = psql(server.url, server.password, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        assert created.returncode == 0, created.stderr
         plain = psql(server.url.replace("sslmode=verify-full", "sslmode=disable"), server.password)
         assert plain.returncode != 0 and "no encryption" in plain.stderr  # TCP without TLS: refused
         wrong = psql(server.url, "not-the-password")

@@ -124,7 +124,8 @@ def test_the_rows_hold_no_secret_and_the_state_moves_by_export_and_import(simula
     config = dev_config(simulator, samples)
     stack, url = postgres_stack(tmp_path / "a", postgres, config)
     index = next(i for i, image in enumerate(config["vmimage:images"]) if image["displayName"] == "tools-sample")
-    stack.run("config", "set", "--secret", "--path", f"vmimage:images[{index}].source", str(folder / "tools-sample.iso"))
+    secret_source = str(folder / "tools-sample.iso")
+    stack.run("config", "set", "--secret", "--path", f"vmimage:images[{index}].source", secret_source)
     stack.up()
     rows = postgres.rows(url)
     assert any(key.endswith("/dev.json") for key in rows)  # the checkpoint is there, decoded
