@@ -104,7 +104,7 @@ def image_changes(preview: dict[str, Any]) -> list[ImageChange]:
         name = str(props.get("display_name") or old.get("display_name") or "?")
         op = step["op"]
         if op == "create":
-            change = ImageChange("added", name, _scope(new, type_), _vmi(new))
+            change = ImageChange("added", name, _scope(new, type_), _vmi(new), _dict(new.get("status")))
             capabilities = _strings(new.get("capabilities"))
             if capabilities:
                 change.what.append(f"capabilities: {', '.join(capabilities)}")
@@ -212,8 +212,9 @@ def _cell(text: str) -> str:
 
 def parse_preview(text: str, source: str) -> dict[str, Any]:
     """`pulumi preview --json` as one document (steps), or as the engine's event stream
-    (`PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true`: steps from its resourcePreEvents, and the
-    policy violations from its policyEvents), as one document with ``policies``."""
+    (`PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true`, or `pulumi up --skip-preview --json`: steps
+    from its resourcePreEvents, each applied step's new state from its resOutputsEvent, and
+    the policy violations from its policyEvents), as one document with ``policies``."""
 
     stripped = text.lstrip()
     try:
@@ -229,14 +230,20 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
         raise ImageError(source, "nested too deep to be the output of `pulumi preview --json`") from None
     events = masked(events, source)
     document: dict[str, Any] = {"steps": [], "changeSummary": {}, "policies": []}
+    steps: dict[Any, dict[str, Any]] = {}  # by URN: an update's resOutputsEvent completes its step
     for event in events:
         if not isinstance(event, dict):
             continue
         if "resourcePreEvent" in event:
             meta = _dict(_dict(event["resourcePreEvent"]).get("metadata"))
-            document["steps"].append(
-                {"op": meta.get("op"), "urn": meta.get("urn"), "oldState": meta.get("old"), "newState": meta.get("new")}
-            )
+            step = {"op": meta.get("op"), "urn": meta.get("urn"), "oldState": meta.get("old"), "newState": meta.get("new")}
+            document["steps"].append(step)
+            steps[str(meta.get("urn"))] = step
+        elif "resOutputsEvent" in event:
+            meta = _dict(_dict(event["resOutputsEvent"]).get("metadata"))
+            step = steps.get(str(meta.get("urn")))
+            if step is not None and step["op"] != "delete" and _dict(meta.get("new")):
+                step["newState"] = meta["new"]  # what was applied, outputs and all
         elif "policyEvent" in event:
             document["policies"].append(_dict(event["policyEvent"]))
         elif "summaryEvent" in event:
