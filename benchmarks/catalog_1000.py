@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""Benchmark: a 1,000-image catalog through the real engine — the first `up`, then a no-change preview.
+"""Benchmark: a 1,000-image catalog through the real engine, as a multiple of the engine's own floor.
 
-    venv/bin/python benchmarks/catalog_1000.py [--items 1000]
+    venv/bin/python benchmarks/catalog_1000.py [--items 1000] [--backend file|postgres]
+        [--skip-checkpoints] [--profile DIR]
 
 A library of N small OVAs (filled directly, as a vendor would) is synced to cluster scope,
 with a real API server (scripts/devcluster) as the cluster, by the real Pulumi CLI
-(scripts/toolchain). Every vCenter request of the run goes through a counting HTTPS proxy
-in front of the simulator, so the figures say who asked what: the program lists the
-synced library when it runs; check and diff should ask nothing. Also prints the peak RSS
-of the dynamic provider host (`python -m pulumi.dynamic`), sampled from /proc. Prints
-figures; asserts nothing.
+(scripts/toolchain), on a file:// or postgres:// (scripts/postgres) backend. Three phases:
+the first `up`, a no-change `preview --expect-no-changes`, and a one-image change (the vendor
+adds an item; `up`).
+
+The baseline runs the same phases in the same run, on the same engine and backend: the stack
+of benchmarks/baseline (the same number and kinds of resources, inputs of the same shape)
+whose dynamic provider does no work. The figures that count are vmimage's times as a multiple
+of the baseline's; absolute times move from machine to machine.
+
+Every vCenter request goes through a counting HTTPS proxy in front of the simulator, so the
+figures say who asked what. Also printed: each stack's state size per image, and the peak RSS
+of the dynamic provider host. --profile DIR profiles vmimage's no-change preview once more:
+py-spy samples the program and the provider host (DIR/python.txt, collapsed stacks, and a
+summary), and the CLI writes its own CPU profile (DIR/cli.<pid>.cpu, `go tool pprof`).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +30,14 @@ import collections
 import http.server
 import os
 import re
+import shutil
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from tests.devcluster import install_crds, start_cluster  # noqa: E402
+from tests.postgres import Postgres, start_postgres  # noqa: E402
 from tests.pulumi_cli import Stack  # noqa: E402
 from tests.vcsim import start_simulator  # noqa: E402
 from vmimage.crds import crds  # noqa: E402
@@ -42,6 +57,8 @@ from vmimage.vsphere.publish import upload_source  # noqa: E402
 from vmimage.vsphere.rest import VapiSession  # noqa: E402
 from vmimage.vsphere.settings import ConnectionSettings  # noqa: E402
 
+BASELINE = ROOT / "benchmarks" / "baseline"
+PHASES = ("first up", "no-change preview", "one-image change")
 PASSWORD = "bench"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -121,22 +138,134 @@ def summary(counts: collections.Counter[str]) -> str:
     return f"{sum(counts.values())} requests" + (f" {dict(counts.most_common())}" if counts else "")
 
 
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def state_bytes(stack: Stack) -> int:
+    return len(stack.run("stack", "export").stdout.encode())
+
+
+def add_item(settings: ConnectionSettings, library: str, name: str, ova: Path) -> None:
+    with VapiSession(settings) as session:
+        client = ContentLibraryClient(session)
+        item_id = client.create_item(library, name, "", "OVF")
+        upload_source(client, item_id, str(ova))
+
+
+def profile_preview(stack: Stack, directory: Path) -> None:
+    """vmimage's no-change preview again, under py-spy (program and provider host) and the CLI's profiler."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy", path=str(ROOT / "venv" / "bin")) or shutil.which("py-spy")
+    if spy is None:
+        print("  --profile: py-spy is not installed (venv/bin/pip install py-spy); the CLI's profile only")
+    cli = ["preview", "--expect-no-changes", "--profiling", str(directory / "cli")]
+    if spy is None:
+        stack.run(*cli)
+        return
+    raw = directory / "python.txt"
+    env = {**stack.env}
+    pulumi = shutil.which("pulumi", path=env["PATH"])
+    done = subprocess.run(
+        [
+            spy,
+            "record",
+            "--subprocesses",
+            "--idle",
+            "--rate",
+            "50",
+            "--format",
+            "raw",
+            "-o",
+            str(raw),
+            "--",
+            str(pulumi),
+            *cli,
+            "--non-interactive",
+            "--stack",
+            stack.name,
+        ],
+        cwd=stack.project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        print(f"  --profile: py-spy exited {done.returncode}: {done.stderr[-500:]}")
+        return
+    print_profile(raw)
+
+
+def print_profile(raw: Path, top: int = 15) -> None:
+    """Own time and total time by function, from py-spy's collapsed stacks (``frame;frame;… count``)."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [
+            frame.split(" (", 1)[0] + " (" + frame.split(" (", 1)[1].split(":")[0].rsplit("/", 1)[-1]
+            if " (" in frame
+            else frame
+            for frame in stack_text.split(";")
+        ]
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    print(f"  python profile: {samples} samples (every process, idle included) in {raw}")
+    print("    own time:")
+    for frame, count in own.most_common(top):
+        print(f"      {100 * count / samples:5.1f}%  {frame}")
+    print("    total time (a function and what it calls):")
+    for frame, count in total.most_common(top):
+        print(f"      {100 * count / samples:5.1f}%  {frame}")
+
+
+def run_phases(
+    stack: Stack, add_one: Callable[[], None], proxy: CountingProxy | None, rss: bool = False
+) -> dict[str, float | int | str]:
+    """The three phases on ``stack``: times (s), state bytes, and what vCenter was asked."""
+    figures: dict[str, float | int | str] = {}
+    peak = PeakRss() if rss else None
+    figures["first up"] = timed(lambda: stack.up("--parallel", "16"))
+    if peak is not None:
+        figures["rss"] = peak.stop()
+    figures["first up requests"] = summary(proxy.take()) if proxy else ""
+    figures["state"] = state_bytes(stack)
+    figures["no-change preview"] = timed(lambda: stack.preview("--expect-no-changes"))
+    figures["no-change preview requests"] = summary(proxy.take()) if proxy else ""
+    add_one()
+    figures["one-image change"] = timed(lambda: stack.up("--parallel", "16"))
+    figures["one-image change requests"] = summary(proxy.take()) if proxy else ""
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--backend", choices=("file", "postgres"), default="file")
     parser.add_argument(
         "--skip-checkpoints",
         action="store_true",
         help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes the state once at the end, not after every step",
     )
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="profile vmimage's no-change preview into DIR")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        for name in ("sim", "kube", "stack"):
+        for name in ("sim", "kube"):
             (work / name).mkdir()
         simulator = start_simulator(work / "sim")
         cluster = start_cluster(work / "kube")
+        postgres: Postgres | None = start_postgres() if args.backend == "postgres" else None
         try:
             install_crds(cluster, crds())
             settings = ConnectionSettings(
@@ -152,9 +281,23 @@ def main() -> None:
                     upload_source(client, item_id, str(ova))
             print(f"filled a library with {args.items} items in {time.perf_counter() - start:.1f} s")
 
+            def backend_env() -> dict[str, str]:
+                env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if args.skip_checkpoints else {}
+                if postgres is not None:
+                    url, pg_env = postgres.backend()
+                    env.update(PULUMI_BACKEND_URL=url, **pg_env)
+                return env
+
+            checkpoints = "checkpoints skipped" if args.skip_checkpoints else "checkpoints on"
+            print(f"backend {args.backend}, {checkpoints}, {args.items} images, up --parallel 16")
+
+            # The engine's floor: the same resources through a provider that does no work.
+            baseline = Stack(work / "baseline", name="bench", env=backend_env(), program=BASELINE)
+            baseline.configure({"baseline:items": args.items, "baseline:kubeconfig": str(cluster.kubeconfig)})
+            floor = run_phases(baseline, lambda: baseline.configure({"baseline:items": args.items + 1}), proxy=None)
+
             proxy = CountingProxy(simulator.base_url, simulator.ca_file, simulator.ca_file.with_name("key.pem"))
-            env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if args.skip_checkpoints else {}
-            stack = Stack(work / "stack", name="bench", env=env)
+            stack = Stack(work / "stack", name="bench", env=backend_env())
             stack.configure(
                 {
                     "vsphere:vsphereServer": proxy.server_address,
@@ -167,24 +310,35 @@ def main() -> None:
                 },
                 secrets={"vsphere:password": PASSWORD},
             )
-            rss = PeakRss()
-            start = time.perf_counter()
-            stack.up("--parallel", "16")
-            first = time.perf_counter() - start
-            peak = rss.stop()
+            ours = run_phases(
+                stack,
+                lambda: add_item(settings, library, f"vendor-image-{args.items:04d}", ova),
+                proxy=proxy,
+                rss=True,
+            )
             objects = cluster.kubectl("get", "cvmi", "-o", "name").stdout.count("\n")
-            print(f"first up: {args.items} images created in {first:.1f} s; {objects} objects in the cluster")
-            print(f"  vCenter: {summary(proxy.take())}")
-            print(f"  provider host peak RSS (VmHWM): {peak:.1f} MiB")
 
-            start = time.perf_counter()
-            stack.preview("--expect-no-changes")
-            second = time.perf_counter() - start
-            print(f"no-change preview (--expect-no-changes passed) in {second:.1f} s")
-            print(f"  vCenter: {summary(proxy.take())}")
+            print()
+            print("| phase | baseline (s) | vmimage (s) | vmimage / baseline |")
+            print("|---|---|---|---|")
+            for phase in PHASES:
+                print(f"| {phase} | {floor[phase]:.1f} | {ours[phase]:.1f} | {ours[phase] / floor[phase]:.2f}× |")
+            print(
+                f"| state per image | {floor['state'] / args.items / 1024:.2f} KiB | "
+                f"{ours['state'] / args.items / 1024:.2f} KiB | {ours['state'] / floor['state']:.2f}× |"
+            )
+            print()
+            print(f"{objects} image objects in the cluster (expected {args.items + 1})")
+            print(f"provider host peak RSS (VmHWM) in vmimage's first up: {ours['rss']:.1f} MiB")
+            for phase in PHASES:
+                print(f"vCenter, {phase}: {ours[phase + ' requests']}")
+            if args.profile:
+                profile_preview(stack, args.profile.resolve())
         finally:
             cluster.stop()
             simulator.stop()
+            if postgres is not None:
+                postgres.stop()
 
 
 if __name__ == "__main__":
