@@ -17,9 +17,9 @@ of the baseline's; absolute times move from machine to machine.
 
 Every vCenter request goes through a counting HTTPS proxy in front of the simulator, so the
 figures say who asked what. Also printed: each stack's state size per image, and the peak RSS
-of the dynamic provider host. --profile DIR profiles vmimage's no-change preview once more:
-py-spy samples the program and the provider host (DIR/python.txt, collapsed stacks, and a
-summary), and the CLI writes its own CPU profile (DIR/cli.<pid>.cpu, `go tool pprof`).
+of the dynamic provider host. With --profile DIR, vmimage's first up and no-change preview run
+profiled: py-spy samples the program and the provider host (DIR/<phase>-<process>.txt, collapsed stacks; a summary is
+printed as they end), and the CLI writes its own CPU profile (DIR/<phase>-cli.<pid>.cpu).
 Prints figures; asserts nothing.
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import http.server
+import json
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ import httpx  # noqa: E402
 from tests.devcluster import install_crds, start_cluster  # noqa: E402
 from tests.postgres import Postgres, start_postgres  # noqa: E402
 from tests.pulumi_cli import Stack  # noqa: E402
+from tests.test_interrupted import descendants  # noqa: E402
 from tests.vcsim import start_simulator  # noqa: E402
 from vmimage.crds import crds  # noqa: E402
 from vmimage.samples import SampleImage, write_ova  # noqa: E402
@@ -145,7 +147,9 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def state_bytes(stack: Stack) -> int:
-    return len(stack.run("stack", "export").stdout.encode())
+    """The checkpoint's size as compact JSON (what the backends store, give or take indentation)."""
+    exported = json.loads(stack.run("stack", "export").stdout)
+    return len(json.dumps(exported, separators=(",", ":")).encode())
 
 
 def add_item(settings: ConnectionSettings, library: str, name: str, ova: Path) -> None:
@@ -155,91 +159,144 @@ def add_item(settings: ConnectionSettings, library: str, name: str, ova: Path) -
         upload_source(client, item_id, str(ova))
 
 
-def profile_preview(stack: Stack, directory: Path) -> None:
-    """vmimage's no-change preview again, under py-spy (program and provider host) and the CLI's profiler."""
+def profiled(stack: Stack, directory: Path, label: str, *args: str) -> None:
+    """Run ``pulumi ARGS`` on the stack, profiled: the CLI writes its CPU profile (Go's pprof), and
+    py-spy attaches to the program and to the provider host as each starts (by pid: they are
+    children of the CLI's language host, which py-spy cannot follow from the CLI). Prints where
+    the time went."""
     directory.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy", path=str(ROOT / "venv" / "bin")) or shutil.which("py-spy")
     if spy is None:
         print("  --profile: py-spy is not installed (venv/bin/pip install py-spy); the CLI's profile only")
-    cli = ["preview", "--expect-no-changes", "--profiling", str(directory / "cli")]
-    if spy is None:
-        stack.run(*cli)
-        return
-    raw = directory / "python.txt"
-    env = {**stack.env}
-    pulumi = shutil.which("pulumi", path=env["PATH"])
-    done = subprocess.run(
-        [
-            spy,
-            "record",
-            "--subprocesses",
-            "--idle",
-            "--rate",
-            "50",
-            "--format",
-            "raw",
-            "-o",
-            str(raw),
-            "--",
-            str(pulumi),
-            *cli,
-            "--non-interactive",
-            "--stack",
-            stack.name,
-        ],
+    pulumi = shutil.which("pulumi", path=stack.env["PATH"])
+    cli = directory / f"{label}-cli"
+    run = subprocess.Popen(
+        [str(pulumi), *args, "--profiling", str(cli), "--non-interactive", "--stack", stack.name],
         cwd=stack.project_dir,
-        env=env,
-        capture_output=True,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=3600,
     )
-    if done.returncode != 0:
-        print(f"  --profile: py-spy exited {done.returncode}: {done.stderr[-500:]}")
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(run.stdout or []), daemon=True)
+    reader.start()
+    roles = {"pulumi-language-python-exec": "program", "pulumi.dynamic": "provider-host"}
+    spies: list[tuple[str, subprocess.Popen]] = []
+    seen: set[int] = set()
+    while run.poll() is None:
+        for pid in descendants(run.pid):
+            if pid in seen or spy is None:
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            role = next((name for marker, name in roles.items() if marker in cmdline), None)
+            if role is None:
+                continue
+            seen.add(pid)
+            spies.append(
+                (
+                    role,
+                    subprocess.Popen(
+                        [
+                            spy,
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--rate",
+                            "100",
+                            "--format",
+                            "raw",
+                            "-o",
+                            str(directory / f"{label}-{role}.txt"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    ),
+                )
+            )
+        time.sleep(0.02)
+    reader.join(10)
+    for _, process in spies:
+        process.wait(120)
+    if run.returncode != 0:
+        raise RuntimeError(f"pulumi {' '.join(args)} exited {run.returncode}:\n{''.join(output)[-3000:]}")
+    print(f"  profile of vmimage's {label} ({directory}):")
+    for role, _ in spies:
+        print_profile(role, directory / f"{label}-{role}.txt")
+    profiles = sorted(directory.glob(f"{label}-cli.*.cpu"))
+    if profiles and shutil.which("go"):
+        top = subprocess.run(
+            ["go", "tool", "pprof", "-top", "-nodecount=15", str(pulumi), str(profiles[-1])],
+            capture_output=True,
+            text=True,
+        )
+        print("    the CLI (go tool pprof -top):")
+        print("      " + "\n      ".join(line for line in top.stdout.splitlines()[3:22]))
+
+
+def print_profile(role: str, raw: Path, top: int = 10) -> None:
+    """Where one process's main thread spent its CPU time, from py-spy's collapsed stacks
+    (``frame;frame;… count``): by the deepest frame of vmimage's own code, else by the SDK's
+    function. Worker threads mostly wait on gRPC, so only the main thread (the event loop, or
+    the provider host's) is summarised; the raw file has every thread."""
+    if not raw.exists():
+        print(f"    {role}: no profile")
         return
-    print_profile(raw)
-
-
-def print_profile(raw: Path, top: int = 15) -> None:
-    """Own time and total time by function, from py-spy's collapsed stacks (``frame;frame;… count``)."""
-    own: collections.Counter[str] = collections.Counter()
-    total: collections.Counter[str] = collections.Counter()
-    samples = 0
+    where: collections.Counter[str] = collections.Counter()
+    samples = threads = 0
     for line in raw.read_text().splitlines():
         stack_text, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = [
-            frame.split(" (", 1)[0] + " (" + frame.split(" (", 1)[1].split(":")[0].rsplit("/", 1)[-1]
-            if " (" in frame
-            else frame
-            for frame in stack_text.split(";")
-        ]
-        samples += count
-        own[frames[-1]] += count
-        for frame in set(frames):
-            total[frame] += count
-    print(f"  python profile: {samples} samples (every process, idle included) in {raw}")
-    print("    own time:")
-    for frame, count in own.most_common(top):
-        print(f"      {100 * count / samples:5.1f}%  {frame}")
-    print("    total time (a function and what it calls):")
-    for frame, count in total.most_common(top):
-        print(f"      {100 * count / samples:5.1f}%  {frame}")
+        frames = stack_text.split(";")
+        threads += int(count_text)
+        if "Thread._bootstrap" in frames[0]:  # a worker thread
+            continue
+        samples += int(count_text)
+        ours = [f for f in frames if str(ROOT) in f and "site-packages" not in f and "/.build/" not in f]
+        if ours:
+            where[ours[-1].split(" (")[0] + " (" + ours[-1].split("/")[-1]] += int(count_text)
+        else:
+            names = [f.split(" (")[0] for f in frames]
+            where["pulumi SDK: " + next((n for n in reversed(names) if not n.startswith("_")), names[-1])] += int(
+                count_text
+            )
+    print(f"    {role}: main thread {samples / 100:.1f} s of CPU ({threads / 100:.1f} s in all threads)")
+    for frame, count in where.most_common(top):
+        print(f"      {100 * count / max(samples, 1):5.1f}%  {frame}")
 
 
 def run_phases(
-    stack: Stack, add_one: Callable[[], None], proxy: CountingProxy | None, rss: bool = False
+    stack: Stack,
+    add_one: Callable[[], None],
+    proxy: CountingProxy | None,
+    rss: bool = False,
+    profile: Path | None = None,
 ) -> dict[str, float | int | str]:
-    """The three phases on ``stack``: times (s), state bytes, and what vCenter was asked."""
+    """The three phases on ``stack``: times (s), state bytes, and what vCenter was asked.
+    ``profile``: the first up and the no-change preview run profiled (DIR)."""
+
+    def up() -> object:
+        if profile is None:
+            return stack.up("--parallel", "16")
+        return profiled(stack, profile, "first-up", "up", "--yes", "--skip-preview", "--parallel", "16")
+
+    def preview() -> object:
+        if profile is None:
+            return stack.preview("--expect-no-changes")
+        return profiled(stack, profile, "no-change-preview", "preview", "--expect-no-changes")
+
     figures: dict[str, float | int | str] = {}
     peak = PeakRss() if rss else None
-    figures["first up"] = timed(lambda: stack.up("--parallel", "16"))
+    figures["first up"] = timed(up)
     if peak is not None:
         figures["rss"] = peak.stop()
     figures["first up requests"] = summary(proxy.take()) if proxy else ""
     figures["state"] = state_bytes(stack)
-    figures["no-change preview"] = timed(lambda: stack.preview("--expect-no-changes"))
+    figures["no-change preview"] = timed(preview)
     figures["no-change preview requests"] = summary(proxy.take()) if proxy else ""
     add_one()
     figures["one-image change"] = timed(lambda: stack.up("--parallel", "16"))
@@ -256,7 +313,12 @@ def main() -> None:
         action="store_true",
         help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes the state once at the end, not after every step",
     )
-    parser.add_argument("--profile", type=Path, metavar="DIR", help="profile vmimage's no-change preview into DIR")
+    parser.add_argument(
+        "--without-baseline", action="store_true", help="vmimage's stack only (comparing backends, say)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="profile vmimage's first up and no-change preview into DIR"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
@@ -292,9 +354,16 @@ def main() -> None:
             print(f"backend {args.backend}, {checkpoints}, {args.items} images, up --parallel 16")
 
             # The engine's floor: the same resources through a provider that does no work.
-            baseline = Stack(work / "baseline", name="bench", env=backend_env(), program=BASELINE)
-            baseline.configure({"baseline:items": args.items, "baseline:kubeconfig": str(cluster.kubeconfig)})
-            floor = run_phases(baseline, lambda: baseline.configure({"baseline:items": args.items + 1}), proxy=None)
+            floor: dict[str, float | int | str] | None = None
+            if not args.without_baseline:
+                baseline = Stack(work / "baseline", name="bench", env=backend_env(), program=BASELINE)
+                baseline_config = {"baseline:items": args.items, "baseline:kubeconfig": str(cluster.kubeconfig)}
+                baseline.configure(baseline_config)
+                floor = run_phases(
+                    baseline,
+                    lambda: baseline.configure({**baseline_config, "baseline:items": args.items + 1}),
+                    proxy=None,
+                )
 
             proxy = CountingProxy(simulator.base_url, simulator.ca_file, simulator.ca_file.with_name("key.pem"))
             stack = Stack(work / "stack", name="bench", env=backend_env())
@@ -315,25 +384,33 @@ def main() -> None:
                 lambda: add_item(settings, library, f"vendor-image-{args.items:04d}", ova),
                 proxy=proxy,
                 rss=True,
+                profile=args.profile.resolve() if args.profile else None,
             )
             objects = cluster.kubectl("get", "cvmi", "-o", "name").stdout.count("\n")
 
             print()
-            print("| phase | baseline (s) | vmimage (s) | vmimage / baseline |")
-            print("|---|---|---|---|")
-            for phase in PHASES:
-                print(f"| {phase} | {floor[phase]:.1f} | {ours[phase]:.1f} | {ours[phase] / floor[phase]:.2f}× |")
-            print(
-                f"| state per image | {floor['state'] / args.items / 1024:.2f} KiB | "
-                f"{ours['state'] / args.items / 1024:.2f} KiB | {ours['state'] / floor['state']:.2f}× |"
-            )
+            if floor is None:
+                print("| phase | vmimage (s) |")
+                print("|---|---|")
+                for phase in PHASES:
+                    print(f"| {phase} | {ours[phase]:.1f} |")
+                print(f"| state per image | {ours['state'] / args.items / 1024:.2f} KiB |")
+            else:
+                print("| phase | baseline (s) | vmimage (s) | vmimage / baseline |")
+                print("|---|---|---|---|")
+                for phase in PHASES:
+                    print(f"| {phase} | {floor[phase]:.1f} | {ours[phase]:.1f} | {ours[phase] / floor[phase]:.2f}× |")
+                print(
+                    f"| state per image | {floor['state'] / args.items / 1024:.2f} KiB | "
+                    f"{ours['state'] / args.items / 1024:.2f} KiB | {ours['state'] / floor['state']:.2f}× |"
+                )
             print()
             print(f"{objects} image objects in the cluster (expected {args.items + 1})")
             print(f"provider host peak RSS (VmHWM) in vmimage's first up: {ours['rss']:.1f} MiB")
             for phase in PHASES:
                 print(f"vCenter, {phase}: {ours[phase + ' requests']}")
             if args.profile:
-                profile_preview(stack, args.profile.resolve())
+                print("(vmimage's first up and no-change preview ran with py-spy attached: a little slower)")
         finally:
             cluster.stop()
             simulator.stop()

@@ -39,7 +39,8 @@ TABLE_COLUMNS = (
 
 
 def catalog_table(manifests: list[dict[str, Any]]) -> str:
-    """`kubectl get vmi,cvmi -A` for the catalog: one row per object, cluster images first."""
+    """`kubectl get vmi,cvmi -A` for the catalog: one row per object (kind, metadata and status
+    are enough), cluster images first."""
     rows = []
     for manifest in sorted(
         manifests, key=lambda m: (m["metadata"].get("namespace") or "", m["status"].get("name", ""))
@@ -53,7 +54,6 @@ class ImageCatalog(pulumi.ComponentResource):
     """Publishes the configured images and synced libraries; type ``vmimage:index:ImageCatalog``."""
 
     images: pulumi.Output[dict[str, list[dict[str, Any]]]]
-    manifests: pulumi.Output[list[dict[str, Any]]]
     table: pulumi.Output[str]
 
     def __init__(
@@ -124,22 +124,19 @@ class ImageCatalog(pulumi.ComponentResource):
             )
         self.image_resources = [self._image(image, target, image_opts) for image in planned]
 
-        placements = pulumi.Output.all(
-            *[
-                pulumi.Output.all(resource.vmi_id, resource.manifest).apply(
-                    lambda values, image=image: (
-                        image.display_name,
-                        {"vmi_id": values[0], "kind": image.kind, "namespace": image.namespace},
-                        values[1],
-                    )
-                )
-                for resource, image in zip(self.image_resources, planned, strict=True)
-            ]
+        # Two gathers over all the images, and applies that return a flat dict and a string: an
+        # apply whose result holds the images' statuses would have the SDK lift every value in them
+        # into an Output of its own (hundreds per image), which is what a large catalog's program
+        # spent its time on. The state keeps each status once, on its image's resource.
+        vmi_ids = pulumi.Output.all(*[resource.vmi_id for resource in self.image_resources])
+        statuses = pulumi.Output.all(*[resource.status for resource in self.image_resources])
+        self.images = vmi_ids.apply(lambda ids: _by_display_name(planned, ids))
+        self.table = pulumi.Output.all(vmi_ids, statuses).apply(
+            lambda values: catalog_table(
+                [_listed(image, vmi, status) for image, vmi, status in zip(planned, *values, strict=True)]
+            )
         )
-        self.images = placements.apply(_by_display_name)
-        self.manifests = placements.apply(lambda values: [manifest for _, _, manifest in values])
-        self.table = self.manifests.apply(catalog_table)
-        self.register_outputs({"images": self.images, "manifests": self.manifests, "table": self.table})
+        self.register_outputs({"images": self.images, "table": self.table})
 
     def _libraries(
         self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions, secret: bool
@@ -237,11 +234,18 @@ class ImageCatalog(pulumi.ComponentResource):
         return VirtualMachineImage(image_name, namespace=image.namespace, **common)
 
 
-def _by_display_name(values: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+def _listed(image: PlannedImage, vmi: str, status: dict[str, Any] | None) -> dict[str, Any]:
+    """An image object as far as the table shows it."""
+    metadata = {"name": vmi, **({"namespace": image.namespace} if image.namespace else {})}
+    return {"kind": image.kind, "metadata": metadata, "status": status or {}}
+
+
+def _by_display_name(planned: list[PlannedImage], vmi_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Display name → where it is published (a name may be published in several scopes)."""
     images: dict[str, list[dict[str, Any]]] = {}
-    for display_name, placement, _ in values:
-        images.setdefault(display_name, []).append(placement)
+    for image, vmi in zip(planned, vmi_ids, strict=True):
+        placement = {"vmi_id": vmi, "kind": image.kind, "namespace": image.namespace}
+        images.setdefault(image.display_name, []).append(placement)
     return images
 
 

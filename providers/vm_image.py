@@ -172,7 +172,6 @@ class _Image(VSphereProvider):
             "kind": obj["kind"],
             "status": obj["status"],
             "labels": obj["metadata"].get("labels") or {},
-            "manifest": obj,
             "published": target is not None and not observing,
             "owner": None if observing else owner,
         }
@@ -281,22 +280,24 @@ def create_owner(props: dict[str, Any]) -> str:
 
 
 def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
-    """The resource's properties: the declared inputs (INPUTS), and its outputs still to come."""
+    """The resource's properties: the declared inputs (INPUTS), and the outputs the program reads.
+
+    The state keeps every output the provider returns (kind, labels, owner, published too); the
+    program gets an Output object only for the properties named here, and each costs it work
+    per image, so only what it reads is named."""
     return {
         **({DECLARATION: declaration} if declaration else {}),
         **({OBSERVE: observe} if observe else {}),
         **{key: values.get(key) for key in INPUTS},
-        **{key: None for key in ("vmi_id", "kind", "status", "labels", "manifest", "published", "owner")},
+        **{key: None for key in ("vmi_id", "status")},
     }
 
 
 class _ImageResource(pulumi.dynamic.Resource):
-    """The outputs both image kinds have."""
+    """The outputs the program reads, on both image kinds."""
 
     vmi_id: pulumi.Output[str]
     status: pulumi.Output[dict]
-    labels: pulumi.Output[dict]
-    manifest: pulumi.Output[dict]
 
 
 class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachineImage"):

@@ -31,15 +31,8 @@ class Mocks(pulumi.runtime.Mocks):
             kind = args.typ.rsplit(":", 1)[1]
             outputs.update(
                 vmi_id=f"vmi-of-{args.inputs['item_id']}",
-                manifest={
-                    "apiVersion": "vmoperator.vmware.com/v1alpha5",
-                    "kind": kind,
-                    "metadata": {
-                        "name": f"vmi-of-{args.inputs['item_id']}",
-                        **({"namespace": args.inputs["namespace"]} if args.inputs.get("namespace") else {}),
-                    },
-                    "status": {"name": args.inputs["display_name"], "type": "OVF"},
-                },
+                kind=kind,
+                status={"name": args.inputs["display_name"], "type": "OVF"},
             )
         if args.typ == PREFIX + "ContentLibraryItem":
             return outputs["item_id"], outputs  # an item's resource ID is its UUID, as the provider makes it

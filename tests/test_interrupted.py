@@ -10,6 +10,7 @@ resource not yet recorded). Each runs on a fresh stack, the real CLI, simulator 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,9 +51,27 @@ def stack_config(simulator, samples: Path, cluster: Cluster, server: str | None 
     return config
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the CLI starts each plugin in a process group of its own)."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300) -> str:
-    """Run `pulumi up` and SIGKILL its whole process group as soon as ``when`` is true of the
-    output so far (checked on every line and every 20 ms). Returns the output."""
+    """Run `pulumi up` and SIGKILL it and every process under it (the language host, the program,
+    the provider hosts) as soon as ``when`` is true of the output so far (checked on every line
+    and every 20 ms), as a CI job's timeout or an OOM kill of its container does. Returns the output."""
     command = [pulumi_binary(), "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name]
     process = subprocess.Popen(
         command,
@@ -73,7 +92,9 @@ def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300) -
             assert time.monotonic() < deadline, "the moment never came:\n" + "".join(lines)
             time.sleep(0.02)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        for pid in [*descendants(process.pid), process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
         reader.join(5)
     return "".join(lines)

@@ -236,7 +236,12 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
             continue
         if "resourcePreEvent" in event:
             meta = _dict(_dict(event["resourcePreEvent"]).get("metadata"))
-            step = {"op": meta.get("op"), "urn": meta.get("urn"), "oldState": meta.get("old"), "newState": meta.get("new")}
+            step = {
+                "op": meta.get("op"),
+                "urn": meta.get("urn"),
+                "oldState": meta.get("old"),
+                "newState": meta.get("new"),
+            }
             document["steps"].append(step)
             steps[str(meta.get("urn"))] = step
         elif "resOutputsEvent" in event:
