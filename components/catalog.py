@@ -55,6 +55,7 @@ class ImageCatalog(pulumi.ComponentResource):
 
     images: pulumi.Output[dict[str, list[dict[str, Any]]]]
     table: pulumi.Output[str]
+    _manifests: pulumi.Output[list[dict[str, Any]]] | None = None
 
     def __init__(
         self,
@@ -136,7 +137,27 @@ class ImageCatalog(pulumi.ComponentResource):
                 [_listed(image, vmi, status) for image, vmi, status in zip(planned, *values, strict=True)]
             )
         )
+        self._planned = planned
         self.register_outputs({"images": self.images, "table": self.table})
+
+    @property
+    def manifests(self) -> pulumi.Output[list[dict[str, Any]]]:
+        """The image objects as far as resolving a VM's image needs them (kind, name, namespace,
+        labels, status), for ``VirtualMachine(images=...)``. Built on first use only: lifting every
+        status into Outputs costs a large catalog's program time that most programs need not spend."""
+        if self._manifests is None:
+            self._manifests = pulumi.Output.all(
+                *[
+                    pulumi.Output.all(resource.vmi_id, resource.status, resource.labels)
+                    for resource in self.image_resources
+                ]
+            ).apply(
+                lambda values: [
+                    _listed(image, vmi, status, labels)
+                    for image, (vmi, status, labels) in zip(self._planned, values, strict=True)
+                ]
+            )
+        return self._manifests
 
     def _libraries(
         self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions, secret: bool
@@ -234,9 +255,11 @@ class ImageCatalog(pulumi.ComponentResource):
         return VirtualMachineImage(image_name, namespace=image.namespace, **common)
 
 
-def _listed(image: PlannedImage, vmi: str, status: dict[str, Any] | None) -> dict[str, Any]:
-    """An image object as far as the table shows it."""
-    metadata = {"name": vmi, **({"namespace": image.namespace} if image.namespace else {})}
+def _listed(
+    image: PlannedImage, vmi: str, status: dict[str, Any] | None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An image object as far as the table and resolution read it."""
+    metadata = {"name": vmi, **({"namespace": image.namespace} if image.namespace else {}), "labels": labels or {}}
     return {"kind": image.kind, "metadata": metadata, "status": status or {}}
 
 

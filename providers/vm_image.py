@@ -289,7 +289,7 @@ def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = Non
         **({DECLARATION: declaration} if declaration else {}),
         **({OBSERVE: observe} if observe else {}),
         **{key: values.get(key) for key in INPUTS},
-        **{key: None for key in ("vmi_id", "status")},
+        **{key: None for key in ("vmi_id", "status", "labels")},
     }
 
 
@@ -298,6 +298,7 @@ class _ImageResource(pulumi.dynamic.Resource):
 
     vmi_id: pulumi.Output[str]
     status: pulumi.Output[dict]
+    labels: pulumi.Output[dict]
 
 
 class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachineImage"):

@@ -33,6 +33,7 @@ class Mocks(pulumi.runtime.Mocks):
                 vmi_id=f"vmi-of-{args.inputs['item_id']}",
                 kind=kind,
                 status={"name": args.inputs["display_name"], "type": "OVF"},
+                labels={f"capability.image.vmoperator.vmware.com/{c}": "true" for c in args.inputs["capabilities"]},
             )
         if args.typ == PREFIX + "ContentLibraryItem":
             return outputs["item_id"], outputs  # an item's resource ID is its UUID, as the provider makes it
@@ -121,6 +122,32 @@ def test_dev_stack():
         assert len(table.splitlines()) == 4
 
     return pulumi.Output.all(catalog.images, catalog.table).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_vm_resolves_its_image_against_the_catalogs_manifests():
+    """`catalog.manifests` (built on first use) carries what resolution reads: the display name,
+    the VMI ID, the namespace and the capability labels."""
+    from components.vm import VirtualMachine
+
+    _, catalog, _ = build("dev")
+    vm = VirtualMachine(
+        "trainer",
+        namespace="dev",
+        image_name="ubuntu-24.04-sample",
+        class_name="c",
+        images=catalog.manifests,
+        required_capabilities=["nvidia-gpu"],  # a capability label only: the mocked status has none
+    )
+
+    def check(values):
+        image, manifests = values
+        assert image == {"kind": "VirtualMachineImage", "name": "vmi-of-uuid-of-ubuntu-24.04-sample"}
+        assert {m["metadata"]["name"] for m in manifests} == {
+            f"vmi-of-uuid-of-{name}" for name in ("photon-5-sample", "ubuntu-24.04-sample", "tools-sample")
+        }
+
+    return pulumi.Output.all(vm.image, catalog.manifests).apply(check)
 
 
 @pulumi.runtime.test
