@@ -27,8 +27,11 @@ from tests.devcluster import Cluster, start_cluster
 from tests.proxy import fault_proxy
 from tests.pulumi_cli import Stack, pulumi_binary
 from tests.test_engine import dev_config, items
-from tests.test_providers import PASSWORD, direct_client
+from tests.test_providers import PASSWORD, direct_client, vsphere_config
 from vmimage.samples import SampleImage, write_ova
+from vmimage.vsphere.inventory import find_datastore_id
+from vmimage.vsphere.publish import upload_source
+from vmimage.vsphere.settings import resolve_settings
 
 pytestmark = pytest.mark.vcsim
 
@@ -188,3 +191,47 @@ def test_killed_mid_apply_to_the_cluster(simulator, cluster, samples_with_big, t
     recover(stack)
     converged(stack, simulator, cluster)
     destroyed(stack, simulator, cluster)
+
+
+def test_a_first_sync_with_checkpoints_skipped_killed_midway_converges_on_the_next_up(
+    simulator, cluster, samples, tmp_path
+):
+    """PULUMI_SKIP_CHECKPOINTS=true (docs/benchmarks.md: for a large first sync) writes the state once,
+    at the end: a run killed midway leaves a state that knows nothing of what it applied. For a
+    synced library that costs nothing but time: the next `up` applies each image object again as the
+    same owner (its declaration's field manager), and no second owner or orphan is left."""
+    settings = resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})
+    with direct_client(simulator) as client:
+        library = client.create_library("vendor-sync", find_datastore_id(settings, "LocalDS_0"))
+        for index in range(6):
+            item_id = client.create_item(library, f"vendor-{index}", "", "OVF")
+            upload_source(client, item_id, str(samples / "photon-5-sample.ova"))
+    stack = Stack(tmp_path / "stack", name="sync", env={"PULUMI_SKIP_CHECKPOINTS": "true"})
+    stack.configure(
+        {
+            **{k: v for k, v in dev_config(simulator, samples).items() if k.startswith("vsphere:")},
+            "vmimage:libraries": [{"name": "vendor-sync", "existing": True}],
+            "vmimage:images": [],
+            "vmimage:sync": [{"library": "vendor-sync", "scope": "cluster"}],
+            "vmimage:kubernetes": {"kubeconfig": str(cluster.kubeconfig), "installCrds": True},
+        },
+        secrets={"vsphere:password": PASSWORD},
+    )
+
+    def some_objects_are_in_the_cluster(_: str) -> bool:
+        done = cluster.kubectl("get", "cvmi", "-o", "name", check=False)
+        return done.returncode == 0 and 0 < done.stdout.count("\n") < 6
+
+    killed_up(stack, some_objects_are_in_the_cluster)
+    assert stack.resources("ClusterVirtualMachineImage") == {}  # nothing recorded: the risk
+    recover(stack)
+    recorded = stack.resources("ClusterVirtualMachineImage")
+    assert len(recorded) == 6
+    listed = json.loads(cluster.kubectl("get", "cvmi", "-o", "json", "--show-managed-fields").stdout)
+    assert {o["metadata"]["name"] for o in listed["items"]} == {r["id"] for r in recorded.values()}
+    for obj in listed["items"]:
+        owners = {e["manager"] for e in obj["metadata"]["managedFields"] if e["manager"].startswith("vmimage/")}
+        assert len(owners) == 1, (obj["metadata"]["name"], owners)
+    stack.preview("--expect-no-changes")
+    stack.destroy()
+    assert json.loads(cluster.kubectl("get", "cvmi", "-o", "json").stdout)["items"] == []
