@@ -325,3 +325,22 @@ def test_a_secret_source_url_never_reaches_the_state_the_output_or_a_message(sta
     (item,) = items(stack).values()
     assert item["name"] == "pulled-tools" and item["fingerprint"].startswith("url-sha256:")
     stack.destroy()
+
+
+def test_a_no_change_preview_asks_vcenter_nothing_from_the_providers(simulator, samples, tmp_path):
+    """Check and diff work from the state: a no-change preview of the dev stack (no synced library,
+    so the program lists nothing either) sends vCenter no request at all (issue 19)."""
+    from tests.proxy import fault_proxy
+
+    with fault_proxy(simulator.server, simulator.ca_file, simulator.ca_file.with_name("key.pem")) as proxy:
+        config = dev_config(simulator, samples, server=proxy.server)
+        config["vmimage:libraries"] = [{**config["vmimage:libraries"][0], "name": "quiet-images"}]
+        config["vmimage:images"] = [{**image, "library": "quiet-images"} for image in config["vmimage:images"]]
+        stack = Stack(tmp_path / "quiet", name="dev")
+        stack.configure(config, secrets={"vsphere:password": PASSWORD})
+        stack.up()
+        assert proxy.requests  # the up went through the proxy
+        proxy.requests.clear()
+        stack.preview("--expect-no-changes")
+        assert proxy.requests == []
+        stack.destroy()
