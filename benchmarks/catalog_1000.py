@@ -61,6 +61,7 @@ from vmimage.vsphere.settings import ConnectionSettings  # noqa: E402
 
 BASELINE = ROOT / "benchmarks" / "baseline"
 PHASES = ("first up", "no-change preview", "one-image change")
+COMMAND_TIMEOUT = [3600.0]  # --command-timeout: how long one `pulumi` command may run
 PASSWORD = "bench"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -282,12 +283,12 @@ def run_phases(
 
     def up() -> object:
         if profile is None:
-            return stack.up("--parallel", "16")
+            return stack.run("up", "--yes", "--skip-preview", "--parallel", "16", timeout=COMMAND_TIMEOUT[0])
         return profiled(stack, profile, "first-up", "up", "--yes", "--skip-preview", "--parallel", "16")
 
     def preview() -> object:
         if profile is None:
-            return stack.preview("--expect-no-changes")
+            return stack.run("preview", "--diff", "--expect-no-changes", timeout=COMMAND_TIMEOUT[0])
         return profiled(stack, profile, "no-change-preview", "preview", "--expect-no-changes")
 
     figures: dict[str, float | int | str] = {}
@@ -300,7 +301,9 @@ def run_phases(
     figures["no-change preview"] = timed(preview)
     figures["no-change preview requests"] = summary(proxy.take()) if proxy else ""
     add_one()
-    figures["one-image change"] = timed(lambda: stack.up("--parallel", "16"))
+    figures["one-image change"] = timed(
+        lambda: stack.run("up", "--yes", "--skip-preview", "--parallel", "16", timeout=COMMAND_TIMEOUT[0])
+    )
     figures["one-image change requests"] = summary(proxy.take()) if proxy else ""
     return figures
 
@@ -315,12 +318,20 @@ def main() -> None:
         help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes the state once at the end, not after every step",
     )
     parser.add_argument(
+        "--command-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long one pulumi command may run before the benchmark gives up (default 3600)",
+    )
+    parser.add_argument(
         "--without-baseline", action="store_true", help="vmimage's stack only (comparing backends, say)"
     )
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="profile vmimage's first up and no-change preview into DIR"
     )
     args = parser.parse_args()
+    COMMAND_TIMEOUT[0] = args.command_timeout
 
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -422,4 +433,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.TimeoutExpired as timeout:
+        command = " ".join(str(part) for part in timeout.cmd[1:3])
+        print(f"catalog_1000: `pulumi {command}` did not finish within {timeout.timeout:.0f} s (--command-timeout)")
+        sys.exit(2)
