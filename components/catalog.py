@@ -133,11 +133,9 @@ class ImageCatalog(pulumi.ComponentResource):
         statuses = pulumi.Output.all(*[resource.status for resource in self.image_resources])
         self.images = vmi_ids.apply(lambda ids: _by_display_name(planned, ids))
         self.table = pulumi.Output.all(vmi_ids, statuses).apply(
-            lambda values: catalog_table(
-                [_listed(image, vmi, status) for image, vmi, status in zip(planned, *values, strict=True)]
-            )
+            lambda values: catalog_table([_listed(*row) for row in zip(planned, *values, strict=True)])
         )
-        self._planned = planned
+        self._planned, self._vmi_ids, self._statuses = planned, vmi_ids, statuses
         self.register_outputs({"images": self.images, "table": self.table})
 
     @property
@@ -146,16 +144,9 @@ class ImageCatalog(pulumi.ComponentResource):
         labels, status), for ``VirtualMachine(images=...)``. Built on first use only: lifting every
         status into Outputs costs a large catalog's program time that most programs need not spend."""
         if self._manifests is None:
-            self._manifests = pulumi.Output.all(
-                *[
-                    pulumi.Output.all(resource.vmi_id, resource.status, resource.labels)
-                    for resource in self.image_resources
-                ]
-            ).apply(
-                lambda values: [
-                    _listed(image, vmi, status, labels)
-                    for image, (vmi, status, labels) in zip(self._planned, values, strict=True)
-                ]
+            labels = pulumi.Output.all(*[resource.labels for resource in self.image_resources])
+            self._manifests = pulumi.Output.all(self._vmi_ids, self._statuses, labels).apply(
+                lambda values: [_listed(*row) for row in zip(self._planned, *values, strict=True)]
             )
         return self._manifests
 
