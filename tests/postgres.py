@@ -23,6 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "postgres"
 
 
+def psql(url: str, password: str, query: str = "SELECT 1") -> subprocess.CompletedProcess:
+    """``query`` through psql on ``url`` with ``password``: unaligned, tab-separated rows, stopping at
+    the first error. The result is returned whatever it is (tests of refusals read its stderr)."""
+    return subprocess.run(
+        ["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", url, "-c", query],
+        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @dataclass
 class Postgres:
     process: subprocess.Popen
@@ -40,14 +52,7 @@ class Postgres:
 
     def sql(self, url: str, query: str) -> list[list[str]]:
         """Rows of ``query``, run by psql on ``url``'s database (the ``table`` parameter dropped)."""
-        connection = url.split("&table=", 1)[0]
-        done = subprocess.run(
-            ["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", connection, "-c", query],
-            env={"PGPASSWORD": self.password, "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = psql(url.split("&table=", 1)[0], self.password, query)
         assert done.returncode == 0, done.stderr
         return [line.split("\t") for line in done.stdout.splitlines() if line]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.postgres import start_postgres
+from tests.postgres import psql, start_postgres
 from tests.pulumi_cli import ROOT
 
 
@@ -38,16 +38,6 @@ def test_the_dev_api_server_is_private_authenticated_and_its_etcd_needs_a_client
 
 
 # --- scripts/postgres: the state database -----------------------------------------------------
-
-
-def psql(url: str, password: str, query: str = "SELECT 1") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["psql", "-X", "-A", "-t", url, "-c", query],
-        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_the_state_database_takes_tls_with_the_password_only_and_keeps_its_data_across_restarts():
