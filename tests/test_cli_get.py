@@ -158,27 +158,27 @@ def test_get_and_resolve_from_a_cluster(kube, snapshot):
     assert resolved.returncode == 0 and resolved.stdout.startswith("VirtualMachineImage/vmi-")
 
 
+def sync_stack(project: Path, stack: str, vcsim, library: str, scope: str | list[str]) -> None:
+    """``project/stacks/Pulumi.<stack>.yaml``: a stack that syncs ``library`` (existing) to ``scope``,
+    for the commands that read a stack's config outside Pulumi (`--from-vcenter`, `verify`)."""
+    (project / "stacks").mkdir(parents=True)
+    config = {
+        "vsphere:vsphereServer": vcsim.server,
+        "vsphere:user": "u",
+        "vsphere:caFile": str(vcsim.ca_file),
+        "vmimage:libraries": [{"name": library, "existing": True}],
+        "vmimage:sync": [{"library": library, "scope": scope}],
+    }
+    (project / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
 @pytest.mark.vcsim
 def test_get_from_vcenter(vcsim, tmp_path):
     with provider_host(vsphere_config(vcsim)) as host:
         library = host.up(LIBRARY, ContentLibraryProvider(), {"name": "from-vcenter", "datastore": "LocalDS_0"})
         ova = write_ova(tmp_path / "photon.ova", SAMPLES[0])
         host.up(ITEM, ContentLibraryItemProvider(), {"library_id": library.id, "name": "Photon 5", "source": str(ova)})
-    stacks = tmp_path / "project" / "stacks"
-    stacks.mkdir(parents=True)
-    (stacks / "Pulumi.test.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "config": {
-                    "vsphere:vsphereServer": vcsim.server,
-                    "vsphere:user": "u",
-                    "vsphere:caFile": str(vcsim.ca_file),
-                    "vmimage:libraries": [{"name": "from-vcenter", "existing": True}],
-                    "vmimage:sync": [{"library": "from-vcenter", "scope": ["team-a"]}],
-                }
-            }
-        )
-    )
+    sync_stack(tmp_path / "project", "test", vcsim, "from-vcenter", ["team-a"])
     result = vmimage(
         "get",
         "vmi",

@@ -108,30 +108,15 @@ def test_no_object_in_time_is_a_clear_error(host, library, kube, tmp_path):
 def test_vmimage_verify_holds_the_cluster_to_the_stacks_prediction(host, library, kube, vcsim, tmp_path):
     """`vmimage verify`, outside Pulumi: as predicted (exit 0), then a field VM Operator wrote
     otherwise and an object it never published (exit 1, each named)."""
-    import yaml
 
-    from tests.test_cli_get import vmimage
+    from tests.test_cli_get import sync_stack, vmimage
     from tests.test_providers import PASSWORD
     from tests.vm_operator_playback import publish
 
     library = host.up(LIBRARY, ContentLibraryProvider(), {"name": "verify-images", "datastore": "LocalDS_0"})
     first = ubuntu_item(host, library, tmp_path / "a", "verify-ubuntu")
     second = ubuntu_item(host, library, tmp_path / "b", "verify-ubuntu-2")
-    stacks = tmp_path / "project" / "stacks"
-    stacks.mkdir(parents=True)
-    (stacks / "Pulumi.sv.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "config": {
-                    "vsphere:vsphereServer": vcsim.server,
-                    "vsphere:user": "u",
-                    "vsphere:caFile": str(vcsim.ca_file),
-                    "vmimage:libraries": [{"name": "verify-images", "existing": True}],
-                    "vmimage:sync": [{"library": "verify-images", "scope": "cluster"}],
-                }
-            }
-        )
-    )
+    sync_stack(tmp_path / "project", "sv", vcsim, "verify-images", "cluster")
     for item in (first, second):  # VM Operator, for each item of a library the Supervisor has
         publish(
             kube,
