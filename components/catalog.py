@@ -125,15 +125,17 @@ class ImageCatalog(pulumi.ComponentResource):
             )
         self.image_resources = [self._image(image, target, image_opts) for image in planned]
 
-        # Two gathers over all the images, and applies that return a flat dict and a string: an
-        # apply whose result holds the images' statuses would have the SDK lift every value in them
-        # into an Output of its own (hundreds per image), which is what a large catalog's program
-        # spent its time on. The state keeps each status once, on its image's resource.
-        vmi_ids = pulumi.Output.all(*[resource.vmi_id for resource in self.image_resources])
-        statuses = pulumi.Output.all(*[resource.status for resource in self.image_resources])
-        self.images = vmi_ids.apply(lambda ids: _by_display_name(planned, ids))
+        # One gather per property over all the images, each held whole (_Whole) until the apply
+        # that reads it: Output.all and apply lift every value inside a dict or list into an Output
+        # of its own and walk it for unknowns (hundreds per status), which is what a large
+        # catalog's program spent its time on. The state keeps each status once, on its resource.
+        vmi_ids = _gathered([resource.vmi_id for resource in self.image_resources])
+        statuses = _gathered([resource.status for resource in self.image_resources])
+        self.images = vmi_ids.apply(lambda ids: _by_display_name(planned, ids.value))
         self.table = pulumi.Output.all(vmi_ids, statuses).apply(
-            lambda values: catalog_table([_listed(*row) for row in zip(planned, *values, strict=True)])
+            lambda values: catalog_table(
+                [_listed(*row) for row in zip(planned, *(whole.value for whole in values), strict=True)]
+            )
         )
         self._planned, self._vmi_ids, self._statuses = planned, vmi_ids, statuses
         self.register_outputs({"images": self.images, "table": self.table})
@@ -141,12 +143,14 @@ class ImageCatalog(pulumi.ComponentResource):
     @property
     def manifests(self) -> pulumi.Output[list[dict[str, Any]]]:
         """The image objects as far as resolving a VM's image needs them (kind, name, namespace,
-        labels, status), for ``VirtualMachine(images=...)``. Built on first use only: lifting every
-        status into Outputs costs a large catalog's program time that most programs need not spend."""
+        labels, status), for ``VirtualMachine(images=...)``. Built on first use only: most
+        programs never ask, and a large catalog's labels cost its program time to gather."""
         if self._manifests is None:
-            labels = pulumi.Output.all(*[resource.labels for resource in self.image_resources])
+            labels = _gathered([resource.labels for resource in self.image_resources])
             self._manifests = pulumi.Output.all(self._vmi_ids, self._statuses, labels).apply(
-                lambda values: [_listed(*row) for row in zip(self._planned, *values, strict=True)]
+                lambda values: [
+                    _listed(*row) for row in zip(self._planned, *(whole.value for whole in values), strict=True)
+                ]
             )
         return self._manifests
 
@@ -244,6 +248,24 @@ class ImageCatalog(pulumi.ComponentResource):
         if image.namespace is None:
             return ClusterVirtualMachineImage(image_name, **common)
         return VirtualMachineImage(image_name, namespace=image.namespace, **common)
+
+
+class _Whole:
+    """A value the SDK passes through as it is: inside this, a list of statuses is one value, not
+    an Output per value inside it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _gathered(outputs: list[pulumi.Output[Any]]) -> pulumi.Output[_Whole]:
+    """``Output.all(*outputs)``, held whole: one Output per image, none per value inside its
+    status. Unknown while any of them is."""
+    return pulumi.Output.all(*[output.apply(_Whole) for output in outputs]).apply(
+        lambda held: _Whole([whole.value for whole in held])
+    )
 
 
 def _listed(

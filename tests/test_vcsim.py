@@ -56,3 +56,21 @@ def test_stopping_removes_the_simulators_datastore_folders(tmp_path):
     simulator.stop()
     assert simulator.process.returncode == 0
     assert list(simulator.tmpdir.rglob("govcsim-*")) == []
+
+
+def test_the_request_log_has_one_line_per_request_served(tmp_path):
+    """`scripts/vcsim --requests FILE`: what benchmarks/catalog_1000.py counts per phase."""
+    log = tmp_path / "requests.log"
+    simulator = start_simulator(tmp_path, requests=log)
+    try:
+        with httpx.Client(base_url=simulator.base_url, verify=simulator.ssl_context(), timeout=10) as client:
+            before = log.read_text().splitlines()  # start_simulator waits on /about
+            assert before and set(before) == {"GET /about"}
+            client.post("/rest/com/vmware/cis/session", auth=(simulator.user, simulator.password))
+            client.get("/rest/com/vmware/content/library?x=1")
+        assert log.read_text().splitlines()[len(before) :] == [
+            "POST /rest/com/vmware/cis/session",
+            "GET /rest/com/vmware/content/library",
+        ]
+    finally:
+        simulator.stop()

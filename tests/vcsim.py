@@ -51,13 +51,18 @@ class Simulator:
                 self.process.wait()
 
 
-def start_simulator(workdir: Path, timeout: float = 180.0) -> Simulator:
-    """Build the simulator if needed, start it on a free loopback port and wait until it answers."""
+def start_simulator(workdir: Path, timeout: float = 180.0, requests: Path | None = None) -> Simulator:
+    """Build the simulator if needed, start it on a free loopback port and wait until it answers.
+    ``requests``: a file the simulator appends each request's method and path to."""
     cert, key = write_self_signed(workdir)
     tmpdir = workdir / "tmp"
     tmpdir.mkdir()
     process = subprocess.Popen(
-        [str(SCRIPT), "--listen", "127.0.0.1:0", "--cert", str(cert), "--key", str(key)],
+        [
+            str(SCRIPT),
+            *("--listen", "127.0.0.1:0", "--cert", str(cert), "--key", str(key)),
+            *(("--requests", str(requests)) if requests else ()),
+        ],
         stdout=subprocess.PIPE,
         env={**os.environ, "TMPDIR": str(tmpdir)},
         text=True,
