@@ -280,15 +280,17 @@ def create_owner(props: dict[str, Any]) -> str:
 
 
 def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
-    """The resource's properties: the declared inputs (INPUTS), and the outputs the program reads.
+    """The resource's properties: the declared inputs (INPUTS) that are set, and the outputs the
+    program reads.
 
-    The state keeps every output the provider returns (kind, labels, owner, published too); the
-    program gets an Output object only for the properties named here, and each costs it work
-    per image, so only what it reads is named."""
+    The state keeps every output the provider returns (kind, owner, published too); the program
+    gets an Output object for each property named here, and each costs it work per image, so only
+    what it sets or reads is named. An unset input is left out rather than passed as None: the
+    engine never sees a None input either way."""
     return {
         **({DECLARATION: declaration} if declaration else {}),
         **({OBSERVE: observe} if observe else {}),
-        **{key: values.get(key) for key in INPUTS},
+        **{key: value for key in INPUTS if (value := values.get(key)) is not None},
         **{key: None for key in ("vmi_id", "status", "labels")},
     }
 
