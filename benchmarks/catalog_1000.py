@@ -180,6 +180,8 @@ def profiled(stack: Stack, directory: Path, label: str, *args: str) -> None:
                             str(pid),
                             "--rate",
                             "100",
+                            # the program's event loop is what the run waits on: its waits count
+                            *(("--idle",) if role == "program" else ()),
                             "--format",
                             "raw",
                             "-o",
@@ -211,10 +213,11 @@ def profiled(stack: Stack, directory: Path, label: str, *args: str) -> None:
 
 
 def print_profile(role: str, raw: Path, top: int = 10) -> None:
-    """Where one process's main thread spent its CPU time, from py-spy's collapsed stacks
+    """Where one process's main thread spent its time, from py-spy's collapsed stacks
     (``frame;frame;… count``): by the deepest frame of vmimage's own code, else by the SDK's
     function. Worker threads mostly wait on gRPC, so only the main thread (the event loop, or
-    the provider host's) is summarised; the raw file has every thread."""
+    the provider host's) is summarised; the raw file has every thread. The program is sampled
+    waiting too (py-spy --idle), so a wait on vCenter or on a blocking call to the engine shows."""
     if not raw.exists():
         print(f"    {role}: no profile")
         return
@@ -237,7 +240,8 @@ def print_profile(role: str, raw: Path, top: int = 10) -> None:
             where["pulumi SDK: " + next((n for n in reversed(names) if not n.startswith("_")), names[-1])] += int(
                 count_text
             )
-    print(f"    {role}: main thread {samples / 100:.1f} s of CPU ({threads / 100:.1f} s in all threads)")
+    sampled = "sampled, waits included" if role == "program" else "of CPU"
+    print(f"    {role}: main thread {samples / 100:.1f} s {sampled} ({threads / 100:.1f} s in all threads)")
     for frame, count in where.most_common(top):
         print(f"      {100 * count / max(samples, 1):5.1f}%  {frame}")
 

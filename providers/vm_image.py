@@ -144,7 +144,7 @@ class _Image(VSphereProvider):
             pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
         cluster_scope = self.kind == CLUSTER_KIND
         target = self._target(props)
-        with ImageObjects(target) if target is not None else contextlib.nullcontext() as cluster:
+        with connection.cluster(target) if target is not None else contextlib.nullcontext() as cluster:
             version, item_uid = VERSION, None
             if cluster is not None:  # VM Operator's version and owner, as this cluster has them
                 version = cluster.image_version()
@@ -230,7 +230,7 @@ class _Image(VSphereProvider):
         target = self._target(props)
         if target is None:
             return ReadResult(id_, props)
-        with ImageObjects(target) as cluster:
+        with connection.cluster(target) as cluster:
             live = cluster.get(self.kind, props.get("namespace"), id_)
         if live is None:
             return ReadResult("", {})  # deleted out of band: the next `up` publishes it again
@@ -250,7 +250,7 @@ class _Image(VSphereProvider):
         target = self._target(props)
         if target is None or props.get(OBSERVE):  # an observed object is VM Operator's
             return
-        with ImageObjects(target) as cluster:  # already gone counts as done
+        with connection.cluster(target) as cluster:  # already gone counts as done
             outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
         if outcome == "kept":
             pulumi.log.info(f"{self.kind} {id_} stays: another declaration of the catalog publishes it now")

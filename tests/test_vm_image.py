@@ -292,3 +292,39 @@ def test_concurrent_fetches_of_one_descriptor_never_publish_a_torn_file(tmp_path
     assert len(set(temporaries)) == len(temporaries) == 8  # no two writers share a temporary file
     assert all(result.data == data for result in results)
     assert (tmp_path / "item-1" / "1.ovf").read_bytes() == data
+
+
+def test_the_provider_host_shares_one_client_per_cluster_until_its_kubeconfig_changes(tmp_path):
+    """Image calls share the host's client of their cluster (kubeconfig read and TLS set up once
+    per host, not per image); a rewritten kubeconfig (a rotated token) gets a new one."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from providers import connection
+    from tests.devcluster import write_kubeconfig
+    from tests.tls import write_self_signed
+    from vmimage.kube import KubeTarget
+
+    ca_file, _ = write_self_signed(tmp_path)
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", ca_file, "token-1")
+    target = KubeTarget(str(path))
+
+    def client(_: int = 0):
+        with connection.cluster(target) as objects:
+            return objects
+
+    with ThreadPoolExecutor(16) as pool:  # parallel calls, as `up --parallel 16` makes them
+        shared = set(map(id, pool.map(client, range(64))))
+    first = client()
+    assert shared == {id(first)}
+    other = write_kubeconfig(tmp_path / "other", "https://127.0.0.1:6443", ca_file, "token-1", context="other")
+    with connection.cluster(KubeTarget(str(other))) as elsewhere:  # another context: another client
+        assert elsewhere is not first
+    assert client() is first
+
+    write_kubeconfig(path, "https://127.0.0.1:6443", ca_file, "token-2")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    renewed = client()
+    assert renewed is not first and renewed.api_client.configuration.api_key == {"BearerToken": "Bearer token-2"}
+    connection.close_clusters()

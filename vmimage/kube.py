@@ -93,6 +93,9 @@ class ImageObjects:
         self.target = target
         configuration = client.Configuration()
         configuration.retries = retries
+        # connections kept for reuse: a provider host shares one client among its parallel calls
+        # (urllib3 drops, with a warning, every connection beyond the pool's size)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, 32)
         try:
             path = os.path.expanduser(target.kubeconfig) if target.kubeconfig else None
             if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and not os.environ.get("KUBECONFIG"):
