@@ -74,7 +74,9 @@ class Stack:
         (self.project_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
         self.env = {
             **toolchain_env(),
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+            # metadata=skip: no attribute sidecar files, whose in-place writes a kill can leave empty
+            # (docs/architecture.md, "Where the state lives")
+            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}?metadata=skip",
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "VMIMAGE_CACHE_DIR": str(workdir / "cache"),
             "PULUMI_COLOR": "never",

@@ -71,11 +71,11 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300) -> str:
-    """Run `pulumi up` and SIGKILL it and every process under it (the language host, the program,
-    the provider hosts) as soon as ``when`` is true of the output so far (checked on every line
-    and every 20 ms), as a CI job's timeout or an OOM kill of its container does. Returns the output."""
-    command = [pulumi_binary(), "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name]
+def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300, args: tuple[str, ...] = ()) -> str:
+    """Run `pulumi up [ARGS]` and SIGKILL it and every process under it (the language host, the
+    program, the provider hosts) as soon as ``when`` is true of the output so far (checked on every
+    line and every 20 ms), as a CI job's timeout or an OOM kill of its container does. Returns the output."""
+    command = [pulumi_binary(), "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name, *args]
     process = subprocess.Popen(
         command,
         cwd=stack.project_dir,
@@ -218,11 +218,13 @@ def test_a_first_sync_with_checkpoints_skipped_killed_midway_converges_on_the_ne
         secrets={"vsphere:password": PASSWORD},
     )
 
-    def some_objects_are_in_the_cluster(_: str) -> bool:
-        done = cluster.kubectl("get", "cvmi", "-o", "name", check=False)
-        return done.returncode == 0 and 0 < done.stdout.count("\n") < 6
+    def an_image_is_published(output: str) -> bool:  # the provider says so as each create ends
+        return "info: ClusterVirtualMachineImage vmi-" in output
 
-    killed_up(stack, some_objects_are_in_the_cluster)
+    # two at a time, so that the kill lands midway (six creates end within one poll of the cluster)
+    killed_up(stack, an_image_is_published, args=("--parallel", "2"))
+    midway = cluster.kubectl("get", "cvmi", "-o", "name").stdout.count("\n")
+    assert 0 < midway < 6, f"the kill was to land midway; {midway} of 6 objects were applied"
     assert stack.resources("ClusterVirtualMachineImage") == {}  # nothing recorded: the risk
     recover(stack)
     recorded = stack.resources("ClusterVirtualMachineImage")
