@@ -29,7 +29,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from tests.devcluster import install_crds, start_cluster  # noqa: E402
 from tests.postgres import Postgres, start_postgres  # noqa: E402
 from tests.pulumi_cli import Stack  # noqa: E402
 from tests.test_interrupted import descendants  # noqa: E402
-from tests.vcsim import start_simulator  # noqa: E402
+from tests.vcsim import RequestLog, start_simulator  # noqa: E402
 from vmimage.crds import crds  # noqa: E402
 from vmimage.samples import SampleImage, write_ova  # noqa: E402
 from vmimage.vsphere.content_library import ContentLibraryClient  # noqa: E402
@@ -59,28 +58,6 @@ BASELINE = ROOT / "benchmarks" / "baseline"
 PHASES = ("first up", "no-change preview", "one-image change")
 COMMAND_TIMEOUT = [3600.0]  # --command-timeout: how long one `pulumi` command may run
 PASSWORD = "bench"
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-class RequestLog:
-    """What vCenter was asked, from the simulator's own log (scripts/vcsim --requests: one
-    "METHOD /path" line per request), counted by method and path shape, phase by phase. The
-    simulator writes it, so counting costs the run nothing: a counting proxy in this process
-    cost a few milliseconds of CPU per request on the cores the run shares, and added its
-    latency to every request the program and the providers made."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def take(self) -> collections.Counter[str]:
-        """The requests logged since the last take."""
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            data = log.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        return collections.Counter(_UUID.sub("{id}", line) for line in complete.decode().splitlines())
 
 
 class PeakRss:
@@ -258,12 +235,12 @@ def run_phases(
 
     def up() -> object:
         if profile is None:
-            return stack.run("up", "--yes", "--skip-preview", "--parallel", "16", timeout=COMMAND_TIMEOUT[0])
+            return stack.up("--parallel", "16", timeout=COMMAND_TIMEOUT[0])
         return profiled(stack, profile, "first-up", "up", "--yes", "--skip-preview", "--parallel", "16")
 
     def preview() -> object:
         if profile is None:
-            return stack.run("preview", "--diff", "--expect-no-changes", timeout=COMMAND_TIMEOUT[0])
+            return stack.preview("--expect-no-changes", timeout=COMMAND_TIMEOUT[0])
         return profiled(stack, profile, "no-change-preview", "preview", "--expect-no-changes")
 
     figures: dict[str, float | int | str] = {}
@@ -278,9 +255,7 @@ def run_phases(
     add_one()
     if requests:
         requests.take()  # the vendor's own requests
-    figures["one-image change"] = timed(
-        lambda: stack.run("up", "--yes", "--skip-preview", "--parallel", "16", timeout=COMMAND_TIMEOUT[0])
-    )
+    figures["one-image change"] = timed(lambda: stack.up("--parallel", "16", timeout=COMMAND_TIMEOUT[0]))
     figures["one-image change requests"] = summary(requests.take()) if requests else ""
     return figures
 
@@ -314,7 +289,7 @@ def main() -> None:
         work = Path(directory)
         for name in ("sim", "kube"):
             (work / name).mkdir()
-        simulator = start_simulator(work / "sim", requests=work / "requests.log")
+        simulator = start_simulator(work / "sim")
         cluster = start_cluster(work / "kube")
         postgres: Postgres | None = start_postgres() if args.backend == "postgres" else None
         try:
@@ -354,7 +329,7 @@ def main() -> None:
                     requests=None,
                 )
 
-            requests = RequestLog(work / "requests.log")
+            requests = simulator.requests
             requests.take()  # filling the library
             stack = Stack(work / "stack", name="bench", env=backend_env())
             stack.configure(

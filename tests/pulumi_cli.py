@@ -126,11 +126,11 @@ class Stack:
         for key, value in (secrets or {}).items():
             self.run("config", "set", "--secret", key, value)
 
-    def preview(self, *args: str, check: bool = True) -> Result:
-        return self.run("preview", "--diff", *args, check=check)
+    def preview(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+        return self.run("preview", "--diff", *args, check=check, timeout=timeout)
 
-    def up(self, *args: str, check: bool = True) -> Result:
-        return self.run("up", "--yes", "--skip-preview", *args, check=check)
+    def up(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+        return self.run("up", "--yes", "--skip-preview", *args, check=check, timeout=timeout)
 
     def refresh(self, *args: str, check: bool = True) -> Result:
         return self.run("refresh", "--yes", "--skip-preview", *args, check=check)

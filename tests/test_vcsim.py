@@ -60,8 +60,8 @@ def test_stopping_removes_the_simulators_datastore_folders(tmp_path):
 
 def test_the_request_log_has_one_line_per_request_served(tmp_path):
     """`scripts/vcsim --requests FILE`: what benchmarks/catalog_1000.py counts per phase."""
-    log = tmp_path / "requests.log"
-    simulator = start_simulator(tmp_path, requests=log)
+    simulator = start_simulator(tmp_path)
+    log = simulator.requests.path
     try:
         with httpx.Client(base_url=simulator.base_url, verify=simulator.ssl_context(), timeout=10) as client:
             before = log.read_text().splitlines()  # start_simulator waits on /about
@@ -72,5 +72,11 @@ def test_the_request_log_has_one_line_per_request_served(tmp_path):
             "POST /rest/com/vmware/cis/session",
             "GET /rest/com/vmware/content/library",
         ]
+        assert simulator.requests.take() == {
+            "GET /about": len(before),
+            "POST /rest/com/vmware/cis/session": 1,
+            "GET /rest/com/vmware/content/library": 1,
+        }
+        assert simulator.requests.take() == {}  # taken once
     finally:
         simulator.stop()
