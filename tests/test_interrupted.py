@@ -229,6 +229,10 @@ def test_a_first_sync_with_checkpoints_skipped_killed_midway_converges_on_the_ne
     recover(stack)
     recorded = stack.resources("ClusterVirtualMachineImage")
     assert len(recorded) == 6
+    # no attribute sidecar beside any checkpoint (metadata=skip): written in place, a kill could
+    # leave one empty and the stack unreadable ("failed to load checkpoint: EOF")
+    assert not list((tmp_path / "stack" / "state").rglob("*.attrs"))
+    assert list((tmp_path / "stack" / "state").rglob("sync.json"))
     listed = json.loads(cluster.kubectl("get", "cvmi", "-o", "json", "--show-managed-fields").stdout)
     assert {o["metadata"]["name"] for o in listed["items"]} == {r["id"] for r in recorded.values()}
     for obj in listed["items"]:
