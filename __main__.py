@@ -14,9 +14,11 @@ from vmimage.vsphere.settings import resolve_settings
 
 config = pulumi.Config(NAMESPACE)
 values = {key: config.get_object(key) for key in KEYS if config.get(key) is not None}
+# every key the stack sets, in every namespace: a misspelt one fails the preview, it is not "unset"
+stack_keys = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
 listing = None
 try:
-    catalog_config = load_catalog_config(values)
+    catalog_config = load_catalog_config(values, stack_keys)
     supervisor = catalog_config.kubernetes is not None and catalog_config.kubernetes.supervisor
     if supervisor or catalog_config.sync or any(library.existing for library in catalog_config.libraries):
         vsphere = pulumi.Config("vsphere")

@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components.crds import VmOperatorCrds
 from providers.content_library import ContentLibrary
+from providers.deletion_guard import DeletionGuard
 from providers.library_item import ContentLibraryItem
 from providers.namespace_libraries import NamespaceLibraries
 from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
@@ -104,14 +105,36 @@ class ImageCatalog(pulumi.ComponentResource):
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
 
         former_libraries = {library.name: library.renamed_from for library in config.libraries}
-        self.items: dict[int, ContentLibraryItem] = {}
-        for index, image in enumerate(config.images):
-            item_name, aliases = named_with_aliases(
+        item_names = {
+            index: named_with_aliases(
                 [name],
                 ["item"],
                 [image.library, *former_libraries.get(image.library, [])],
                 [image.display_name, *image.renamed_from],
             )
+            for index, image in enumerate(config.images)
+        }
+        image_names = [self._image_name(image) for image in planned]
+        # registered first: its check fails the run, before any delete, when a protected stack would lose
+        # an item or image object no allowDelete names
+        declared = {
+            item_names[index][0]: [image.display_name, f"library item in {image.library}"]
+            for index, image in enumerate(config.images)
+        } | {
+            image_name: [image.display_name, image.kind + (f" in {image.namespace}" if image.namespace else "")]
+            for image, (image_name, _) in zip(planned, image_names, strict=True)
+        }
+        self.guard = DeletionGuard(
+            f"{name}-deletion-guard",
+            declared=declared,
+            former_names=[former for _, aliases in [*item_names.values(), *image_names] for former in aliases],
+            protection=config.deletion_protection,
+            allowed=list(config.allow_delete),
+            opts=child,
+        )
+        self.items: dict[int, ContentLibraryItem] = {}
+        for index, image in enumerate(config.images):
+            item_name, aliases = item_names[index]
             self.items[index] = ContentLibraryItem(
                 item_name,
                 library_id=library_ids[image.library],
@@ -123,7 +146,9 @@ class ImageCatalog(pulumi.ComponentResource):
                 declaration=_declaration(item_name),
                 opts=_aliased(child, aliases),
             )
-        self.image_resources = [self._image(image, target, image_opts) for image in planned]
+        self.image_resources = [
+            self._image(image, names, target, image_opts) for image, names in zip(planned, image_names, strict=True)
+        ]
 
         # One gather per property over all the images, each held whole (_Whole) until the apply
         # that reads it: Output.all and apply lift every value inside a dict or list into an Output
@@ -220,25 +245,36 @@ class ImageCatalog(pulumi.ComponentResource):
             synced[index] = [SyncedItem(i.id, i.name, i.content_version) for i in listing.items(library_id)]
         return synced
 
-    def _image(self, image: PlannedImage, target: dict[str, Any], opts: pulumi.ResourceOptions):
+    def _image_name(self, image: PlannedImage) -> tuple[str, list[str]]:
+        """The image resource's name and its aliases (former display names)."""
+        kind = "cvmi" if image.namespace is None else "vmi"
+        names = [image.display_name, *image.renamed_from]
+        return named_with_aliases([self._name], [kind], names, [image.namespace or "cluster"])
+
+    def _image(
+        self,
+        image: PlannedImage,
+        names: tuple[str, list[str]],
+        target: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+    ):
         if image.synced is not None:
             item_id: pulumi.Input[str] = image.synced.id
             version: pulumi.Input[str | None] = image.synced.content_version
             fingerprint: pulumi.Input[str | None] = None
+            becomes: pulumi.Input[dict[str, Any] | None] = None
         else:
             assert image.image_index is not None
             item = self.items[image.image_index]
             # The resource ID, not the item_id output: an update keeps its ID known during a preview,
             # where an output goes unknown and would make every image look replaced.
-            item_id, version, fingerprint = item.id, item.content_version, item.fingerprint
-        where = image.namespace or "cluster"
-        kind = "cvmi" if image.namespace is None else "vmi"
-        names = [image.display_name, *image.renamed_from]
-        image_name, aliases = named_with_aliases([self._name], [kind], names, [where])
+            item_id, version, fingerprint, becomes = item.id, item.content_version, item.fingerprint, item.becomes
+        image_name, aliases = names
         common = dict(
             item_id=item_id,
             content_version=version,
             content_fingerprint=fingerprint,
+            becomes=becomes,
             display_name=image.display_name,
             capabilities=list(image.capabilities),
             **target,

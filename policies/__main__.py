@@ -8,6 +8,7 @@ the stack's policy config, e.g. policies/prod.json:
      "vmimage-image-floors": {"enforcementLevel": "mandatory", "minHardwareVersion": 19, "requireEfi": true}}
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from vmimage.errors import ImageError
 from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
+from vmimage.guard import ALLOW_ENV, blocked, guard_message
 from vmimage.ids import vmi_id
 from vmimage.image import file_image
 from vmimage.lint import lint_package
@@ -44,6 +46,7 @@ from vmimage.source import read_image_file
 ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
 IMAGE = "pulumi-python:dynamic/vmimage:VirtualMachineImage"
 CLUSTER_IMAGE = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
+GUARD = "pulumi-python:dynamic/vmimage:DeletionGuard"
 
 
 def _local_source(args: ResourceValidationArgs) -> str | None:
@@ -215,6 +218,23 @@ def unique_display_names(args: StackValidationArgs, report_violation: ReportViol
         report_violation(problem)
 
 
+def deletions_allowed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The deletion guard's rule as a policy: what the guard's check found this run deletes
+    (``removing``), unless allowed by name. ``protected`` in the policy config holds a stack to it
+    whatever its own vmimage:deletionProtection says (a pull request may change the stack file)."""
+    if args.resource_type != GUARD:
+        return
+    props = args.props
+    protected = args.get_config().get("protected")
+    protection = bool(props.get("protection")) if protected is None else bool(protected)
+    removing = props.get("removing")
+    if not isinstance(removing, dict):
+        return
+    refused = blocked(removing, list(props.get("allowed") or []), protection, os.environ.get(ALLOW_ENV))
+    if refused:
+        report_violation(guard_message(refused))
+
+
 PolicyPack(
     name="vmimage",
     enforcement_level=EnforcementLevel.MANDATORY,
@@ -233,6 +253,12 @@ PolicyPack(
             name="vmimage-unique-display-names",
             description="A display name is published once per scope, so VMs' names resolve.",
             validate=unique_display_names,
+        ),
+        ResourceValidationPolicy(
+            name="vmimage-deletions-allowed",
+            description="A run deletes no library item or image object that vmimage:allowDelete does not name.",
+            validate=deletions_allowed,
+            config_schema=PolicyConfigSchema(properties={"protected": {"type": "boolean"}}),
         ),
         ResourceValidationPolicy(
             name="vmimage-production-sha256",

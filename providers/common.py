@@ -13,6 +13,7 @@ from pulumi.runtime import rpc
 
 from providers import connection
 from vmimage.errors import ImageError
+from vmimage.status import CONTRACT
 
 PROVIDER_KEY = "__provider"
 DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
@@ -36,6 +37,13 @@ def changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -
     ]
 
 
+def contract_moved(olds: dict[str, Any]) -> list[str]:
+    """``["contract"]`` when the state's objects reproduce another VM Operator than this release's
+    (vmimage.status.CONTRACT): an in-place update rewrites them. An output, not an input, so no
+    reviewer reads it on every resource of a diff."""
+    return [] if olds.get("contract") == CONTRACT else ["contract"]
+
+
 def require_text(news: dict[str, Any], key: str, failures: list[CheckFailure], limit: int = 80) -> None:
     value = news.get(key)
     if is_unknown(value):
@@ -48,7 +56,21 @@ def require_text(news: dict[str, Any], key: str, failures: list[CheckFailure], l
 
 class VSphereProvider(ResourceProvider):
     """A provider that talks to vCenter: `configure` hands the stack's vsphere:* config to
-    `providers.connection`, which keeps it in module state, never on the pickled object."""
+    `providers.connection`, which keeps it in module state, never on the pickled object.
+
+    ``declaration`` (what names the resource's declaration across runs: vmimage/declaration.py) is
+    an attribute of the pickled provider, not an input: the engine hides the provider from a diff,
+    and a reviewer has no use for it. A state written by an earlier release has it as an input."""
+
+    def __init__(self, declaration: str | None = None) -> None:
+        super().__init__()
+        self.declaration = declaration
+
+    def declared(self, props: dict[str, Any]) -> dict[str, Any]:
+        """``props`` with the declaration this provider carries (or the one an earlier release's
+        state keeps among the inputs)."""
+        declaration = getattr(self, "declaration", None) or props.get(DECLARATION)
+        return {**props, DECLARATION: declaration} if declaration else props
 
     def configure(self, req: ConfigureRequest) -> None:
         connection.configure(req)

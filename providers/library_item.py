@@ -31,6 +31,7 @@ from providers.common import (
     changed,
     conceal,
     concealing,
+    contract_moved,
     is_unknown,
     present,
     require_text,
@@ -38,10 +39,13 @@ from providers.common import (
 )
 from vmimage.declaration import declaration_token, marked, unmarked
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
+from vmimage.facts import image_facts
 from vmimage.ids import vmi_id
+from vmimage.image import file_image
 from vmimage.lint import cached_lint_errors
 from vmimage.source import (
     EXTENSIONS,
+    ImageFile,
     content_type,
     declared_sha256_problem,
     file_sha256,
@@ -56,9 +60,12 @@ from vmimage.vsphere.descriptors import content_version as content_version_of
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
-INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "contract")
+INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "becomes")
+# becomes: what the image will be (vmimage/facts.py), read from a local source's descriptor in check,
+# so `pulumi preview --diff` shows it before any upload; never a reason for an update by itself
+COMPUTED = ("fingerprint", "becomes")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
-IN_PLACE = ("name", "description", "fingerprint", "contract")  # contract: vmimage.status.CONTRACT
+IN_PLACE = ("name", "description", "fingerprint")
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in: what tells a later
 # create that the item is the remains of a failed one, which it may remove.
@@ -163,6 +170,7 @@ def _outputs(
     return {
         **{key: inputs.get(key) for key in INPUTS},
         **present(inputs, SECRET_INPUT),
+        "contract": CONTRACT,
         "name": item.name,
         "description": unmarked(item.description)[0],
         "item_id": item.id,
@@ -188,11 +196,10 @@ class ContentLibraryItemProvider(VSphereProvider):
         failures: list[CheckFailure] = []
         require_text(news, "name", failures)
         require_text(news, "library_id", failures, limit=255)
-        inputs = {key: news.get(key) for key in INPUTS if key != "fingerprint"}
+        inputs = {key: news.get(key) for key in INPUTS if key not in COMPUTED}
         inputs["description"] = inputs["description"] or ""
-        inputs["contract"] = CONTRACT
         secret = bool(news.get(SECRET_INPUT))
-        inputs.update(present(news, SECRET_INPUT, DECLARATION))
+        inputs.update(present(news, SECRET_INPUT))
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -207,7 +214,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         if is_unknown(source) or is_unknown(sha256):
             inputs["fingerprint"] = source if is_unknown(source) else sha256
             return CheckResult(inputs, failures)
-        problem = self._source_problem(source)
+        problem, image_file = self._source_problem(source)
         if problem:
             failures.append(CheckFailure("source", problem))
         elif sha256 and not is_url(source) and (sha256_problem := declared_sha256_problem(source)):
@@ -219,32 +226,35 @@ class ContentLibraryItemProvider(VSphereProvider):
                 if digest is not None:  # what the upload would refuse, said at preview time
                     for finding in cached_lint_errors(source, digest):
                         failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))
+                if image_file is not None:
+                    status = file_image(image_file, name=str(news.get("name") or "")).status.wire()
+                    inputs["becomes"] = image_facts(status)
             except (ImageError, OSError) as error:
                 failures.append(CheckFailure("source", str(error)))
         return CheckResult(inputs, failures)
 
     @staticmethod
-    def _source_problem(source: Any) -> str | None:
-        """Why the source cannot be published, read cheaply (a multi-GB OVA costs its first KBs)."""
+    def _source_problem(source: Any) -> tuple[str | None, ImageFile | None]:
+        """Why the source cannot be published, read cheaply (a multi-GB OVA costs its first KBs);
+        else the local file as read (None for a URL)."""
         if not isinstance(source, str) or not source:
-            return "source must be a path to an .ova, .ovf or .iso file, or an https:// URL"
+            return "source must be a path to an .ova, .ovf or .iso file, or an https:// URL", None
         path = source.split("?", 1)[0]
         if not any(path.lower().endswith(extension) for extension in EXTENSIONS):
-            return f"source {source!r} has an unknown extension; expected .ova, .ovf or .iso"
+            return f"source {source!r} has an unknown extension; expected .ova, .ovf or .iso", None
         if is_url(source):
-            return None
+            return None, None
         if source.lower().startswith("http://"):
-            return "source URLs must be https:// (vCenter pulls them itself)"
+            return "source URLs must be https:// (vCenter pulls them itself)", None
         if not os.path.isfile(source):
-            return f"source file {source!r} does not exist (relative paths start at the project directory)"
+            return f"source file {source!r} does not exist (relative paths start at the project directory)", None
         try:
-            read_image_file(source)
+            return None, read_image_file(source)
         except ImageError as error:
-            return f"source is unreadable: {error}"
-        return None
+            return f"source is unreadable: {error}", None
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        updates = changed(olds, news, IN_PLACE)
+        updates = changed(olds, news, IN_PLACE) + contract_moved(olds)
         replaces = changed(olds, news, REPLACING)
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
@@ -256,7 +266,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         if props.get("adopt_id"):
             return self._adopt(props)
         source, name, description = props["source"], props["name"], props.get("description") or ""
-        token = item_token(props)
+        token = item_token(self.declared(props))
         with connection.content_library() as client:
             self._clear_way(client, props["library_id"], name, token)
             kind = content_type(source.split("?", 1)[0])
@@ -381,6 +391,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
     size_bytes: pulumi.Output[int]
     files: pulumi.Output[list]
     image: pulumi.Output[dict]
+    becomes: pulumi.Output[dict]
 
     def __init__(
         self,
@@ -410,7 +421,6 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
             "sha256": sha256,
             "adopt_id": adopt_id,
             **({SECRET_INPUT: True} if source_secret else {}),
-            **({DECLARATION: declaration} if declaration else {}),
             **{
                 key: None
                 for key in (
@@ -422,7 +432,8 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
                     "image",
                     "fingerprint",
                     "source_sha256",
+                    "becomes",
                 )
             },
         }
-        super().__init__(ContentLibraryItemProvider(), resource_name, inputs, opts)
+        super().__init__(ContentLibraryItemProvider(declaration), resource_name, inputs, opts)

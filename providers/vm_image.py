@@ -19,10 +19,19 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers import connection
-from providers.common import DECLARATION, VSphereProvider, changed, is_unknown, present, require_text
+from providers.common import (
+    DECLARATION,
+    VSphereProvider,
+    changed,
+    contract_moved,
+    is_unknown,
+    present,
+    require_text,
+)
 from vmimage.config import kubeconfig_problem
 from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
+from vmimage.facts import with_capabilities
 from vmimage.ids import library_item_name, vmi_id
 from vmimage.image import image_object, item_kind
 from vmimage.kube import ImageObjects, KubeTarget
@@ -43,8 +52,10 @@ INPUTS = (
     "extra_labels",
     "kubeconfig",
     "context",
-    "contract",
+    "becomes",
 )
+# becomes: what the image will be (vmimage/facts.py), from the item's local descriptor: shown by
+# `pulumi preview --diff` and preview-summary before any upload; never a reason for an update itself
 # content_fingerprint: what the item was published from. A server that keeps the content version
 # (govmomi's simulator leaves every item at "1") still moves the image on when the content changes.
 IN_PLACE = (
@@ -54,7 +65,6 @@ IN_PLACE = (
     "capabilities",
     "extra_labels",
     "drift",
-    "contract",  # which VM Operator's objects it reproduces: a new one rewrites the object in place
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
 # supervisor mode: {"wait_seconds": N, "strict": bool}, present only there. The resource then
@@ -118,18 +128,22 @@ class _Image(VSphereProvider):
         if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
             failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
         inputs = {key: news.get(key) for key in INPUTS}
-        inputs.update(present(news, DECLARATION, OBSERVE))
+        inputs.update(present(news, OBSERVE))
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
             if not any(is_unknown(c) for c in inputs["capabilities"] or [])
             else inputs["capabilities"]
         )
         inputs["extra_labels"] = inputs["extra_labels"] or {}
-        inputs["contract"] = CONTRACT
+        becomes = inputs.pop("becomes")
+        if isinstance(becomes, dict) and isinstance(inputs["capabilities"], list):
+            inputs["becomes"] = with_capabilities(becomes, inputs["capabilities"])
+        elif is_unknown(becomes):
+            inputs["becomes"] = becomes
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        updates = changed(olds, news, IN_PLACE)
+        updates = changed(olds, news, IN_PLACE) + contract_moved(olds)
         replaces = changed(olds, news, REPLACING)
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
@@ -167,6 +181,7 @@ class _Image(VSphereProvider):
         observing = bool(props.get(OBSERVE))
         return {
             **{key: props.get(key) for key in INPUTS},
+            "contract": CONTRACT,  # which VM Operator's objects it reproduces: a new one rewrites it in place
             "drift": None,
             "vmi_id": obj["metadata"]["name"],
             "kind": obj["kind"],
@@ -219,7 +234,7 @@ class _Image(VSphereProvider):
         return observed(live)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outputs = self._publish(props, owner=create_owner(props))
+        outputs = self._publish(props, owner=create_owner(self.declared(props)))
         pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r})")
         return CreateResult(outputs["vmi_id"], outputs)
 
@@ -279,7 +294,7 @@ def create_owner(props: dict[str, Any]) -> str:
     return declaration_token(str(declaration), *(str(props.get(key) or "") for key in REPLACING))
 
 
-def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
+def _inputs(observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
     """The resource's properties: the declared inputs (INPUTS) that are set, and the outputs the
     program reads.
 
@@ -288,7 +303,6 @@ def _inputs(declaration: str | None = None, observe: dict[str, Any] | None = Non
     what it sets or reads is named. An unset input is left out rather than passed as None: the
     engine never sees a None input either way."""
     return {
-        **({DECLARATION: declaration} if declaration else {}),
         **({OBSERVE: observe} if observe else {}),
         **{key: value for key in INPUTS if (value := values.get(key)) is not None},
         **{key: None for key in ("vmi_id", "status", "labels")},
@@ -314,6 +328,7 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         content_version: pulumi.Input[str | None],
         display_name: pulumi.Input[str],
         content_fingerprint: pulumi.Input[str | None] = None,
+        becomes: pulumi.Input[dict[str, Any] | None] = None,
         namespace: pulumi.Input[str],
         capabilities: pulumi.Input[list[str]] | None = None,
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
@@ -328,11 +343,11 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
         object; wait for VM Operator's and compare it with the prediction."""
         inputs = _inputs(
-            declaration,
             observe,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
+            becomes=becomes,
             display_name=display_name,
             namespace=namespace,
             capabilities=capabilities,
@@ -340,7 +355,7 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
             kubeconfig=kubeconfig,
             context=context,
         )
-        super().__init__(VirtualMachineImageProvider(), resource_name, inputs, opts)
+        super().__init__(VirtualMachineImageProvider(declaration), resource_name, inputs, opts)
 
 
 class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="ClusterVirtualMachineImage"):
@@ -354,6 +369,7 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         content_version: pulumi.Input[str | None],
         display_name: pulumi.Input[str],
         content_fingerprint: pulumi.Input[str | None] = None,
+        becomes: pulumi.Input[dict[str, Any] | None] = None,
         capabilities: pulumi.Input[list[str]] | None = None,
         extra_labels: pulumi.Input[dict[str, str]] | None = None,
         kubeconfig: str | None = None,
@@ -367,15 +383,15 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
         object; wait for VM Operator's and compare it with the prediction."""
         inputs = _inputs(
-            declaration,
             observe,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
+            becomes=becomes,
             display_name=display_name,
             capabilities=capabilities,
             extra_labels=extra_labels,
             kubeconfig=kubeconfig,
             context=context,
         )
-        super().__init__(ClusterVirtualMachineImageProvider(), resource_name, inputs, opts)
+        super().__init__(ClusterVirtualMachineImageProvider(declaration), resource_name, inputs, opts)

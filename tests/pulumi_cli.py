@@ -117,7 +117,10 @@ class Stack:
 
     def configure(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
         """Replace the stack's plain config with ``values`` (structured values stay structured; secrets
-        set earlier stay), then set ``secrets`` the way a user does: `pulumi config set --secret`."""
+        set earlier stay), then set ``secrets`` the way a user does: `pulumi config set --secret`.
+        Deletion protection is off unless ``values`` sets it: most tests remove images on purpose, as
+        the dev stacks do (the guard's own tests turn it on)."""
+        values = {"vmimage:deletionProtection": False, **values}
         document = yaml.safe_load(self.config_file.read_text()) if self.config_file.exists() else {}
         document = document or {}
         kept = {key: value for key, value in (document.get("config") or {}).items() if isinstance(value, dict)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,13 @@ def scenario(simulator, tmp_path_factory) -> dict:
     before = stack.outputs()
     items = {r["outputs"]["name"]: r["id"] for r in stack.resources("dynamic/vmimage:ContentLibraryItem").values()}
 
-    write_ova(samples / "ubuntu-24.04-sample.ova", dataclasses.replace(SAMPLES[1], full_version="24.04.2 LTS"))
+    # a new build: a new version, hardware and disk size, all read from the local descriptor
+    write_ova(
+        samples / "ubuntu-24.04-sample.ova",
+        dataclasses.replace(
+            SAMPLES[1], version="24.10", full_version="24.10 LTS", hardware_version=22, disk_capacity_gib=12
+        ),
+    )
     config = dev_config(simulator, samples, extra_images=[{**EXTRA, "library": "other-images"}])
     images = [image for image in config["vmimage:images"] if image["displayName"] != "tools-sample"]
     next(i for i in images if i["displayName"] == "photon-5-sample")["scope"] = ["team-a", "dev"]
@@ -43,7 +50,8 @@ def scenario(simulator, tmp_path_factory) -> dict:
     config["vmimage:libraries"] = [*config["vmimage:libraries"], {"name": "other-images", "datastore": "LocalDS_0"}]
     stack.configure(config)
     preview = json.loads(stack.run("preview", "--json").stdout)
-    return {"preview": preview, "outputs": before, "items": items, "stack": stack}
+    diff = stack.preview().stdout
+    return {"preview": preview, "diff": diff, "outputs": before, "items": items, "stack": stack}
 
 
 def test_the_changes_in_image_terms(scenario):
@@ -51,23 +59,30 @@ def test_the_changes_in_image_terms(scenario):
     items = scenario["items"]
     ubuntu = changes[("changed", "ubuntu-24.04-sample", "dev")]
     assert ubuntu.vmi_id == vmi_id(items["ubuntu-24.04-sample"])
-    assert ubuntu.what == ["new content (a new content version of the same item; the VMI ID stays)"]
-    assert ubuntu.status["osInfo"]["type"] == "ubuntu64Guest" and ubuntu.status["hardwareVersion"] == 21
+    assert ubuntu.what == [
+        "new content (a new content version of the same item; the VMI ID stays)",
+        "disks: disk0 10Gi → disk0 12Gi",
+    ]
+    # what it becomes, read from the new local descriptor; what it was, from the state
+    assert ubuntu.facts["os"] == "ubuntu64Guest" and ubuntu.facts["hardware"] == "vmx-22"
+    assert ubuntu.facts["version"] == "24.10" and ubuntu.facts["ready"] == "True"
+    assert ubuntu.before is not None and (ubuntu.before["version"], ubuntu.before["hardware"]) == ("24.04", "vmx-21")
 
     for namespace in ("team-a", "dev"):
         added = changes[("added", "photon-5-sample", namespace)]
         assert added.vmi_id == vmi_id(items["photon-5-sample"])  # the same item, one more scope
         assert added.what[0] == f"scope added: {namespace}"
+        assert added.facts["os"] == "vmwarePhoton64Guest" and added.facts["capabilities"] == ["nvidia-gpu"]
     removed_scope = changes[("removed", "photon-5-sample", "cluster")]
     assert removed_scope.what[0] == "scope removed: cluster"
 
     tools = changes[("removed", "tools-sample", "cluster")]
-    assert tools.vmi_id == vmi_id(items["tools-sample"]) and tools.status["type"] == "ISO"
+    assert tools.vmi_id == vmi_id(items["tools-sample"]) and tools.facts["type"] == "ISO"
 
     extra = changes[("replaced", "extra-sample", "cluster")]
     old = vmi_id(items["extra-sample"])
     assert extra.what == [f"replaced (item_id): the VMI ID changes ({old} → a new ID); VMs that name {old} break"]
-    assert extra.status["productInfo"]["version"] == "5.0"
+    assert extra.facts["version"] == "5.0"
 
 
 def test_the_markdown_a_reviewer_reads(scenario, tmp_path):
@@ -90,8 +105,23 @@ def test_the_markdown_a_reviewer_reads(scenario, tmp_path):
         "| ➖ removed"
     ] * 2
     assert "VMs in namespaces without an image of their own named 'tools-sample' stop resolving it" in text
+    ubuntu = next(row for row in rows if "ubuntu-24.04-sample" in row)
+    assert "| ubuntu64Guest | 24.04 → 24.10 | vmx-21 → vmx-22 | efi |" in ubuntu
+    photon = next(row for row in rows if "➕ added | photon-5-sample | dev" in row)
+    assert "| vmwarePhoton64Guest | 5.0 | vmx-19 | efi |" in photon
     assert PASSWORD not in text and "[secret]" not in text
     Path(tmp_path / "summary.md").write_text(text)
+
+
+def test_the_diff_shows_what_the_image_becomes(scenario):
+    """`pulumi preview --diff` shows the new image in readable values, not only a fingerprint, and the
+    internal inputs stay out of an update's diff."""
+    diff = scenario["diff"]
+    block = diff[diff.index("ubuntu-24.04-sample") :]
+    assert re.search(r'version\s*:\s*"24.04" => "24.10"', block), diff
+    assert re.search(r'hardware\s*:\s*"vmx-21" => "vmx-22"', block), diff
+    updates = [part for part in re.split(r"\n(?=\s*[~+-]+ pulumi-python:dynamic)", diff) if "~ pulumi-python" in part]
+    assert updates and not any("contract" in part or "declaration" in part for part in updates), diff
 
 
 def test_a_preview_without_image_changes_says_so(scenario, tmp_path):

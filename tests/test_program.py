@@ -102,8 +102,52 @@ def test_unknown_library_is_named():
 
 
 def test_unknown_key_is_named():
-    with pytest.raises(pulumi.RunError, match=r"vmimage:libraries\[0\].datastoer: unknown key"):
+    with pytest.raises(
+        pulumi.RunError, match=r"vmimage:libraries\[0\].datastoer: unknown key; did you mean `datastore`"
+    ):
         run_program({"vmimage:libraries": json.dumps([{"name": "lib", "datastoer": "ds"}])})
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        (
+            "vmimage:imges",
+            "vmimage:imges: unknown key; did you mean `vmimage:images`? (the keys are in docs/reference.md)",
+        ),
+        ("vsphere:vsphereServr", "vsphere:vsphereServr: unknown key; did you mean `vsphere:vsphereServer`?"),
+        ("kubernetes:kubeconfg", "kubernetes:kubeconfg: unknown key; did you mean `kubernetes:kubeconfig`?"),
+        (
+            "vmimag:images",
+            "vmimag:images: no part of this project reads the 'vmimag' namespace; did you mean `vmimage:images`?",
+        ),
+    ],
+)
+def test_a_misspelt_top_level_key_fails_the_program_naming_it(key, hint):
+    """A misspelt key is not an unset one: `vmimage:imges` must not read as "no images" (and delete
+    them all), whatever its namespace."""
+    config = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
+    config[key] = config.pop("vmimage:images") if key.endswith("images") else "x"
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(config, stack="dev")
+    assert hint in str(caught.value)
+
+
+def test_engine_keys_and_every_documented_key_pass():
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "pulumi:tags": "{}", "vmimage:allowDelete": "[]"}
+    run_program(config, stack="dev")
+
+
+def test_an_all_digit_sha256_is_refused_with_quote_it():
+    images = [{"displayName": "x", "source": "x.ova", "library": "lib", "sha256": 10**63}]
+    config = {
+        "vmimage:libraries": json.dumps([{"name": "lib", "datastore": "ds"}]),
+        "vmimage:images": json.dumps(images),
+    }
+    with pytest.raises(
+        pulumi.RunError, match=r"vmimage:images\[0\].sha256: YAML read this sha256 as a number .*quote it"
+    ):
+        run_program(config)
 
 
 class RecordingMocks(Mocks):
@@ -150,6 +194,7 @@ def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     assert "pulumi preview --json" in summary_step["run"] and "--outputs outputs.json" in summary_step["run"]
     assert "--policy-pack policies --policy-pack-config policies/${{ matrix.stack }}.json" in summary_step["run"]
     policy_names = {
+        "vmimage-deletions-allowed",
         "vmimage-production-sha256",
         "vmimage-no-unverified-ssl",
         "vmimage-image-floors",

@@ -7,7 +7,9 @@ turns every problem into one line that names the key and says what is expected.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -17,7 +19,34 @@ from vmimage.labels import is_label_name
 from vmimage.source import EXTENSIONS
 
 NAMESPACE = "vmimage"
-KEYS = ("libraries", "images", "sync", "kubernetes")
+KEYS = ("libraries", "images", "sync", "kubernetes", "deletionProtection", "allowDelete")
+REFERENCE = "docs/reference.md"
+# The keys of the other namespaces the project reads: vsphere:* (the vCenter connection,
+# vmimage/vsphere/settings.py) and kubernetes:* (pulumi-kubernetes' own provider settings, for the
+# stack's default Kubernetes provider). pulumi:* belongs to the engine.
+VSPHERE_KEYS = ("vsphereServer", "user", "password", "allowUnverifiedSsl", "caFile")
+KUBERNETES_KEYS = (
+    "kubeconfig",
+    "context",
+    "cluster",
+    "namespace",
+    "enableServerSideApply",
+    "enableConfigMapMutable",
+    "enableSecretMutable",
+    "deleteUnreachable",
+    "renderYamlToDirectory",
+    "skipUpdateUnreachable",
+    "suppressDeprecationWarnings",
+    "suppressHelmHookWarnings",
+    "strictMode",
+    "alwaysRender",
+    "clusterIdentifier",
+)
+KNOWN_KEYS = {
+    NAMESPACE: KEYS,
+    "vsphere": VSPHERE_KEYS,
+    "kubernetes": KUBERNETES_KEYS,
+}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -62,6 +91,13 @@ def _source(value: str) -> str:
         raise ValueError("vCenter pulls sources over https only; use an https:// URL")
     if not any(lowered.endswith(extension) for extension in EXTENSIONS):
         raise ValueError("a source is a path or https URL ending in .ova, .ovf or .iso")
+    return value
+
+
+def _not_a_number(value: Any) -> Any:
+    """YAML reads an all-digit digest as a number, and a number that long has already lost digits."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError('YAML read this sha256 as a number (it is all digits): quote it, sha256: "0123…"')
     return value
 
 
@@ -128,7 +164,7 @@ class ImageConfig(ConfigModel):
     scope: Scope = "cluster"
     capabilities: list[Capability] = []
     description: str = ""
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    sha256: Annotated[str | None, BeforeValidator(_not_a_number)] = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     # display names this image had before, so a rename keeps its item (same UUID and VMI ID)
     renamed_from: list[Annotated[str, Field(min_length=1, max_length=80)]] = []
 
@@ -174,6 +210,10 @@ class CatalogConfig(ConfigModel):
     images: list[ImageConfig] = []
     sync: list[SyncConfig] = []
     kubernetes: KubernetesConfig | None = None
+    # the deletion guard (vmimage/guard.py): on unless a stack turns it off, so a stack pointed at
+    # a real vCenter is protected from its first run; allowDelete names what may go in the next run
+    deletion_protection: bool = True
+    allow_delete: list[Annotated[str, Field(min_length=1)]] = []
 
     def problems(self) -> list[str]:
         """Cross-entry problems, as ``key: message`` lines."""
@@ -223,17 +263,58 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 def _message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
-        return "unknown key; check its spelling against the configuration reference in README.md"
+        return f"unknown key{_nearest(str(error['loc'][-1]), _model_keys(error['loc']))} (the keys are in {REFERENCE})"
     return error["msg"].removeprefix("Value error, ")
 
 
-def load_catalog_config(values: dict[str, Any]) -> CatalogConfig:
-    """Validate the project's config values (keys without the ``vmimage:`` prefix)."""
+def _model_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the entry holding the unknown key at ``loc`` accepts, as a stack file spells them."""
+    parent = next((part for part in reversed(loc[:-1]) if isinstance(part, str)), None)
+    model = {
+        "libraries": LibraryConfig,
+        "images": ImageConfig,
+        "sync": SyncConfig,
+        "kubernetes": KubernetesConfig,
+    }.get(parent or "", CatalogConfig)
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _nearest(key: str, known: Iterable[str], prefix: str = "") -> str:
+    """ " did you mean `x`?" for a key close to a known one (a typo), else nothing."""
+    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean `{prefix}{match[0]}`?" if match else ""
+
+
+def unknown_keys(keys: Iterable[str]) -> list[str]:
+    """One line per stack config key the project does not know: in its own namespaces (vmimage:,
+    vsphere:, kubernetes:) a key it would not read, and a namespace no part of it reads. A misspelt
+    key is not a missing one: `vmimage:imges` must not read as "no images" (and delete them all)."""
+    everything = [f"{namespace}:{key}" for namespace, names in KNOWN_KEYS.items() for key in names]
+    lines = []
+    for full in sorted(keys):
+        namespace, _, key = full.partition(":")
+        if namespace == "pulumi":
+            continue
+        if namespace in KNOWN_KEYS:
+            if key not in KNOWN_KEYS[namespace]:
+                hint = _nearest(key, KNOWN_KEYS[namespace], f"{namespace}:")
+                lines.append(f"{full}: unknown key{hint} (the keys are in {REFERENCE})")
+        else:
+            hint = _nearest(full, everything)
+            lines.append(f"{full}: no part of this project reads the {namespace!r} namespace{hint} (see {REFERENCE})")
+    return lines
+
+
+def load_catalog_config(values: dict[str, Any], keys: Iterable[str] = ()) -> CatalogConfig:
+    """Validate the project's config values (keys without the ``vmimage:`` prefix); ``keys``: every
+    key the stack sets, in every namespace (``vmimage:images``, ``vsphere:user``…), checked by
+    `unknown_keys`."""
+    lines = unknown_keys(keys)
     try:
         config = CatalogConfig.model_validate(values)
-        lines = config.problems()
+        lines += config.problems()
     except ValidationError as exc:
-        lines = [f"{_location(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        lines += [f"{_location(e['loc'])}: {_message(e)}" for e in exc.errors()]
     if lines:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(lines))
     return config

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmimage.errors import ImageError, redact
+from vmimage.facts import image_facts, moves
 from vmimage.ids import vmi_id
 from vmimage.models import CLUSTER_KIND
 
@@ -32,8 +33,9 @@ class ImageChange:
     display_name: str
     scope: str  # a namespace, or "cluster"
     vmi_id: str | None
-    status: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # what the image is (after), vmimage/facts.py
     what: list[str] = field(default_factory=list)
+    before: dict[str, Any] | None = None  # what it was, where a change moves it
 
 
 def _known(value: Any) -> Any:
@@ -87,6 +89,18 @@ def _vmi(props: dict[str, Any]) -> str | None:
         return None
 
 
+def _facts_after(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What the image is after the step: the status an applied step published (a deploy's event
+    stream), else what the preview says it becomes (``becomes``, read from the local descriptor),
+    else the status it keeps."""
+    status, becomes = _dict(new.get("status")), _dict(_known(new.get("becomes")))
+    if status and status != _dict(old.get("status")):
+        return image_facts(status)
+    if becomes:
+        return {key: value for key, value in becomes.items() if _known(value) is not None}
+    return image_facts(status) if status else {}
+
+
 def _scope(props: dict[str, Any], type_: str) -> str:
     return "cluster" if type_.endswith(CLUSTER_KIND) else str(props.get("namespace") or "?")
 
@@ -103,34 +117,56 @@ def image_changes(preview: dict[str, Any]) -> list[ImageChange]:
         props = new or old
         name = str(props.get("display_name") or old.get("display_name") or "?")
         op = step["op"]
+        after, before = _facts_after(old, new), image_facts(_dict(old.get("status")))
         if op == "create":
-            change = ImageChange("added", name, _scope(new, type_), _vmi(new), _dict(new.get("status")))
+            change = ImageChange("added", name, _scope(new, type_), _vmi(new), after)
             capabilities = _strings(new.get("capabilities"))
             if capabilities:
                 change.what.append(f"capabilities: {', '.join(capabilities)}")
         elif op == "delete":
-            change = ImageChange("removed", name, _scope(old, type_), _vmi(old), _dict(old.get("status")))
+            change = ImageChange("removed", name, _scope(old, type_), _vmi(old), before)
             change.what.append(f"VMs that name {_vmi(old) or 'it'} or {name!r} in this scope no longer resolve")
         elif op == "replace":
-            before, after = _vmi(old), _vmi(new)
-            change = ImageChange("replaced", name, _scope(new, type_), after, _dict(old.get("status")))
-            moved = f"{before} → {after or 'a new ID'}" if before != after else str(before)
+            before_id, after_id = _vmi(old), _vmi(new)
+            change = ImageChange("replaced", name, _scope(new, type_), after_id, after or before, before=before)
+            moved = f"{before_id} → {after_id or 'a new ID'}" if before_id != after_id else str(before_id)
             reasons = ", ".join(_strings(step.get("replaceReasons"))) or "a replacing input"
             change.what.append(
-                f"replaced ({reasons}): the VMI ID changes ({moved}); VMs that name {before} break"
-                if before != after
+                f"replaced ({reasons}): the VMI ID changes ({moved}); VMs that name {before_id} break"
+                if before_id != after_id
                 else f"replaced ({reasons}), same VMI ID"
             )
         else:
-            change = ImageChange("changed", name, _scope(new, type_), _vmi(old) or _vmi(new), _dict(old.get("status")))
+            change = ImageChange(
+                "changed", name, _scope(new, type_), _vmi(old) or _vmi(new), after or before, before=before
+            )
             change.what.extend(_what_changed(old, new))
+        if op != "delete":
+            change.what.extend(_becomes_notes(change, bool(_known(new.get("becomes")) or after)))
         changes.append(change)
     _note_scope_moves(changes)
-    known = {c.vmi_id: c.status for c in changes if c.vmi_id and c.status}
+    known = {c.vmi_id: c.facts for c in changes if c.vmi_id and c.facts}
     for change in changes:  # a new scope of an existing item: the image is what it was elsewhere
-        if not change.status and change.vmi_id in known:
-            change.status = known[change.vmi_id]
+        if not change.facts and change.vmi_id in known:
+            change.facts = known[change.vmi_id]
     return sorted(changes, key=lambda c: (_ORDER[c.kind], c.display_name, c.scope))
+
+
+def _becomes_notes(change: ImageChange, known: bool) -> list[str]:
+    """What a reviewer must know of the image an added or changed row becomes, beyond its columns:
+    the facts the table has no column for that move, and whether VM Operator would publish it Ready."""
+    if not known:
+        return ["what it becomes is known after the upload (a URL source)"] if change.kind == "added" else []
+    notes = []
+    if change.before is not None:
+        notes += [line for line in moves(change.before, change.facts) if line.split(":")[0] in _NOTED]
+    elif change.facts.get("ready") not in (None, "True"):
+        notes.append(f"not Ready: VM Operator would publish it {change.facts['ready']}")
+    return notes
+
+
+_COLUMNS = ("os", "version", "hardware", "firmware")
+_NOTED = ("type", "disks", "ready")  # the facts without a column of their own
 
 
 def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -196,14 +232,18 @@ def resolution_moves(changes: list[ImageChange], outputs: dict[str, Any] | None)
     return moves
 
 
-def _image_facts(status: dict[str, Any]) -> tuple[str, str, str, str]:
-    if status.get("type") == "ISO":
-        return "ISO", "—", "—", "—"
-    os_info = _dict(status.get("osInfo"))
-    os_text = " ".join(str(v) for v in (os_info.get("type"), os_info.get("version")) if v)
-    version = _dict(status.get("productInfo")).get("version") or ""
-    hardware = f"vmx-{status['hardwareVersion']}" if status.get("hardwareVersion") else ""
-    return os_text or "—", str(version) or "—", hardware or "—", str(status.get("firmware") or "—")
+def _cells(facts: dict[str, Any]) -> list[str]:
+    if facts.get("type") == "ISO":
+        return ["ISO", "—", "—", "—"]
+    return [str(facts.get(key) or "—") for key in _COLUMNS]
+
+
+def _fact_cells(change: ImageChange) -> list[str]:
+    """The OS, version, hardware and firmware cells; a change that moves one shows ``old → new``."""
+    after = _cells(change.facts)
+    if change.before is None or change.kind == "removed":
+        return after
+    return [new if old == new else f"{old} → {new}" for old, new in zip(_cells(change.before), after, strict=True)]
 
 
 def _cell(text: str) -> str:
@@ -291,8 +331,7 @@ def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for change in changes:
-        facts = _image_facts(change.status)
-        cells = [_MARK[change.kind], change.display_name, change.scope, change.vmi_id or "(new)", *facts]
+        cells = [_MARK[change.kind], change.display_name, change.scope, change.vmi_id or "(new)", *_fact_cells(change)]
         cells.append("; ".join(change.what) or "—")
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     moves = resolution_moves(changes, outputs)

@@ -1,0 +1,75 @@
+"""DeletionGuard: a run that would delete an item or image object of a protected stack stops in
+its preview, before anything is deleted (vmimage/guard.py says what and why).
+
+The guard keeps the resources the catalog declared in its last run. Its `check` runs in every
+preview and `up` with that list (the olds) and this run's: what is gone from it is what the engine
+will delete at the end of the run, so a failure here stops the run before any delete. The
+engine's own `protect` on the guard keeps `pulumi destroy` from deleting a protected stack.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from vmimage.guard import ALLOW_ENV, blocked, guard_message, removals, stale_allowances
+
+INPUTS = ("declared", "former_names", "protection", "allowed")
+
+
+class DeletionGuardProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {key: news.get(key) for key in INPUTS}
+        removed = removals(olds.get("declared") or {}, news.get("declared") or {}, news.get("former_names") or ())
+        # what this run deletes, where a policy (policies/: vmimage-deletions-allowed) and the diff see it
+        inputs["removing"] = {name: entry.wire() for name, entry in removed.items()}
+        refused = blocked(
+            inputs["removing"], news.get("allowed") or [], bool(news.get("protection")), os.environ.get(ALLOW_ENV)
+        )
+        stale = stale_allowances(news.get("allowed") or [], removed)
+        if stale:
+            pulumi.log.warn(
+                f"vmimage:allowDelete names {', '.join(map(repr, stale))}, of which this run deletes nothing: take "
+                "it out, or a later accidental deletion of that image goes through"
+            )
+        failures = [CheckFailure("declared", guard_message(refused))] if refused else []
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=any(olds.get(key) != news.get(key) for key in INPUTS), replaces=[])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult("deletion-guard", {**props, "removing": {}})
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult({**news, "removing": {}})
+
+
+class DeletionGuard(pulumi.dynamic.Resource, module="vmimage", name="DeletionGuard"):
+    """The catalog's deletion guard. Type token: pulumi-python:dynamic/vmimage:DeletionGuard."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        declared: dict[str, list[str]],
+        former_names: list[str],
+        protection: bool,
+        allowed: list[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``declared``: resource name → [display name, what it is] for every item and image object
+        of this run; ``former_names``: the names they had (aliases), so a rename is no deletion.
+        With ``protection`` the engine also refuses to delete the guard itself (`pulumi destroy`)."""
+        inputs = {
+            "declared": declared,
+            "former_names": sorted(set(former_names)),
+            "protection": protection,
+            "allowed": sorted(set(allowed)),
+            "removing": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protection))
+        super().__init__(DeletionGuardProvider(), resource_name, inputs, opts)

@@ -1,0 +1,73 @@
+"""What an image is, in a reviewer's terms: the few facts of its status a preview shows.
+
+One projection of an image status (the wire form VM Operator publishes), used wherever a person
+reads what an image becomes or was: the item's and image's preview input ``becomes`` (from the
+local descriptor, before any upload), and `vmimage preview-summary` (old → new). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FIELDS = ("type", "os", "version", "hardware", "firmware", "disks", "capabilities", "ready")
+
+
+def _disk(disk: dict[str, Any]) -> str:
+    size = disk.get("requested") or disk.get("limit") or "size unknown"
+    where = ""
+    if disk.get("controllerType"):
+        where = f" ({disk['controllerType']} {disk.get('controllerBusNumber', '?')}:{disk.get('unitNumber', '?')})"
+    return f"{disk.get('name') or 'disk'} {size}{where}"
+
+
+def ready(status: dict[str, Any]) -> str:
+    """Ready as "True", or "False: reason: message", in the words of VM Operator's condition."""
+    condition = next(
+        (c for c in status.get("conditions") or () if isinstance(c, dict) and c.get("type") == "Ready"), None
+    )
+    if condition is None:
+        return "unknown"
+    if condition.get("status") == "True":
+        return "True"
+    detail = ": ".join(str(part) for part in (condition.get("reason"), condition.get("message")) if part)
+    return f"{condition.get('status', 'False')}: {detail}" if detail else str(condition.get("status", "False"))
+
+
+def image_facts(status: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a status (keys of FIELDS; those it does not have are left out)."""
+    os_info = status.get("osInfo") or {}
+    product = status.get("productInfo") or {}
+    facts: dict[str, Any] = {
+        "type": status.get("type"),
+        "os": os_info.get("type"),
+        "version": product.get("version"),
+        "hardware": f"vmx-{status['hardwareVersion']}" if status.get("hardwareVersion") else None,
+        "firmware": status.get("firmware"),
+        "disks": [_disk(d) for d in status.get("disks") or () if isinstance(d, dict)],
+        "capabilities": sorted(status.get("capabilities") or ()),
+        "ready": ready(status) if status.get("conditions") else None,
+    }
+    return {key: value for key, value in facts.items() if value not in (None, "", [])}
+
+
+def with_capabilities(facts: dict[str, Any], declared: list[str]) -> dict[str, Any]:
+    """The facts of an item's image as one scope publishes it: the descriptor's capabilities and the
+    entry's declared ones, as VM Operator's status lists them (sorted, once)."""
+    capabilities = sorted(set(facts.get("capabilities") or ()) | set(declared))
+    return {**facts, **({"capabilities": capabilities} if capabilities else {})}
+
+
+def moves(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """One "field: old → new" line for each fact that differs (a fact one side lacks shows as —)."""
+    lines = []
+    for key in FIELDS:
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            lines.append(f"{key}: {_shown(old)} → {_shown(new)}")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == []:
+        return "—"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
