@@ -39,7 +39,11 @@ class DeletionGuardProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=any(olds.get(key) != news.get(key) for key in INPUTS), replaces=[])
+        """A change only when the run deletes something or the guard's settings move: a run that only
+        adds is a same step, which still records this run's list (the engine keeps a same step's new
+        inputs), so the diff a reviewer reads shows the guard only when it matters."""
+        moved = any(olds.get(key) != news.get(key) for key in ("protection", "allowed"))
+        return DiffResult(changes=bool(news.get("removing")) or moved, replaces=[])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult("deletion-guard", {**props, "removing": {}})

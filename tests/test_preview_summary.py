@@ -120,7 +120,8 @@ def test_the_diff_shows_what_the_image_becomes(scenario):
     block = diff[diff.index("ubuntu-24.04-sample") :]
     assert re.search(r'version\s*:\s*"24.04" => "24.10"', block), diff
     assert re.search(r'hardware\s*:\s*"vmx-21" => "vmx-22"', block), diff
-    updates = [part for part in re.split(r"\n(?=\s*[~+-]+ pulumi-python:dynamic)", diff) if "~ pulumi-python" in part]
+    steps = re.split(r"\n(?=\s*(?:[~+-]|\+-) ?pulumi-python:dynamic)", diff)
+    updates = [part for part in steps if "~ pulumi-python" in part]
     assert updates and not any("contract" in part or "declaration" in part for part in updates), diff
 
 
