@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components.crds import VmOperatorCrds
 from providers.content_library import ContentLibrary
-from providers.deletion_guard import DeletionGuard
+from providers.deletion_guard import DeletionGuard, DestroyGuard
 from providers.library_item import ContentLibraryItem
 from providers.namespace_libraries import NamespaceLibraries
 from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
@@ -163,6 +163,15 @@ class ImageCatalog(pulumi.ComponentResource):
             )
         )
         self._planned, self._vmi_ids, self._statuses = planned, vmi_ids, statuses
+        guarded: list[pulumi.Resource] = [
+            *self.libraries,
+            *self.items.values(),
+            *self.image_resources,
+            *getattr(self, "associations", {}).values(),
+        ]
+        self.destroy_guard = DestroyGuard(
+            f"{name}-destroy-guard", protection=config.deletion_protection, guarded=guarded, opts=child
+        )
         self.register_outputs({"images": self.images, "table": self.table})
 
     @property
@@ -183,6 +192,7 @@ class ImageCatalog(pulumi.ComponentResource):
         self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions, secret: bool
     ) -> dict[str, pulumi.Input[str]]:
         ids: dict[str, pulumi.Input[str]] = {}
+        self.libraries: list[ContentLibrary] = []
         for library in config.libraries:
             if library.existing:
                 if listing is None:
@@ -192,7 +202,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 library_name, aliases = named_with_aliases(
                     [self._name], ["library"], [library.name, *library.renamed_from]
                 )
-                ids[library.name] = ContentLibrary(
+                created = ContentLibrary(
                     library_name,
                     name=library.name,
                     datastore=library.datastore,
@@ -201,7 +211,9 @@ class ImageCatalog(pulumi.ComponentResource):
                     subscription_secret=secret,
                     force_destroy=library.force_destroy,
                     opts=_aliased(child, aliases),
-                ).id
+                )
+                self.libraries.append(created)
+                ids[library.name] = created.id
         return ids
 
     def _associate(

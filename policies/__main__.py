@@ -10,6 +10,7 @@ the stack's policy config, e.g. policies/prod.json:
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -228,9 +229,10 @@ def deletions_allowed(args: ResourceValidationArgs, report_violation: ReportViol
     protected = args.get_config().get("protected")
     protection = bool(props.get("protection")) if protected is None else bool(protected)
     removing = props.get("removing")
-    if not isinstance(removing, dict):
+    if not isinstance(removing, Mapping):  # the pack sees props through read-only proxies
         return
-    refused = blocked(removing, list(props.get("allowed") or []), protection, os.environ.get(ALLOW_ENV))
+    plain = {str(name): [str(part) for part in entry] for name, entry in removing.items()}
+    refused = blocked(plain, [str(name) for name in props.get("allowed") or []], protection, os.environ.get(ALLOW_ENV))
     if refused:
         report_violation(guard_message(refused))
 

@@ -4,7 +4,9 @@ its preview, before anything is deleted (vmimage/guard.py says what and why).
 The guard keeps the resources the catalog declared in its last run. Its `check` runs in every
 preview and `up` with that list (the olds) and this run's: what is gone from it is what the engine
 will delete at the end of the run, so a failure here stops the run before any delete. The
-engine's own `protect` on the guard keeps `pulumi destroy` from deleting a protected stack.
+engine's `protect` on a DestroyGuard, which depends on every resource of the catalog and so is
+the first a `pulumi destroy` deletes, stops a destroy of a protected stack before anything goes
+(the engine deletes in parallel otherwise, and refuses a protected resource only when it gets to it).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class DeletionGuard(pulumi.dynamic.Resource, module="vmimage", name="DeletionGua
     ) -> None:
         """``declared``: resource name → [display name, what it is] for every item and image object
         of this run; ``former_names``: the names they had (aliases), so a rename is no deletion.
-        With ``protection`` the engine also refuses to delete the guard itself (`pulumi destroy`)."""
+        `DestroyGuard` keeps `pulumi destroy` off a protected stack."""
         inputs = {
             "declared": declared,
             "former_names": sorted(set(former_names)),
@@ -75,5 +77,20 @@ class DeletionGuard(pulumi.dynamic.Resource, module="vmimage", name="DeletionGua
             "allowed": sorted(set(allowed)),
             "removing": None,
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protection))
         super().__init__(DeletionGuardProvider(), resource_name, inputs, opts)
+
+
+class DestroyGuardProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult("destroy-guard", {})
+
+
+class DestroyGuard(pulumi.dynamic.Resource, module="vmimage", name="DestroyGuard"):
+    """Protected with the stack, and dependent on all of the catalog: `pulumi destroy` meets it first
+    and stops there. Type token: pulumi-python:dynamic/vmimage:DestroyGuard."""
+
+    def __init__(
+        self, resource_name: str, *, protection: bool, guarded: list[pulumi.Resource], opts: pulumi.ResourceOptions
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protection, depends_on=guarded))
+        super().__init__(DestroyGuardProvider(), resource_name, {}, opts)
