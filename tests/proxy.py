@@ -91,15 +91,24 @@ class FaultProxy:
 
     - ``expire_on_put``: the first PUT of a file whose name ends with it is read whole, its API
       session is logged out upstream, and it is answered 401 (the session ended mid-transfer);
-    - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer).
+    - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer);
+    - ``answer``: a request whose path is a key is answered with that HTTP status, without
+      reaching the simulator (a refused login, a server error).
 
     ``requests`` records (method, path, query) of everything that came through, in order."""
 
     def __init__(
-        self, upstream: str, cert: Path, key: Path, expire_on_put: str | None = None, slow_put: float = 0.0
+        self,
+        upstream: str,
+        cert: Path,
+        key: Path,
+        expire_on_put: str | None = None,
+        slow_put: float = 0.0,
+        answer: dict[str, int] | None = None,
     ) -> None:
         self.upstream, self.cert, self.key = upstream, cert, key
         self.expire_on_put, self.slow_put = expire_on_put, slow_put
+        self.answer = answer or {}
         self.requests: list[tuple[str, str, str]] = []
         self.expired = 0
         self.in_put = 0  # PUTs in flight
@@ -138,6 +147,9 @@ class FaultProxy:
 
         seen = (request.method, request.path, request.query_string)
         self.requests.append(seen)
+        if request.path in self.answer:
+            await request.read()
+            return web.Response(status=self.answer[request.path], text="fault injected by the test proxy")
         if self.in_put and request.method != "PUT":
             self.during_put.append(seen)
         body = await request.read()

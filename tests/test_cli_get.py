@@ -196,6 +196,22 @@ def test_get_from_vcenter(vcsim, tmp_path):
     (image,) = yaml.safe_load(result.stdout)["items"]
     assert image["status"]["name"] == "Photon 5" and image["metadata"]["namespace"] == "team-a"
     assert image["status"]["osInfo"]["type"] == "vmwarePhoton64Guest"
+    stack_file = tmp_path / "project" / "stacks" / "Pulumi.test.yaml"
+    declared = yaml.safe_load(stack_file.read_text())
+    declared["config"]["vmimage:images"] = [
+        {"displayName": "Photon 6", "source": "photon6.ova", "library": "from-vcenter", "scope": ["team-a"]}
+    ]
+    stack_file.write_text(yaml.safe_dump(declared))
+    listed = vmimage(
+        "get", "vmi", "-n", "team-a", "--from-vcenter", "--stack", "test",
+        cwd=tmp_path / "project", env={"VSPHERE_PASSWORD": PASSWORD},
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr  # what exists is listed; what the stack declares beyond it is said
+    assert "Photon 5" in listed.stdout and "Photon 6" not in listed.stdout
+    assert listed.stderr == (
+        "warning: image 'Photon 6' (vmimage:images[0], library 'from-vcenter', namespace team-a): "
+        "declared but vCenter has no item: not published yet, or deleted\n"
+    )
 
 
 def test_get_both_kinds_at_once_as_kubectl_spells_it(snapshot):

@@ -413,3 +413,45 @@ def test_remove_file_speaks_both_flavours():
     (last,) = [r for r in rest_calls if "updatesession" in r.url.path]
     assert last.url.path == "/rest/com/vmware/content/library/item/updatesession/file/id:s-9"
     assert last.url.params["~action"] == "remove" and json.loads(last.content) == {"file_name": "old.vmdk"}
+
+
+def test_an_untrusted_certificate_is_named_as_tls_and_not_retried(tmp_path):
+    """A TLS verification failure is no transient error: one attempt, and a message that says
+    what to set, instead of five retries and "connection failed"."""
+    import socket
+    import ssl
+    import threading
+
+    from tests.tls import write_self_signed
+
+    cert, key = write_self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    handshakes = []
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            handshakes.append(1)
+            try:
+                context.wrap_socket(client, server_side=True).close()
+            except (OSError, ssl.SSLError):
+                client.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    server = f"127.0.0.1:{listener.getsockname()[1]}"
+    settings = ConnectionSettings(server=server, user="admin", password=PASSWORD)  # system CAs only
+    try:
+        with VapiSession(settings, attempts=5, backoff=0.001) as session, pytest.raises(VSphereError) as caught:
+            session.login()
+    finally:
+        listener.close()
+    assert str(caught.value) == (
+        f"vCenter {server}: POST /api/session: TLS: vCenter's certificate is not trusted (self-signed certificate): "
+        "set vsphere:caFile to the CA that signed it (or vsphere:allowUnverifiedSsl: true to skip the check)"
+    )
+    assert len(handshakes) == 1

@@ -8,6 +8,7 @@ import json
 
 import grpc
 import pytest
+import yaml
 
 from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
@@ -133,6 +134,21 @@ def test_vmimage_verify_holds_the_cluster_to_the_stacks_prediction(host, library
 
     ok = verify()
     assert ok.returncode == 0 and "2 images as predicted" in ok.stdout, ok.stdout + ok.stderr
+    stack_file = tmp_path / "project" / "stacks" / "Pulumi.sv.yaml"
+    synced_only = stack_file.read_text()
+    declared = yaml.safe_load(synced_only)
+    declared["config"]["vmimage:images"] = [
+        {"displayName": "never-uploaded", "source": "never.ova", "library": "verify-images", "scope": "cluster"}
+    ]
+    stack_file.write_text(yaml.safe_dump(declared))
+    missing = verify()  # the two that are there pass; the one that is not fails the run
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert missing.stdout == (
+        "image 'never-uploaded' (vmimage:images[0], library 'verify-images', cluster scope): "
+        "declared but vCenter has no item: not published yet, or deleted\n"
+    )
+    assert missing.stderr == "0 of 2 images differ from the prediction; 1 declared but not in vCenter\n"
+    stack_file.write_text(synced_only)
     kube.kubectl(
         "patch", "cvmi", vmi_id(first.id), "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": {"firmware": "bios"}}),

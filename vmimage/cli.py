@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -25,6 +25,10 @@ from vmimage.snapshot import load_images
 from vmimage.source import default_display_name, read_image_file
 from vmimage.table import COLUMNS, WIDE_COLUMNS, format_table, image_row, image_table
 from vmimage.verify import differences
+
+if TYPE_CHECKING:
+    from vmimage.stackfile import StackFile
+    from vmimage.vsphere.published import Published
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE
@@ -189,7 +193,15 @@ class ImageSourceOptions:
             if skipped:
                 click.echo(f"warning: {self.from_file}: ignored what is not an image: {', '.join(skipped)}", err=True)
         elif self.from_vcenter:
-            images = _from_vcenter(self.stack)
+            stack = _stack_file(self.stack)
+            if stack.declares_nothing:  # nothing to ask vCenter about
+                click.echo(f"warning: {stack.path} declares no images and syncs no library", err=True)
+                return []
+            published = _from_vcenter(stack)
+            for absent in published.absent:  # what exists is listed; what the stack misses is said
+                if absent.concerns(kinds, namespace):
+                    click.echo(f"warning: {absent}", err=True)
+            images = published.objects
         else:
             from vmimage.kube import ImageObjects, KubeTarget
 
@@ -237,31 +249,22 @@ def _source_options(command):
     return wrapper
 
 
-def _from_vcenter(stack: str) -> list[dict]:
-    from vmimage.config import KEYS, load_catalog_config
+def _stack_file(stack: str) -> StackFile:
+    from vmimage.stackfile import read_stack_file
+
+    return read_stack_file(os.path.join("stacks", f"Pulumi.{stack}.yaml"))
+
+
+def _from_vcenter(stack: StackFile) -> Published:
+    """What the stack's libraries hold now, as image objects, and what it declares that vCenter
+    does not hold. Any failure to ask vCenter is an error (exit 2), never "nothing there"."""
     from vmimage.vsphere.descriptors import DescriptorCache
     from vmimage.vsphere.listing import VCenterListing
     from vmimage.vsphere.published import published_images
-    from vmimage.vsphere.settings import resolve_settings
 
-    path = os.path.join("stacks", f"Pulumi.{stack}.yaml")
+    listing = VCenterListing(stack.connection_settings(os.environ))
     try:
-        with open(path, encoding="utf-8") as stream:
-            stack_config = (yaml.safe_load(stream) or {}).get("config") or {}
-    except OSError as exc:
-        raise ImageError(
-            path, f"{exc.strerror}: run from the project directory, or pick a stack with --stack"
-        ) from None
-    config = load_catalog_config(
-        {key: stack_config[f"vmimage:{key}"] for key in KEYS if f"vmimage:{key}" in stack_config}
-    )
-    listing = VCenterListing(
-        resolve_settings(
-            {k: v for k, v in stack_config.items() if k.startswith("vsphere:") and not isinstance(v, dict)}, os.environ
-        )
-    )
-    try:
-        return published_images(config, listing, DescriptorCache())
+        return published_images(stack.catalog, listing, DescriptorCache())
     finally:
         listing.close()
 
@@ -334,11 +337,25 @@ def verify_command(stack: str, kubeconfig: str | None, context: str | None, name
 
     Predicts each image of stacks/Pulumi.STACK.yaml from the items vCenter holds now (VSPHERE_*
     settings, as `get --from-vcenter`), reads the object of that name from the cluster, and
-    lists every field VM Operator published otherwise. Exit 0: all as predicted; 1: a
-    difference or a missing object."""
-    predicted = ImageSourceOptions(None, True, stack, None, None).images((NAMESPACED_KIND, CLUSTER_KIND), None)
-    if namespace is not None:
-        predicted = [o for o in predicted if o["metadata"].get("namespace") == namespace]
+    lists every field VM Operator published otherwise. Exit 0: all as predicted, or the stack
+    declares nothing; 1: a difference, a missing object, or a declared library or image vCenter
+    does not hold; 2: vCenter or the cluster could not be asked, or the stack file is invalid."""
+    from vmimage.catalog import supervisor_associations
+
+    stack_file = _stack_file(stack)
+    if stack_file.declares_nothing:
+        click.echo(f"nothing to verify: {stack_file.path} declares no images and syncs no library")
+        return
+    declared = supervisor_associations(stack_file.catalog)  # namespace → its libraries
+    if namespace is not None and namespace not in declared:
+        raise ImageError(
+            f"--namespace {namespace}",
+            f"{stack_file.path} publishes no image in this namespace (its namespaces: "
+            f"{', '.join(declared) or 'none, only cluster scope'})",
+        )
+    published = _from_vcenter(stack_file)
+    predicted = [o for o in published.objects if namespace is None or o["metadata"].get("namespace") == namespace]
+    absent = [entry for entry in published.absent if namespace is None or namespace in entry.namespaces]
     live = {
         (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
         for o in ImageSourceOptions(None, False, stack, kubeconfig, context).images(
@@ -359,12 +376,18 @@ def verify_command(stack: str, kubeconfig: str | None, context: str | None, name
         if lines:
             problems += 1
             click.echo(f"{label}:\n  " + "\n  ".join(lines))
-    if problems:
-        click.echo(f"{problems} of {len(predicted)} images differ from the prediction", err=True)
+    for entry in absent:
+        click.echo(str(entry))
+    if problems or absent:
+        click.echo(
+            f"{problems} of {len(predicted)} images differ from the prediction"
+            + (f"; {len(absent)} declared but not in vCenter" if absent else ""),
+            err=True,
+        )
         sys.exit(1)
-    if not predicted:
-        click.echo(f"no images to verify: the libraries of stack {stack} hold no item it declares or syncs")
-        return
+    if not predicted:  # cannot happen while the stack declares something; never a pass with nothing checked
+        click.echo(f"nothing was verified: stack {stack} predicts no image", err=True)
+        sys.exit(1)
     click.echo(f"{len(predicted)} images as predicted")
 
 

@@ -46,15 +46,21 @@ class VCenterListing:
         """Whether vCenter has this Supervisor namespace (supervisor mode checks at preview)."""
         return NamespacesClient(self.session).get(name) is not None
 
-    def library_id(self, name: str) -> str:
+    def find_library(self, name: str) -> str | None:
+        """The library's ID; None only when vCenter answers that it has no library of this name
+        (a refused login, a failed connection or a server error raise: they are no answer)."""
         found = self.client.find_libraries(name)
-        if not found:
+        if len(found) > 1:
+            raise ImageError(f"library {name!r}", f"vCenter has {len(found)} libraries with this name: {found}")
+        return found[0] if found else None
+
+    def library_id(self, name: str) -> str:
+        library_id = self.find_library(name)
+        if library_id is None:
             raise ImageError(
                 f"library {name!r}", f"vCenter {self.settings.server} has no content library with this name"
             )
-        if len(found) > 1:
-            raise ImageError(f"library {name!r}", f"vCenter has {len(found)} libraries with this name: {found}")
-        return found[0]
+        return library_id
 
     def items(self, library_id: str) -> list[ListedItem]:
         item_ids = self.client.list_items(library_id)

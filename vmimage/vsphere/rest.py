@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,6 +84,17 @@ def _error_type(response: httpx.Response) -> tuple[str | None, str]:
     return None, str(body)[:300]
 
 
+def _untrusted_certificate(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
+    """The TLS verification failure behind a connection error, if that is what it is: no retry mends it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class VapiSession:
     """An authenticated session on one vCenter; use as a context manager or call close()."""
 
@@ -140,6 +152,12 @@ class VapiSession:
         return cls(self.settings.server, detail, response.status_code, error_type)
 
     def _transport_error(self, what: str, exc: httpx.HTTPError) -> VSphereError:
+        if (untrusted := _untrusted_certificate(exc)) is not None:
+            return VSphereError(
+                self.settings.server,
+                f"{what}: TLS: vCenter's certificate is not trusted ({untrusted.verify_message}): set vsphere:caFile "
+                "to the CA that signed it (or vsphere:allowUnverifiedSsl: true to skip the check)",
+            )
         kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
         return VSphereError(self.settings.server, f"{what}: {kind} ({type(exc).__name__}: {exc})")
 
@@ -183,7 +201,7 @@ class VapiSession:
 
     def _retrying(self, send, what: str) -> httpx.Response:
         def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, _Retryable | httpx.TransportError)
+            return isinstance(exc, _Retryable | httpx.TransportError) and _untrusted_certificate(exc) is None
 
         def attempt() -> httpx.Response:
             response = send()
