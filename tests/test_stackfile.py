@@ -241,3 +241,11 @@ def test_every_shipped_stack_file_reads(path):
     stack = read_stack_file(str(path))
     assert not stack.declares_nothing and stack.catalog.libraries
     assert stack.values["vsphere:vsphereServer"]
+
+
+def test_a_misspelt_key_is_named_with_its_line_not_read_as_nothing_declared(tmp_path):
+    """`vmimage:imges` would otherwise make verify say "nothing to verify" and exit 0."""
+    path = written(tmp_path, LIBRARY + "  vmimage:imges: []\n  vsphere:usr: x\n")
+    message = refused(path)
+    assert f"{path}:7: vmimage:imges: unknown key; did you mean `vmimage:images`?" in message
+    assert f"{path}:8: vsphere:usr: unknown key; did you mean `vsphere:user`?" in message

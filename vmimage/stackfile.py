@@ -21,7 +21,7 @@ from vmimage.vsphere.settings import resolve_settings as _resolve_settings
 MAX_STACK_FILE_BYTES = 4 * 2**20
 _ENVIRONMENT = dict((SERVER, USER, PASSWORD, ALLOW_UNVERIFIED_SSL, CA_FILE))
 # a problem line of load_catalog_config: "vmimage:images[0].source: ..."
-_LOCATION = re.compile(rf"^({NAMESPACE}:[A-Za-z0-9_]+)((?:\[\d+\]|\.[A-Za-z0-9_]+)*): ")
+_LOCATION = re.compile(r"^([A-Za-z0-9_-]+:[A-Za-z0-9_]+)((?:\[\d+\]|\.[A-Za-z0-9_]+)*): ")
 _STEP = re.compile(r"\[(\d+)\]|\.([A-Za-z0-9_]+)")
 
 
@@ -154,7 +154,7 @@ def read_stack_file(path: str) -> StackFile:
     stack = StackFile(path, CatalogConfig(), values, config_node)
     try:
         catalog = load_catalog_config(
-            {key: values[f"{NAMESPACE}:{key}"] for key in KEYS if f"{NAMESPACE}:{key}" in values}
+            {key: values[f"{NAMESPACE}:{key}"] for key in KEYS if f"{NAMESPACE}:{key}" in values}, values
         )
     except ConfigError as exc:
         problems = [_config_problem(stack, line.strip()) for line in str(exc).splitlines()[1:] if line.strip()]
