@@ -73,7 +73,7 @@ def test_preview_shows_readable_creates_and_no_secret(stack):
     preview = stack.preview()
     assert "pulumi-python:dynamic/vmimage:ContentLibraryItem: (create)" in preview.stdout
     assert 'name       : "photon-5-sample"' in preview.stdout
-    assert "+ 9 to create" in preview.stdout  # stack, catalog, library, 3 items, 3 images
+    assert "+ 11 to create" in preview.stdout  # stack, catalog, library, 3 items, 3 images, the two guards
     assert PASSWORD not in preview.output
     config_text = stack.config_file.read_text()
     assert PASSWORD not in config_text and "secure:" in config_text
@@ -101,7 +101,7 @@ def test_second_preview_expects_no_changes_even_after_touch(stack, samples):
     for path in samples.iterdir():  # same bytes, new mtime: a fresh checkout or a re-download
         os.utime(path)
     result = stack.preview("--expect-no-changes")
-    assert "9 unchanged" in result.stdout
+    assert "11 unchanged" in result.stdout
 
 
 def test_changed_source_updates_the_item_in_place(stack, samples, simulator):
