@@ -12,7 +12,7 @@ from providers.content_library import ContentLibrary
 from providers.deletion_guard import DeletionGuard, DestroyGuard
 from providers.library_item import ContentLibraryItem
 from providers.namespace_libraries import NamespaceLibraries
-from providers.vm_image import ClusterVirtualMachineImage, VirtualMachineImage
+from providers.vm_image import ClusterVirtualMachineImage, ObservedImages, VirtualMachineImage
 from vmimage.catalog import (
     PlannedImage,
     SyncedItem,
@@ -87,14 +87,14 @@ class ImageCatalog(pulumi.ComponentResource):
         kubernetes = config.kubernetes
         supervisor = kubernetes is not None and kubernetes.supervisor
         # supervisor mode writes no image object: VM Operator publishes the associated libraries'
-        # images; the image resources predict each object (VMI ID, status) for the preview, then
-        # wait for VM Operator's and hold it to the prediction
+        # images; the image resources predict each object (VMI ID, status) for the preview, and
+        # one ObservedImages resource, after them, waits for VM Operator's and holds them to it
         target: dict[str, Any] = (
-            {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context} if kubernetes else {}
+            {"kubeconfig": kubernetes.kubeconfig, "context": kubernetes.context, "mode": kubernetes.mode}
+            if kubernetes
+            else {}
         )
         if supervisor:
-            assert kubernetes is not None
-            target["observe"] = {"wait_seconds": kubernetes.wait_seconds, "strict": kubernetes.strict}
             self.associations = self._associate(config, listing, library_ids, child)
         image_opts = child
         if kubernetes is not None and kubernetes.install_crds:
@@ -146,9 +146,23 @@ class ImageCatalog(pulumi.ComponentResource):
                 declaration=_declaration(item_name),
                 opts=_aliased(child, aliases),
             )
+        self._entries: list[dict[str, Any]] = []
         self.image_resources = [
             self._image(image, names, target, image_opts) for image, names in zip(planned, image_names, strict=True)
         ]
+        if supervisor and self.image_resources:
+            assert kubernetes is not None
+            self.observer = ObservedImages(
+                f"{name}-vm-operator",
+                images=self._entries,
+                wait_seconds=kubernetes.wait_seconds,
+                strict=kubernetes.strict,
+                kubeconfig=kubernetes.kubeconfig,
+                context=kubernetes.context,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*self.image_resources, *self.associations.values()]
+                ),
+            )
 
         # One gather per property over all the images, each held whole (_Whole) until the apply
         # that reads it: Output.all and apply lift every value inside a dict or list into an Output
@@ -292,6 +306,14 @@ class ImageCatalog(pulumi.ComponentResource):
             **target,
             declaration=_declaration(image_name),
             opts=_aliased(opts, aliases),
+        )
+        self._entries.append(  # what ObservedImages predicts the object from again
+            {
+                "kind": image.kind,
+                "namespace": image.namespace,
+                **{key: common[key] for key in ("item_id", "content_version", "content_fingerprint", "display_name")},
+                "capabilities": common["capabilities"],  # the stack's; the descriptor's are the item's
+            }
         )
         if image.namespace is None:
             return ClusterVirtualMachineImage(image_name, **common)

@@ -1,9 +1,11 @@
 """VirtualMachineImage and ClusterVirtualMachineImage: a library item as Kubernetes sees it.
 
 The status is computed by the core from the item's descriptor (downloaded once per
-content version). With a Kubernetes target the resource also owns the object in the
-cluster: it applies it (field manager ``vmimage``) and writes its status through the status
-subresource, which Pulumi's Kubernetes provider cannot do.
+content version). With a Kubernetes target in publish mode the resource also owns the object
+in the cluster: it applies it (field manager ``vmimage/<owner>``) and writes its status
+through the status subresource, which Pulumi's Kubernetes provider cannot do. In supervisor
+mode it predicts the object only (VM Operator publishes it), and one ObservedImages resource
+per catalog waits for VM Operator's objects and holds them to the predictions.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from providers.common import (
     changed,
     contract_moved,
     is_unknown,
-    present,
     require_text,
 )
 from vmimage.config import kubeconfig_problem
@@ -38,7 +39,7 @@ from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.labels import is_label_name, is_label_value
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
 from vmimage.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
-from vmimage.verify import differences, observed, settled
+from vmimage.verify import behind, differences
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -67,9 +68,13 @@ IN_PLACE = (
     "drift",
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
-# supervisor mode: {"wait_seconds": N, "strict": bool}, present only there. The resource then
-# never writes the object: it waits for VM Operator's and compares it with its prediction.
-OBSERVE = "observe"
+# How the image reaches the cluster, recorded in the state: "publish" (the resource writes the
+# object) or "supervisor" (VM Operator does; the resource predicts it). Not in INPUTS: a stack
+# deployed before it was recorded has none, and reads as publish (or as supervisor where it has
+# the input that release used for it, OBSERVE), so an upgrade alone changes nothing.
+MODE = "mode"
+PUBLISH, SUPERVISOR = "publish", "supervisor"
+OBSERVE = "observe"  # the previous release's supervisor-mode input ({"wait_seconds", "strict"})
 POLL_SECONDS = float(os.environ.get("VMIMAGE_OBSERVE_POLL_SECONDS", "2"))
 PROGRESS_SECONDS = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "15"))
 DESCRIPTORS = DescriptorCache()
@@ -102,6 +107,73 @@ def _image(props: dict[str, Any]) -> tuple[ItemImage, str | None]:
     return image, item.library_id or None
 
 
+def recorded_mode(props: dict[str, Any]) -> str:
+    """The mode a resource's inputs or state record: ``mode``; else supervisor where the previous
+    release's ``observe`` input is; else publish (every stack before modes were recorded)."""
+    mode = props.get(MODE)
+    if mode in (PUBLISH, SUPERVISOR):
+        return str(mode)
+    return SUPERVISOR if props.get(OBSERVE) else PUBLISH
+
+
+def _predict(
+    props: dict[str, Any], cluster_scope: bool, cluster: ImageObjects | None
+) -> tuple[dict, ItemImage, str | None]:
+    """The object VM Operator publishes for the item (wire form), the image it came from, and
+    the item's library. With a cluster: at the version it serves, owned by its item object."""
+    image, library_id = _image(props)
+    version, item_uid = VERSION, None
+    if cluster is not None:  # VM Operator's version and owner, as this cluster has them
+        version = cluster.image_version()
+        item_name = library_item_name(props["item_id"])
+        item_uid = cluster.item_uid(item_kind(cluster_scope), props.get("namespace"), item_name)
+    obj = image_object(
+        image.status,
+        cluster=cluster_scope,
+        namespace=props.get("namespace"),
+        labels=image.labels,
+        extra_labels=props.get("extra_labels") or {},
+        library_id=library_id,
+        item_uid=item_uid,
+        version=version,
+    ).wire()
+    return obj, image, library_id
+
+
+def _label(obj: dict[str, Any], display_name: Any) -> str:
+    namespace = obj["metadata"].get("namespace")
+    return f"{obj['kind']} {namespace + '/' if namespace else ''}{obj['metadata']['name']} ({display_name!r})"
+
+
+_UNCHECKABLE_SAID: set[KubeTarget] = set()  # clusters whose association could not be checked, said once
+
+
+def _require_supervisor_library(cluster: ImageObjects, library_id: str, obj: dict[str, Any], name: Any) -> None:
+    """Fail at once for a cluster image whose library the Supervisor does not have: VM Operator
+    would never publish it, and waiting for it could only time out."""
+    libraries, why = cluster.supervisor_libraries()
+    if libraries is None:
+        if cluster.target not in _UNCHECKABLE_SAID:
+            _UNCHECKABLE_SAID.add(cluster.target)
+            pulumi.log.warn(
+                f"cannot check that cluster images' libraries are associated with the Supervisor: {why}; "
+                "the wait for VM Operator's objects tells instead"
+            )
+        return
+    if library_id in libraries:
+        return
+    library = library_id
+    with contextlib.suppress(ImageError), connection.content_library() as client:
+        library = f"{client.get_library(library_id).name!r} ({library_id})"
+    raise ImageError(
+        _label(obj, name),
+        f"its library {library} is not associated with the Supervisor, so VM Operator never publishes a "
+        "cluster image of its items: associate the library with the Supervisor (vSphere Client: the "
+        "Supervisor, Configure, VM Service or Image Registry, Content Libraries), or scope the image to "
+        "namespaces, which the stack associates itself (docs/reference.md, supervisor mode)",
+    )
+
+
 class _Image(VSphereProvider):
     kind: str = NAMESPACED_KIND
 
@@ -127,8 +199,11 @@ class _Image(VSphereProvider):
         kubeconfig = news.get("kubeconfig")
         if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
             failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
+        mode = news.get(MODE)
+        if mode is not None and not is_unknown(mode) and mode not in (PUBLISH, SUPERVISOR):
+            failures.append(CheckFailure(MODE, f"mode {mode!r} is neither {PUBLISH!r} nor {SUPERVISOR!r}"))
         inputs = {key: news.get(key) for key in INPUTS}
-        inputs.update(present(news, OBSERVE))
+        inputs[MODE] = mode if is_unknown(mode) else recorded_mode(news)
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
             if not any(is_unknown(c) for c in inputs["capabilities"] or [])
@@ -144,6 +219,8 @@ class _Image(VSphereProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         updates = changed(olds, news, IN_PLACE) + contract_moved(olds)
+        if is_unknown(news.get(MODE)) or recorded_mode(olds) != recorded_mode(news):
+            updates.append(MODE)  # in place: the object stays; who writes it changes
         replaces = changed(olds, news, REPLACING)
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
@@ -152,86 +229,61 @@ class _Image(VSphereProvider):
             return None
         return KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
 
-    def _publish(self, props: dict[str, Any], owner: str) -> dict[str, Any]:
-        image, library_id = _image(props)
-        if image.sync_error:
-            pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
+    def _publish(self, props: dict[str, Any], owner: str, olds: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Publish mode: write the object as ``owner``. Supervisor mode: predict it only (and, for a
+        cluster image, check at once that VM Operator can publish it); coming from publish mode
+        (``olds``), let go of the object vmimage wrote, which VM Operator publishes now."""
         cluster_scope = self.kind == CLUSTER_KIND
         target = self._target(props)
+        supervisor = target is not None and recorded_mode(props) == SUPERVISOR
         with connection.cluster(target) if target is not None else contextlib.nullcontext() as cluster:
-            version, item_uid = VERSION, None
-            if cluster is not None:  # VM Operator's version and owner, as this cluster has them
-                version = cluster.image_version()
-                item_name = library_item_name(props["item_id"])
-                item_uid = cluster.item_uid(item_kind(cluster_scope), props.get("namespace"), item_name)
-            obj = image_object(
-                image.status,
-                cluster=cluster_scope,
-                namespace=props.get("namespace"),
-                labels=image.labels,
-                extra_labels=props.get("extra_labels") or {},
-                library_id=library_id,
-                item_uid=item_uid,
-                version=version,
-            ).wire()
-            if cluster is not None and props.get(OBSERVE):
-                obj = self._observe(cluster, obj, props)
+            obj, image, library_id = _predict(props, cluster_scope, cluster)
+            if image.sync_error:
+                pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
+            if cluster is not None and supervisor:
+                if cluster_scope and library_id:
+                    _require_supervisor_library(cluster, library_id, obj, props["display_name"])
+                if olds is not None and olds.get("published"):
+                    self._let_go(cluster, obj, olds, props["display_name"])
             elif cluster is not None:
                 cluster.publish(obj, owner)
-        observing = bool(props.get(OBSERVE))
+                if olds is not None and recorded_mode(olds) == SUPERVISOR:
+                    pulumi.log.info(f"{_label(obj, props['display_name'])}: publish mode: vmimage writes it now")
         return {
             **{key: props.get(key) for key in INPUTS},
             "contract": CONTRACT,  # which VM Operator's objects it reproduces: a new one rewrites it in place
+            MODE: recorded_mode(props),
             "drift": None,
             "vmi_id": obj["metadata"]["name"],
             "kind": obj["kind"],
             "status": obj["status"],
             "labels": obj["metadata"].get("labels") or {},
-            "published": target is not None and not observing,
-            "owner": None if observing else owner,
+            "published": target is not None and not supervisor,
+            "owner": None if supervisor else owner,
         }
 
-    def _observe(self, cluster: ImageObjects, predicted: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
-        """Wait (bounded) for VM Operator's object of this name to catch up with the item, then
-        compare it with the prediction: differences are warnings, or the failure under strict.
-        Returns VM Operator's object. Never writes one."""
-        settings = props.get(OBSERVE) or {}
-        wait = float(settings.get("wait_seconds") or 600)
-        name, namespace = predicted["metadata"]["name"], props.get("namespace")
-        where = f"namespace {namespace}" if namespace else "cluster scope"
-        started = last_said = time.monotonic()
-        while True:
-            live = cluster.get(self.kind, namespace, name)
-            if settled(live, predicted):
-                break
-            now = time.monotonic()
-            if now - started >= wait:
-                seen = "has not published it" if live is None else "has not caught up with the item"
-                raise ImageError(
-                    f"{self.kind} {name} ({props['display_name']!r}, {where})",
-                    f"VM Operator {seen} within {wait:.0f} s: is the item's library associated with the "
-                    f"namespace (or the Supervisor), and is VM Operator running? (kubectl get "
-                    f"{'cvmi' if not namespace else 'vmi -n ' + namespace} {name})",
-                )
-            if now - last_said >= PROGRESS_SECONDS:
-                last_said = now
-                waited = f"{now - started:.0f} s"
-                pulumi.log.info(f"waiting for VM Operator to publish {self.kind} {name} in {where} ({waited})")
-            time.sleep(POLL_SECONDS)
-        assert live is not None
-        found = differences(predicted, live)
-        if found:
-            lines = "\n  ".join(found)
-            if settings.get("strict"):
-                raise ImageError(
-                    f"{self.kind} {name} ({props['display_name']!r})",
-                    f"VM Operator's object differs from the prediction (strict):\n  {lines}",
-                )
+    def _let_go(self, cluster: ImageObjects, obj: dict[str, Any], olds: dict[str, Any], name: Any) -> None:
+        """publish → supervisor: the object vmimage wrote becomes VM Operator's. vmimage takes its
+        field manager off it (nothing in it changes) and never writes or deletes it again."""
+        label = _label(obj, name)
+        meta = obj["metadata"]
+        try:
+            outcome = cluster.disown(self.kind, meta.get("namespace"), meta["name"], olds.get("owner"))
+        except ImageError as error:  # a Supervisor's RBAC may refuse even that: the stale entry is harmless
             pulumi.log.warn(
-                f"{self.kind} {name} ({props['display_name']!r}): VM Operator's object differs from the "
-                f"prediction:\n  {lines}"
+                f"{label}: supervisor mode: vmimage no longer owns this object, but could not take its field "
+                f"manager off it ({error}); vmimage will never write or delete it again"
             )
-        return observed(live)
+            return
+        said = {
+            "released": "it stays as it is, without vmimage's field manager",
+            "gone": "it is not in the cluster now",
+            "not ours": "it carried no field manager of vmimage's",
+        }[outcome]
+        pulumi.log.warn(
+            f"{label}: supervisor mode: vmimage no longer owns this object ({said}); VM Operator publishes it "
+            "from now on, and vmimage will never write or delete it"
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outputs = self._publish(props, owner=create_owner(self.declared(props)))
@@ -239,11 +291,14 @@ class _Image(VSphereProvider):
         return CreateResult(outputs["vmi_id"], outputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._publish(news, owner=olds.get("owner") or uuid.uuid4().hex))
+        # an owner of its own from the first write on (a stack in supervisor mode had none)
+        return UpdateResult(self._publish(news, owner=olds.get("owner") or create_owner(self.declared(news)), olds=olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         target = self._target(props)
-        if target is None:
+        if target is None or recorded_mode(props) == SUPERVISOR:
+            # supervisor mode: the object is VM Operator's, held to the prediction by the ObservedImages
+            # resource and `vmimage verify`; the resource's state is the prediction
             return ReadResult(id_, props)
         with connection.cluster(target) as cluster:
             live = cluster.get(self.kind, props.get("namespace"), id_)
@@ -257,13 +312,16 @@ class _Image(VSphereProvider):
             drift.append("labels")
         outputs = {**props, "status": live.get("status") or {}, "labels": live_labels}
         inputs = {key: props.get(key) for key in INPUTS}
+        inputs[MODE] = recorded_mode(props)
         if drift:  # an input the program never sets: the next diff sees it and `up` rewrites the object
             inputs["drift"] = outputs["drift"] = f"edited outside Pulumi: {', '.join(drift)}"
         return ReadResult(id_, outputs, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Decided by the mode the state records, never by the program's: an object of a resource
+        in supervisor mode (or one that went over to it) is VM Operator's, and stays."""
         target = self._target(props)
-        if target is None or props.get(OBSERVE):  # an observed object is VM Operator's
+        if target is None or recorded_mode(props) == SUPERVISOR:
             return
         with connection.cluster(target) as cluster:  # already gone counts as done
             outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
@@ -294,7 +352,7 @@ def create_owner(props: dict[str, Any]) -> str:
     return declaration_token(str(declaration), *(str(props.get(key) or "") for key in REPLACING))
 
 
-def _inputs(observe: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
+def _inputs(mode: str | None = None, **values: Any) -> dict[str, Any]:
     """The resource's properties: the declared inputs (INPUTS) that are set, and the outputs the
     program reads.
 
@@ -303,7 +361,7 @@ def _inputs(observe: dict[str, Any] | None = None, **values: Any) -> dict[str, A
     what it sets or reads is named. An unset input is left out rather than passed as None: the
     engine never sees a None input either way."""
     return {
-        **({OBSERVE: observe} if observe else {}),
+        **({MODE: mode} if mode else {}),
         **{key: value for key in INPUTS if (value := values.get(key)) is not None},
         **{key: None for key in ("vmi_id", "status", "labels")},
     }
@@ -335,15 +393,15 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
-        observe: dict[str, Any] | None = None,
+        mode: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration``: what names this declaration across runs (its stack and resource
         name): a create run again after an interrupted one publishes as the same owner.
-        ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
-        object; wait for VM Operator's and compare it with the prediction."""
+        ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
+        (VM Operator publishes it; ObservedImages holds it to the prediction)."""
         inputs = _inputs(
-            observe,
+            mode,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
@@ -375,15 +433,15 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
-        observe: dict[str, Any] | None = None,
+        mode: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration``: what names this declaration across runs (its stack and resource
         name): a create run again after an interrupted one publishes as the same owner.
-        ``observe`` (supervisor mode): ``{"wait_seconds": N, "strict": bool}``: never write the
-        object; wait for VM Operator's and compare it with the prediction."""
+        ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
+        (VM Operator publishes it; ObservedImages holds it to the prediction)."""
         inputs = _inputs(
-            observe,
+            mode,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
@@ -395,3 +453,218 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
             context=context,
         )
         super().__init__(ClusterVirtualMachineImageProvider(declaration), resource_name, inputs, opts)
+
+
+# --- supervisor mode: waiting for VM Operator, once per catalog -------------------------------
+
+# What an ObservedImages entry says of one image: enough to predict its object again.
+ENTRY = (
+    "kind",
+    "namespace",
+    "item_id",
+    "content_version",
+    "content_fingerprint",
+    "display_name",
+    "capabilities",
+    "extra_labels",
+)
+OBSERVER_INPUTS = ("images", "kubeconfig", "context", "wait_seconds", "strict")
+DEFAULT_WAIT = 600  # seconds, as vmimage:kubernetes.waitSeconds defaults
+
+
+def _key(kind: str, namespace: str | None, name: str) -> str:
+    return f"{kind} {namespace + '/' if namespace else ''}{name}"
+
+
+def entry_key(entry: dict[str, Any]) -> str:
+    """``Kind [namespace/]vmi-…``: an entry's name in outputs and messages."""
+    return _key(str(entry.get("kind")), entry.get("namespace"), vmi_id(str(entry.get("item_id"))))
+
+
+def _entry(values: dict[str, Any]) -> dict[str, Any]:
+    """An entry as the state keeps it: the ENTRY keys that are set (an empty list or dict, or
+    None, is not), capabilities sorted; so the same image compares equal however it travelled."""
+    entry = {key: value for key in ENTRY if (value := values.get(key)) not in (None, [], {})}
+    capabilities = entry.get("capabilities")
+    if isinstance(capabilities, list) and not any(is_unknown(c) for c in capabilities):
+        entry["capabilities"] = sorted(set(capabilities))
+    return entry
+
+
+def _entry_unknown(entry: Any) -> bool:
+    return is_unknown(entry) or (isinstance(entry, dict) and any(is_unknown(entry.get(k)) for k in ENTRY))
+
+
+class ObservedImagesProvider(VSphereProvider):
+    """Waits for VM Operator's objects of a catalog's images and holds each to its prediction.
+
+    Why one resource for all images, run after them: a dynamic provider host answers the engine
+    with 4 gRPC workers (pulumi/dynamic/__main__.py, no setting), and the engine runs at most
+    4 × CPUs steps at once (`--parallel`). An image resource that waited in its create would hold
+    both for as long as VM Operator takes, so four of them stalled every other resource of the
+    run. This resource holds one worker and one step, for one deadline (``wait_seconds``) shared
+    by all the images it waits for: the image resources only predict, and return at once."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        images = news.get("images")
+        entries: Any = images
+        if not is_unknown(images):
+            if not isinstance(images, list) or not all(is_unknown(e) or isinstance(e, dict) for e in images):
+                failures.append(CheckFailure("images", "images is a list of image entries"))
+                entries = []
+            else:
+                entries = [e if is_unknown(e) else _entry(e) for e in images]
+                for entry in entries:
+                    kind = None if is_unknown(entry) else entry.get("kind")
+                    if kind is not None and not is_unknown(kind) and kind not in (CLUSTER_KIND, NAMESPACED_KIND):
+                        failures.append(CheckFailure("images", f"kind {kind!r} is not an image kind"))
+                if not any(_entry_unknown(e) for e in entries):
+                    entries = sorted(entries, key=entry_key)
+        wait = news.get("wait_seconds")
+        if not is_unknown(wait) and (not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 1):
+            failures.append(CheckFailure("wait_seconds", "wait_seconds is a number of seconds, at least 1"))
+        kubeconfig = news.get("kubeconfig")
+        if isinstance(kubeconfig, str) and (problem := kubeconfig_problem(kubeconfig)):
+            failures.append(CheckFailure("kubeconfig", f"kubeconfig {problem}"))
+        inputs = {key: news.get(key) for key in OBSERVER_INPUTS}
+        inputs["images"] = entries
+        inputs["strict"] = news.get("strict") is True
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        images = news.get("images")
+        unknown = is_unknown(images) or any(_entry_unknown(e) for e in images or [])
+        settings = changed(olds, news, tuple(k for k in OBSERVER_INPUTS if k != "images"))
+        before = [_entry(e) for e in olds.get("images") or []]
+        return DiffResult(changes=unknown or bool(settings) or before != images, replaces=[])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        observed = self._observe(props, list(props.get("images") or []))
+        return CreateResult(f"vm-operator-{uuid.uuid4().hex[:12]}", {**props, "observed": observed})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Waits again only for the images that changed (or all, for another cluster or setting)."""
+        entries = list(news.get("images") or [])
+        if changed(olds, news, tuple(k for k in OBSERVER_INPUTS if k != "images")):
+            todo = entries
+        else:
+            before = {entry_key(e): _entry(e) for e in olds.get("images") or []}
+            todo = [e for e in entries if before.get(entry_key(e)) != e]
+        keys = {entry_key(e) for e in entries}
+        kept = {key: value for key, value in (olds.get("observed") or {}).items() if key in keys}
+        return UpdateResult({**news, "observed": {**kept, **self._observe(news, todo)}})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, props)  # `vmimage verify` compares again, whenever asked
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        return None  # VM Operator's objects are not vmimage's to delete
+
+    def _observe(self, props: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Predict each entry's object, wait (one deadline for all) until VM Operator's object of
+        that name has every field it derives from the item as predicted, then compare: each
+        difference is a warning, or the failure under ``strict``; an object VM Operator never
+        published fails. Returns, per entry, "as predicted" or its differences."""
+        if not entries:
+            return {}
+        wait = float(props.get("wait_seconds") or DEFAULT_WAIT)
+        strict = bool(props.get("strict"))
+        target = KubeTarget(props.get("kubeconfig") or None, props.get("context") or None)
+        with connection.cluster(target) as cluster:
+            predicted = {entry_key(e): (e, _predict(e, e["kind"] == CLUSTER_KIND, cluster)[0]) for e in entries}
+            live = self._wait(cluster, predicted, wait)
+        results: dict[str, Any] = {}
+        missing, failing = [], []
+        for key, (entry, prediction) in predicted.items():
+            label = _label(prediction, entry.get("display_name"))
+            found = live.get(key)
+            if found is None:
+                where = f"namespace {entry['namespace']}" if entry.get("namespace") else "cluster scope"
+                missing.append(
+                    f"{label}: VM Operator has not published it within {wait:.0f} s: is the item's library "
+                    f"associated with the {'namespace' if entry.get('namespace') else 'Supervisor'} ({where}), "
+                    f"and is VM Operator running? (kubectl get "
+                    f"{'vmi -n ' + entry['namespace'] if entry.get('namespace') else 'cvmi'} "
+                    f"{prediction['metadata']['name']})"
+                )
+                results[key] = "not published"
+                continue
+            lines = differences(prediction, found)
+            late = behind(found, prediction)
+            if late:
+                lines = [f"(VM Operator had not caught up within {wait:.0f} s: {', '.join(late)})", *lines]
+            results[key] = lines or "as predicted"
+            if lines and strict:
+                failing.append(
+                    f"{label}: VM Operator's object differs from the prediction (strict):\n  " + "\n  ".join(lines)
+                )
+            elif lines:
+                pulumi.log.warn(f"{label}: VM Operator's object differs from the prediction:\n  " + "\n  ".join(lines))
+        if missing or failing:
+            raise ImageError(
+                "supervisor mode", "\n".join(["VM Operator's objects are not as predicted:", *missing, *failing])
+            )
+        return results
+
+    def _wait(
+        self, cluster: ImageObjects, predicted: dict[str, tuple[dict[str, Any], dict[str, Any]]], wait: float
+    ) -> dict[str, dict[str, Any]]:
+        """VM Operator's objects of the predicted names, once all have caught up with their items
+        or ``wait`` seconds have passed (then as they are; absent ones left out). One list per
+        kind and namespace a round, every POLL_SECONDS, with a progress line every PROGRESS_SECONDS."""
+        started = last_said = time.monotonic()
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            pending = [key for key, (_, obj) in predicted.items() if behind(found.get(key), obj)]
+            scopes = {(predicted[key][0]["kind"], predicted[key][0].get("namespace")) for key in pending}
+            for kind, namespace in sorted(scopes, key=lambda s: (s[0], s[1] or "")):
+                for obj in cluster.list(kind, namespace):
+                    key = _key(kind, namespace, obj["metadata"]["name"])
+                    if key in predicted:
+                        found[key] = obj
+            pending = [key for key, (_, obj) in predicted.items() if behind(found.get(key), obj)]
+            now = time.monotonic()
+            if not pending or now - started >= wait:
+                return found
+            if now - last_said >= PROGRESS_SECONDS:
+                last_said = now
+                shown = ", ".join(
+                    f"{key} ({', '.join(behind(found.get(key), predicted[key][1]))})" for key in pending[:5]
+                )
+                more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+                pulumi.log.info(
+                    f"waiting for VM Operator ({now - started:.0f} s of {wait:.0f} s): {len(pending)} of "
+                    f"{len(predicted)} images not as predicted yet: {shown}{more}"
+                )
+            time.sleep(POLL_SECONDS)
+
+
+class ObservedImages(pulumi.dynamic.Resource, module="vmimage", name="ObservedImages"):
+    """Supervisor mode: VM Operator's objects of a catalog's images, waited for once and held to
+    their predictions. Type token: pulumi-python:dynamic/vmimage:ObservedImages."""
+
+    observed: pulumi.Output[dict]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        images: pulumi.Input[list[dict[str, Any]]],
+        wait_seconds: int,
+        strict: bool,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``images``: one entry per image resource (ENTRY: its kind, namespace and the inputs it
+        predicts from). ``opts`` should make it depend on the image resources and the namespace
+        associations, so that it waits after everything else it needs."""
+        inputs = {
+            "images": images,
+            "wait_seconds": wait_seconds,
+            "strict": strict,
+            **{key: value for key, value in (("kubeconfig", kubeconfig), ("context", context)) if value},
+            "observed": None,
+        }
+        super().__init__(ObservedImagesProvider(), resource_name, inputs, opts)

@@ -55,13 +55,16 @@ os.environ.setdefault("VMIMAGE_CACHE_DIR", __import__("tempfile").mkdtemp(prefix
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory):
-    """A real API server (etcd + kube-apiserver) with our CRDs installed, for the whole run."""
+    """A real API server (etcd + kube-apiserver) with our CRDs installed, for the whole run, and the
+    Supervisor's ClusterContentLibrary (tests/vm_operator_playback.py): a cluster image's library
+    is checked against it in supervisor mode."""
     from tests.devcluster import install_crds, start_cluster
+    from tests.vm_operator_playback import CLUSTER_CONTENT_LIBRARY_CRD
     from vmimage.crds import crds
 
     running = start_cluster(tmp_path_factory.mktemp("kube"), ("dev", "team-a", "team-b"))
     try:
-        install_crds(running, crds())
+        install_crds(running, [*crds(), CLUSTER_CONTENT_LIBRARY_CRD])
         yield running
     finally:
         running.stop()

@@ -171,8 +171,11 @@ def test_staging_stack_with_a_synced_library():
 
 @pulumi.runtime.test
 def test_prod_stack():
-    """A Supervisor: the libraries go to the namespaces in scope, and the image resources observe
-    VM Operator's objects (they predict, wait and compare; they never write one)."""
+    """A Supervisor: the libraries go to the namespaces in scope, the image resources predict
+    (they never write an object), and one ObservedImages resource, after all of them and the
+    associations, waits for VM Operator's objects. The cluster images live in a library the
+    Supervisor's admin associated beforehand (existing), the only kind VM Operator publishes
+    cluster images from."""
     listing = FakeListing({"vmware-marketplace": MARKETPLACE}, namespaces=("ml-training", "tanzu-system"))
     mocks, catalog, config = build("prod", listing)
 
@@ -186,8 +189,18 @@ def test_prod_stack():
             ("Ubuntu 24.04 LTS (GPU)", "ml-training"),
         ]
         image_resources = found["VirtualMachineImage"] + found["ClusterVirtualMachineImage"]
-        assert all(a.inputs["observe"] == {"wait_seconds": 600, "strict": False} for a in image_resources)
+        assert all(a.inputs["mode"] == "supervisor" for a in image_resources)
         assert all(a.inputs["context"] == "supervisor-prod" for a in image_resources)  # to read, never to write
+        assert {items[name]["library_id"] for name in ("Photon OS 5.0", "Ubuntu 24.04 LTS")} == {
+            "lib-platform-images-cluster"
+        }
+        (observer,) = found["ObservedImages"]
+        assert (observer.inputs["wait_seconds"], observer.inputs["strict"]) == (600, False)
+        assert observer.inputs["context"] == "supervisor-prod"
+        entries = {(e["kind"], e.get("namespace"), e["display_name"]) for e in observer.inputs["images"]}
+        assert entries == {
+            (a.typ.rsplit(":", 1)[1], a.inputs.get("namespace"), a.inputs["display_name"]) for a in image_resources
+        }
         associations = {a.inputs["namespace"]: a.inputs["library_ids"] for a in found["NamespaceLibraries"]}
         assert set(associations) == {"ml-training", "tanzu-system"}
         assert associations["tanzu-system"] == ["lib-vmware-marketplace"]
@@ -200,7 +213,7 @@ def test_prod_stack():
             "TKG Ubuntu 22.04",
         }
 
-    return catalog.images.apply(check)
+    return pulumi.Output.all(catalog.images, catalog.observer.urn).apply(lambda done: check(done[0]))
 
 
 def test_supervisor_mode_refuses_a_namespace_vcenter_does_not_have():

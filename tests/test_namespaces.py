@@ -113,25 +113,32 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
     simulator, kube, samples, tmp_path
 ):
     """A stack in supervisor mode through the real engine: its library goes to the `dev`
-    namespace (next to a library associated by hand, which stays), the preview predicts the
-    objects, `up` waits for VM Operator's (played back from its records as the association
-    happens) and finds them as predicted, and vmimage writes no object; destroy takes back only
-    what the stack added."""
+    namespace (next to a library associated by hand, which stays), its cluster image goes to a
+    library the Supervisor's admin associated beforehand, the preview predicts the objects, `up`
+    waits for VM Operator's (played back from its records as the association happens) and finds
+    them as predicted, and vmimage writes no object; destroy takes back only what the stack added."""
     import threading
 
     from tests.pulumi_cli import Stack
     from tests.test_engine import dev_config
     from tests.test_providers import direct_client
-    from tests.vm_operator_playback import publish, recorded_object
+    from tests.vm_operator_playback import associate_with_supervisor, publish, recorded_object
     from vmimage.vsphere.descriptors import content_version
+    from vmimage.vsphere.inventory import find_datastore_id
 
-    with VapiSession(resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})) as session:
+    settings = resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})
+    with direct_client(simulator) as vcenter:  # the admin's library for cluster images, associated
+        associate_with_supervisor(
+            kube, vcenter.create_library("cluster-images", find_datastore_id(settings, "LocalDS_0"))
+        )
+    with VapiSession(settings) as session:
         client = NamespacesClient(session)
         create_namespace(client, "dev", ["by-hand"])
         config = dev_config(simulator, samples)
         by_name = {image["displayName"]: image for image in config["vmimage:images"]}
+        config["vmimage:libraries"] = [*config["vmimage:libraries"], {"name": "cluster-images", "existing": True}]
         config["vmimage:images"] = [
-            {**by_name["ubuntu-24.04-sample"], "scope": "cluster", "capabilities": []},
+            {**by_name["ubuntu-24.04-sample"], "library": "cluster-images", "scope": "cluster", "capabilities": []},
             {**by_name["tools-sample"], "scope": ["dev"]},
         ]
         config["vmimage:kubernetes"] = {"kubeconfig": str(kube.kubeconfig), "mode": "supervisor", "waitSeconds": 120}
@@ -152,7 +159,7 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
         def supervisor() -> None:  # VM Operator: an object per item, once its library reaches the scope
             with direct_client(simulator) as vcenter:
                 while not stop.wait(0.3):
-                    for library_id in vcenter.find_libraries("dev-images"):
+                    for library_id in vcenter.find_libraries("dev-images") + vcenter.find_libraries("cluster-images"):
                         for item_id in vcenter.list_items(library_id):
                             item = vcenter.get_item(item_id)
                             version = content_version(vcenter, item)

@@ -6,6 +6,10 @@ the recorded object for the same package (the dev stack's samples are byte-ident
 recorded packages), with the item's UUID, the names derived from it, its library's name and its
 content version substituted, as the recording's README says they vary from run to run. Its
 status is the record's, never computed. Nothing in vmimage depends on this module.
+
+The Supervisor's Image Registry Operator has a part too: a library associated with the
+Supervisor itself shows as a ClusterContentLibrary whose ``spec.uuid`` is the library's ID
+(`associate_with_supervisor`), which is what vmimage checks before it waits for a cluster image.
 """
 
 from __future__ import annotations
@@ -21,8 +25,69 @@ from typing import Any
 from tests.conftest import FIXTURES
 from tests.devcluster import Cluster
 from vmimage.ids import content_library_name, library_item_name, vmi_id
+from vmimage.models import IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION
 
 RECORDS = FIXTURES / "vm-operator"
+
+# The Image Registry Operator's ClusterContentLibrary, as far as vmimage reads it: its group,
+# version, kind and plural, cluster scope and the required spec.uuid, as
+# github.com/vmware-tanzu/image-registry-operator-api (config/crd/bases) declares them; the rest
+# of its schema (status: the library's name, type, storage…) is left open here.
+CLUSTER_CONTENT_LIBRARY_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"clustercontentlibraries.{IMAGE_REGISTRY_GROUP}"},
+    "spec": {
+        "group": IMAGE_REGISTRY_GROUP,
+        "scope": "Cluster",
+        "names": {
+            "kind": "ClusterContentLibrary",
+            "listKind": "ClusterContentLibraryList",
+            "plural": "clustercontentlibraries",
+            "singular": "clustercontentlibrary",
+            "shortNames": ["cclib"],
+        },
+        "versions": [
+            {
+                "name": IMAGE_REGISTRY_VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["uuid"],
+                                "properties": {
+                                    "uuid": {"type": "string"},
+                                    "resourceNamingStrategy": {"type": "string"},
+                                },
+                            },
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def associate_with_supervisor(cluster: Cluster, library_id: str) -> None:
+    """What associating a library with the Supervisor (vSphere 8.0 U2 and later) shows in it: the
+    Image Registry Operator's ClusterContentLibrary for the library (named as the recorder names
+    content libraries, ``cl-…``)."""
+    obj = {
+        "apiVersion": f"{IMAGE_REGISTRY_GROUP}/{IMAGE_REGISTRY_VERSION}",
+        "kind": "ClusterContentLibrary",
+        "metadata": {"name": content_library_name(library_id)},
+        "spec": {"uuid": library_id},
+    }
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager", "image-registry-operator", "-f", "-", input=json.dumps(obj)
+    )
 
 
 def recorded_object(

@@ -83,6 +83,14 @@ class KubeTarget:
         return self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An HTTP status the caller of ImageObjects._call expects, and the server's reason."""
+
+    status: int
+    reason: str
+
+
 class ImageObjects:
     """Read and write image objects in one cluster."""
 
@@ -124,9 +132,17 @@ class ImageObjects:
         self.close()
 
     def _call(
-        self, what: str, call, *args: Any, allow_missing: bool = False, allow_conflict: bool = False, **kwargs: Any
+        self,
+        what: str,
+        call,
+        *args: Any,
+        allow_missing: bool = False,
+        allow_conflict: bool = False,
+        refusals: tuple[int, ...] = (),
+        **kwargs: Any,
     ) -> Any:
-        """The call's answer; None for 404 with allow_missing, CONFLICT for 409 with allow_conflict."""
+        """The call's answer; None for 404 with allow_missing, CONFLICT for 409 with allow_conflict,
+        a Refusal for an HTTP status in ``refusals``."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -137,6 +153,8 @@ class ImageObjects:
                 return None
             if exc.status == 409 and allow_conflict:
                 return CONFLICT
+            if exc.status in refusals:
+                return Refusal(exc.status, _reason(exc))
             raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: {_reason(exc)}") from None
         except HTTPError as exc:
             raise ImageError(f"Kubernetes {self.target.describe()}", f"{what}: connection failed ({exc})") from None
@@ -272,6 +290,52 @@ class ImageObjects:
         except (ApiException, HTTPError):  # no image registry, or no right to read it: no owner
             return None
         return (found.get("metadata") or {}).get("uid")
+
+    def supervisor_libraries(self) -> tuple[set[str] | None, str]:
+        """The vCenter libraries associated with the Supervisor itself, as its image registry has
+        them: the ``spec.uuid`` of each ClusterContentLibrary (VM Operator publishes cluster
+        images from exactly these). ``(None, why)`` where the cluster cannot say: it serves no
+        ClusterContentLibrary (not a Supervisor, or one before vSphere 8.0 U2) or does not let
+        this user list them. Any other error is raised, never read as "none"."""
+        where = {"group": IMAGE_REGISTRY_GROUP, "version": IMAGE_REGISTRY_VERSION, "plural": "clustercontentlibraries"}
+        found = self._call(
+            "list ClusterContentLibrary", self.api.list_cluster_custom_object, refusals=(403, 404), **where
+        )
+        if isinstance(found, Refusal):
+            what = "does not serve" if found.status == 404 else "does not let this user list"
+            return None, f"{self.target.describe()} {what} ClusterContentLibrary objects ({found.reason})"
+        uuids = {str((obj.get("spec") or {}).get("uuid") or "") for obj in (found or {}).get("items") or []}
+        return uuids - {""}, ""
+
+    def disown(self, kind: str, namespace: str | None, name: str, owner: str | None) -> str:
+        """Let go of an object without touching it: take ``owner``'s field manager (and the
+        legacy one) out of its managedFields, so no field is vmimage's any more and none is
+        removed (an empty apply would remove the fields only vmimage held). "released", "gone"
+        (no such object), or "not ours". Conditional on the version read: tried again when another
+        writer (VM Operator) got in between."""
+        managers = {FIELD_MANAGER} | ({owner_manager(owner)} if owner else set())
+        scope, where = self._scope(kind, namespace)
+        call = getattr(self.api, f"patch_{scope}_custom_object")
+        for _ in range(5):
+            live = self.get(kind, namespace, name)
+            if live is None:
+                return "gone"
+            entries = (live.get("metadata") or {}).get("managedFields") or []
+            kept = [entry for entry in entries if entry.get("manager") not in managers]
+            if len(kept) == len(entries):
+                return "not ours"
+            patch = [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]},
+                # an empty list leaves managedFields as they are; [{}] clears them (the API's rule)
+                {"op": "replace", "path": "/metadata/managedFields", "value": kept or [{}]},
+            ]
+            answer = self._call(
+                f"release {kind} {name}", call, name=name, body=patch, refusals=(409, 422),
+                _content_type="application/json-patch+json", allow_missing=True, **where,
+            )  # fmt: skip
+            if not isinstance(answer, Refusal):  # 422: the test failed, the version moved on
+                return "released" if answer is not None else "gone"
+        raise ImageError(f"{kind} {name}", "could not release it: another writer kept changing it; run `up` again")
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         scope, where = self._scope(kind, namespace)

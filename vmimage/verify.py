@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from vmimage.image import DISPLAY_NAME_ANNOTATION
 from vmimage.labels import CAPABILITY_LABEL_PREFIX
 
 # what the API server keeps for itself: left out of an observed object
@@ -70,11 +71,35 @@ def _ready(obj: dict[str, Any]) -> str | None:
     return next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
 
 
-def settled(actual: dict[str, Any] | None, predicted: dict[str, Any]) -> bool:
-    """Whether VM Operator has caught up with the item: its object exists at the item's content
-    version, Ready as the prediction is (Ready, or NotReady for a package it would refuse)."""
+# What VM Operator derives from the item, by where it shows: a change of the item (new content,
+# a new name) reaches these fields first, so an object that has them as predicted has caught up.
+DERIVED = {
+    "status.providerContentVersion": lambda obj: (obj.get("status") or {}).get("providerContentVersion"),
+    "status.name": lambda obj: (obj.get("status") or {}).get("name"),
+    f"metadata.annotations[{DISPLAY_NAME_ANNOTATION}]": lambda obj: (
+        (obj.get("metadata") or {}).get("annotations") or {}
+    ).get(DISPLAY_NAME_ANNOTATION),
+    "status.conditions[Ready]": _ready,
+}
+
+
+def behind(actual: dict[str, Any] | None, predicted: dict[str, Any]) -> list[str]:
+    """The fields VM Operator derives from the item (DERIVED) where its object is not yet as
+    predicted: its content version, display name and display-name annotation, and readiness
+    (Ready, or NotReady for a package it would refuse). ``["the object"]`` when there is none.
+    A prediction without a content version (a server that reports none) does not wait for one."""
     if not actual:
-        return False
-    version = (predicted.get("status") or {}).get("providerContentVersion")
-    at_version = version is None or (actual.get("status") or {}).get("providerContentVersion") == version
-    return at_version and _ready(actual) == _ready(predicted)
+        return ["the object"]
+    return [
+        field
+        for field, read in DERIVED.items()
+        if read(actual) != read(predicted)
+        and not (field == "status.providerContentVersion" and read(predicted) is None)
+    ]
+
+
+def settled(actual: dict[str, Any] | None, predicted: dict[str, Any]) -> bool:
+    """Whether VM Operator has caught up with the item: every field it derives from it (content
+    version, display name and its annotation, readiness) is as predicted. Only then is a
+    comparison fair: before, a difference may be VM Operator not having seen the change yet."""
+    return not behind(actual, predicted)
