@@ -292,7 +292,8 @@ class _Image(VSphereProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # an owner of its own from the first write on (a stack in supervisor mode had none)
-        return UpdateResult(self._publish(news, owner=olds.get("owner") or create_owner(self.declared(news)), olds=olds))
+        owner = olds.get("owner") or create_owner(self.declared(news))
+        return UpdateResult(self._publish(news, owner=owner, olds=olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         target = self._target(props)
