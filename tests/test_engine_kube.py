@@ -106,7 +106,8 @@ def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(
     stack.use_program(ROOT)
     steps = stack.preview_steps()
     moved = sorted(f"{op} {name}" for name, op in steps.items() if op not in ("same", "update"))
-    assert moved == []  # no create, replace or delete
+    # no replace or delete; the deletion guards are new (they record what this run declares)
+    assert moved == ["create catalog-deletion-guard", "create catalog-destroy-guard"]
     updated = {name for name, op in steps.items() if op == "update"}
     assert sum(name.startswith(("catalog-vmi-", "catalog-cvmi-")) for name in updated) == 4  # every image
     assert sum(name.startswith("catalog-item-") for name in updated) == 3  # every item the stack publishes

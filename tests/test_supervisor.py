@@ -28,6 +28,7 @@ from tests.vm_operator_playback import associate_with_supervisor, publish, publi
 from vmimage.ids import vmi_id
 from vmimage.models import CLUSTER_KIND
 from vmimage.samples import SAMPLES, write_ova
+from vmimage.status import CONTRACT
 
 pytestmark = pytest.mark.vcsim
 CVMI = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
@@ -392,7 +393,9 @@ def test_the_mode_is_part_of_the_state_and_a_change_of_it_is_an_update(host):
     assert refused.failures == [("mode", "mode 'Supervisor' is neither 'publish' nor 'supervisor'")]
 
     def state(inputs: dict, **changes) -> dict:
-        return {key: value for key, value in {**inputs, **changes}.items() if key != "__provider" and value is not None}
+        """What the state holds: the inputs, and the contract every output of this release records."""
+        recorded = {**inputs, "contract": CONTRACT, **changes}
+        return {key: value for key, value in recorded.items() if key != "__provider" and value is not None}
 
     earlier_publish = state(publish_inputs, mode=None, published=True, owner="o")  # the previous release's
     earlier_supervisor = state(publish_inputs, mode=None, observe={"wait_seconds": 600, "strict": False})
@@ -462,6 +465,12 @@ def test_a_stack_switched_to_supervisor_mode_previews_updates_and_never_deletes_
     assert changing == ["create vm", "update cvmi", "update cvmi"], steps  # the observer; each image in place
     shown = stack.preview().stdout
     assert len(re.findall(r'~ mode +: "publish" => "supervisor"', shown)) == 2, shown
+    from vmimage.summary import image_changes
+
+    summary = image_changes(json.loads(stack.run("preview", "--json").stdout))
+    assert [c.what for c in summary] == [
+        ["mode publish → supervisor: VM Operator publishes it; vmimage lets go of it"]
+    ] * 2  # what the review comment says of each image
     up = stack.up()
     said = [line for line in up.output.splitlines() if "vmimage no longer owns this object" in line]
     assert {vmi for vmi in published.values() if any(vmi in line for line in said)} == set(published.values())

@@ -182,6 +182,10 @@ def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         what.append(f"display name {old.get('display_name')!r} → {new.get('display_name')!r}")
     if old.get("extra_labels") != new.get("extra_labels") and new.get("extra_labels") is not None:
         what.append("labels changed")
+    before_mode, after_mode = old.get("mode") or "publish", _known(new.get("mode")) or "publish"
+    if before_mode != after_mode:
+        who = "VM Operator publishes it; vmimage lets go of it" if after_mode == "supervisor" else "vmimage writes it"
+        what.append(f"mode {before_mode} → {after_mode}: {who}")
     return what or ["refreshed (no change a VM sees)"]
 
 
