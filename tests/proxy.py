@@ -91,15 +91,23 @@ class FaultProxy:
 
     - ``expire_on_put``: the first PUT of a file whose name ends with it is read whole, its API
       session is logged out upstream, and it is answered 401 (the session ended mid-transfer);
-    - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer).
+    - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer);
+    - ``password``: a login (POST of a session, either API flavour) with another password is
+      answered 401, as a vCenter whose account has this password would (the simulator takes any).
 
     ``requests`` records (method, path, query) of everything that came through, in order."""
 
     def __init__(
-        self, upstream: str, cert: Path, key: Path, expire_on_put: str | None = None, slow_put: float = 0.0
+        self,
+        upstream: str,
+        cert: Path,
+        key: Path,
+        expire_on_put: str | None = None,
+        slow_put: float = 0.0,
+        password: str | None = None,
     ) -> None:
         self.upstream, self.cert, self.key = upstream, cert, key
-        self.expire_on_put, self.slow_put = expire_on_put, slow_put
+        self.expire_on_put, self.slow_put, self.password = expire_on_put, slow_put, password
         self.requests: list[tuple[str, str, str]] = []
         self.expired = 0
         self.in_put = 0  # PUTs in flight
@@ -142,6 +150,13 @@ class FaultProxy:
             self.during_put.append(seen)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        login = request.method == "POST" and request.path in ("/api/session", "/rest/com/vmware/cis/session")
+        if login and self.password is not None and _basic_password(request.headers) != self.password:
+            unauthenticated = {
+                "error_type": "UNAUTHENTICATED",
+                "messages": [{"default_message": "Authentication required."}],
+            }
+            return web.json_response(unauthenticated, status=401)
         if request.method == "PUT":
             self.in_put += 1
             try:
@@ -179,6 +194,15 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+
+def _basic_password(headers) -> str | None:
+    import base64
+
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    return base64.b64decode(value).decode(errors="replace").partition(":")[2]
 
 
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"}
