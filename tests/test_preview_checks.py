@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+import vmimage.source
+from providers.library_item import ContentLibraryItemProvider
 from tests.proxy import fault_proxy
 from tests.pulumi_cli import Stack
 from tests.test_engine import dev_config
 from tests.test_providers import PASSWORD, direct_client, vsphere_config
 from vmimage.errors import ImageError
 from vmimage.preview_checks import UNCHECKED, offline, unchecked, unchecked_in
+from vmimage.samples import SAMPLES, write_iso, write_ova, write_ovf
 from vmimage.summary import parse_preview, summary_markdown
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.settings import resolve_settings
@@ -71,6 +74,34 @@ def test_the_summary_says_what_an_offline_preview_left_out(streamed):
     assert lines[4] == "No image changes."
     online = json.dumps({"steps": [], "diagnostics": [other]})
     assert "Offline" not in summary_markdown(parse_preview(online, "preview.json"), "dev")
+
+
+@pytest.mark.parametrize("kind", ["ova", "iso", "ovf"])
+def test_a_declared_sha256_is_checked_from_the_digests_the_fingerprint_cached(kind, tmp_path, monkeypatch):
+    """What `sha256` pins (the file; a bare .ovf's manifest) is compared in the item's check from
+    the digests the fingerprint reads through the cache: a second preview reads no file again."""
+    monkeypatch.setenv("VMIMAGE_CACHE_DIR", str(tmp_path / "cache"))
+    if kind == "ova":
+        source = pinned = write_ova(tmp_path / "photon.ova", SAMPLES[0])
+    elif kind == "iso":
+        source = pinned = write_iso(tmp_path / "tools.iso")
+    else:
+        source, pinned = write_ovf(tmp_path, SAMPLES[0]), tmp_path / f"{SAMPLES[0].name}.mf"
+    declared = hashlib.sha256(pinned.read_bytes()).hexdigest()
+    reads: list[str] = []
+    real = vmimage.source.file_sha256
+    monkeypatch.setattr(
+        vmimage.source, "file_sha256", lambda path, follow=True: reads.append(path) or real(path, follow)
+    )
+    news = {"library_id": "a-library", "name": "x", "source": str(source), "sha256": declared}
+    assert ContentLibraryItemProvider().check({}, news).failures == []
+    read_once = len(reads)
+    assert read_once >= 1
+    failures = ContentLibraryItemProvider().check({}, {**news, "sha256": "0" * 64}).failures
+    assert [(f.property, f.reason) for f in failures] == [
+        ("sha256", f"{source}: SHA-256 is {declared}, not the declared sha256 {'0' * 64}")
+    ]
+    assert len(reads) == read_once  # the same digests, from the cache
 
 
 # --- through the real engine --------------------------------------------------------------------
