@@ -50,7 +50,8 @@ def vcenter(catalog_config: CatalogConfig) -> VCenterListing | None:
         listing.session.session_headers()  # the login: one request, and the session the catalog goes on with
     except VSphereError as error:
         listing.close()
-        hint = f" (to preview without vCenter, set {OFFLINE}=1)" if pulumi.runtime.is_dry_run() else ""
+        unanswered = error.status is None and pulumi.runtime.is_dry_run()  # no answer, not a refusal
+        hint = f" (to preview without vCenter, set {OFFLINE}=1)" if unanswered else ""
         raise ConfigError(f"{error}{hint}") from None
     return listing
 

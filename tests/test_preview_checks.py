@@ -192,7 +192,10 @@ def test_a_refused_login_fails_the_preview_in_one_line(simulator, samples, tmp_p
         passed = stack.preview()
     assert failed.returncode != 0
     (line,) = error_lines(failed.output)
-    assert line.startswith(f"error: vCenter {proxy.server}: login as 'user' refused (HTTP 401): check vsphere:user")
+    assert (
+        line
+        == f"error: vCenter {proxy.server}: login as 'user' refused (HTTP 401): check vsphere:user and vsphere:password"
+    )
     assert "not-the-Pa55word" not in failed.output and "Traceback" not in failed.output
     assert "+ 9 to create" in passed.stdout
 
