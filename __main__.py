@@ -47,7 +47,7 @@ def vcenter(catalog_config: CatalogConfig) -> VCenterListing | None:
         return None
     listing = VCenterListing(resolve_settings(settings, os.environ))
     try:
-        listing.session.session_headers()  # the login: one request, and the session the catalog goes on with
+        listing.session.session_headers()  # the login, and the session the catalog goes on with
     except VSphereError as error:
         listing.close()
         unanswered = error.status is None and pulumi.runtime.is_dry_run()  # no answer, not a refusal

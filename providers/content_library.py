@@ -80,7 +80,7 @@ class ContentLibraryProvider(VSphereProvider):
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["description"] = inputs["description"] or ""
         inputs.update(present(news, FORCE))
-        if not olds and not failures:  # a library to create, not one the state holds
+        if not olds and not failures and not is_unknown(news["name"]):  # a library to create, not the state's
             failures.extend(_name_taken(news["name"]))
         return CheckResult(inputs, failures)
 

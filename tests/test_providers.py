@@ -141,13 +141,15 @@ def test_library_name_taken_fails_the_check_and_the_create(host, library):
 
 
 def test_the_library_name_check_is_an_answer_or_a_failure(vcsim):
-    """vCenter unreachable: the check fails naming the server, never reads it as a free name;
-    VMIMAGE_OFFLINE=1 skips the question (the program warns that it did)."""
+    """vCenter unreachable: the check fails naming the server, never reads it as a free name; a
+    name not known yet is asked at `up`; VMIMAGE_OFFLINE=1 skips the question (the program warns)."""
     inputs = {"name": "anything", "datastore": "LocalDS_0"}
     with provider_host(vsphere_config(vcsim, server="127.0.0.1:9"), env={"VMIMAGE_HTTP_ATTEMPTS": "1"}) as down:
         ((key, reason),) = down.check(LIBRARY, ContentLibraryProvider(), {}, inputs).failures
         assert key == "name" and "cannot ask vCenter whether the name is free: vCenter 127.0.0.1:9:" in reason
         assert PASSWORD not in reason
+        unknown = down.check(LIBRARY, ContentLibraryProvider(), {}, {**inputs, "name": UNKNOWN})  # known at `up`
+        assert unknown.failures == []
     with provider_host(vsphere_config(vcsim, server="127.0.0.1:9"), env={"VMIMAGE_OFFLINE": "1"}) as offline:
         assert offline.check(LIBRARY, ContentLibraryProvider(), {}, inputs).failures == []
 
