@@ -1,16 +1,13 @@
 """The Pulumi program: stack config in, catalog out. Wiring only; the work is elsewhere."""
 
-import os
-
 import pulumi
 
 from components.catalog import ImageCatalog
+from components.vcenter import vcenter
 from vmimage.config import KEYS, NAMESPACE, ConfigError, load_catalog_config
 from vmimage.crds import FILES, crd_name
 from vmimage.errors import ImageError
 from vmimage.kube import KubeTarget, read_crds
-from vmimage.vsphere.listing import VCenterListing
-from vmimage.vsphere.settings import resolve_settings
 
 config = pulumi.Config(NAMESPACE)
 values = {key: config.get_object(key) for key in KEYS if config.get(key) is not None}
@@ -19,20 +16,7 @@ stack_keys = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CO
 listing = None
 try:
     catalog_config = load_catalog_config(values, stack_keys)
-    supervisor = catalog_config.kubernetes is not None and catalog_config.kubernetes.supervisor
-    if supervisor or catalog_config.sync or any(library.existing for library in catalog_config.libraries):
-        vsphere = pulumi.Config("vsphere")
-        settings = {
-            key: vsphere.get(key.split(":", 1)[1])
-            for key in (
-                "vsphere:vsphereServer",
-                "vsphere:user",
-                "vsphere:password",
-                "vsphere:allowUnverifiedSsl",
-                "vsphere:caFile",
-            )
-        }
-        listing = VCenterListing(resolve_settings(settings, os.environ))
+    listing = vcenter(catalog_config)
     kubernetes = catalog_config.kubernetes
     cluster_crds = None
     if kubernetes is not None and kubernetes.install_crds:  # install VM Operator's CRDs only where none exist

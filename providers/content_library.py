@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
@@ -17,7 +18,8 @@ from pulumi.dynamic import (
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, present, require_text
 from vmimage.errors import ImageError, url_has_credentials
-from vmimage.vsphere.content_library import LibraryInfo
+from vmimage.preview_checks import offline
+from vmimage.vsphere.content_library import ContentLibraryClient, LibraryInfo
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
 
@@ -40,6 +42,31 @@ def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _holder(client: ContentLibraryClient, name: str) -> str | None:
+    """Why a library of this name cannot be created, when vCenter already has one."""
+    found = client.find_libraries(name)
+    if not found:
+        return None
+    return (
+        f"vCenter {client.session.settings.server} already has a library with this name ({found[0]}), which this "
+        "stack does not manage: to publish into it, declare it in vmimage:libraries with `existing: true` "
+        "(docs/reference.md); to create one, choose another name"
+    )
+
+
+def _name_taken(name: str) -> list[CheckFailure]:
+    """The check `create` makes, made in the preview (one lookup per library to create), unless
+    the preview is offline (VMIMAGE_OFFLINE=1: the program warns that it went unchecked)."""
+    try:
+        if offline(os.environ):
+            return []
+        with connection.content_library() as client:
+            taken = _holder(client, name)
+    except ImageError as error:  # an answer, never read as "no such library"
+        return [CheckFailure("name", f"library {name!r}: cannot ask vCenter whether the name is free: {error}")]
+    return [CheckFailure("name", f"library {name!r}: {taken}")] if taken else []
+
+
 class ContentLibraryProvider(VSphereProvider):
     """Creates, updates (name, description) and deletes a content library; a new datastore replaces it."""
 
@@ -53,6 +80,8 @@ class ContentLibraryProvider(VSphereProvider):
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["description"] = inputs["description"] or ""
         inputs.update(present(news, FORCE))
+        if not olds and not failures and not is_unknown(news["name"]):  # a library to create, not the state's
+            failures.extend(_name_taken(news["name"]))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -65,13 +94,9 @@ class ContentLibraryProvider(VSphereProvider):
         settings = connection.settings()
         datastore_id = find_datastore_id(settings, props["datastore"])
         with connection.content_library() as client:
-            existing = client.find_libraries(props["name"])
-            if existing:
-                raise ImageError(
-                    f"library {props['name']!r}",
-                    f"vCenter already has a library with this name ({existing[0]}); "
-                    "reference it as an existing library or choose another name",
-                )
+            taken = _holder(client, props["name"])
+            if taken:
+                raise ImageError(f"library {props['name']!r}", taken)
             library_id = client.create_library(
                 props["name"], datastore_id, props.get("description") or "", props.get("subscription_url")
             )

@@ -46,6 +46,7 @@ from vmimage.lint import cached_lint_errors
 from vmimage.source import (
     EXTENSIONS,
     ImageFile,
+    cached_file_sha256,
     content_type,
     declared_sha256_problem,
     file_sha256,
@@ -183,6 +184,21 @@ def _outputs(
     }
 
 
+def _sha256_failures(source: str, digest: str, sha256: str) -> list[CheckFailure]:
+    """A declared sha256 the upload would refuse: the digest of what it pins (pinned_file), which
+    for an .ova or .iso is the fingerprint's own digest and for a bare .ovf its manifest's, read
+    through the same cache; no file is read again unless it changed."""
+    pinned = pinned_file(source)
+    if pinned is None:  # a bare .ovf without a manifest: declared_sha256_problem says so
+        return []
+    actual = digest if pinned == source else cached_file_sha256(pinned, follow=False)
+    try:
+        check_declared_sha256(source, actual, sha256)
+    except ImageError as error:
+        return [CheckFailure("sha256", str(error))]
+    return []
+
+
 class ContentLibraryItemProvider(VSphereProvider):
     """Publishes an .ova/.ovf/.iso (local or https) as a library item and keeps it in step."""
 
@@ -223,6 +239,8 @@ class ContentLibraryItemProvider(VSphereProvider):
             try:
                 digest = None if is_url(source) else source_digest(source)
                 inputs["fingerprint"] = fingerprint(source, sha256, digest, secret)
+                if digest is not None and sha256:  # the upload's sha256 check, from digests already cached
+                    failures.extend(_sha256_failures(source, digest, sha256))
                 if digest is not None:  # what the upload would refuse, said at preview time
                     for finding in cached_lint_errors(source, digest):
                         failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))

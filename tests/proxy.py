@@ -94,6 +94,8 @@ class FaultProxy:
     - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer);
     - ``answer``: a request whose path is a key is answered with that HTTP status, without
       reaching the simulator (a refused login, a server error).
+    - ``password``: a login (POST of a session, either API flavour) with another password is
+      answered 401, as a vCenter whose account has this password would (the simulator takes any).
 
     ``requests`` records (method, path, query) of everything that came through, in order."""
 
@@ -105,9 +107,10 @@ class FaultProxy:
         expire_on_put: str | None = None,
         slow_put: float = 0.0,
         answer: dict[str, int] | None = None,
+        password: str | None = None,
     ) -> None:
         self.upstream, self.cert, self.key = upstream, cert, key
-        self.expire_on_put, self.slow_put = expire_on_put, slow_put
+        self.expire_on_put, self.slow_put, self.password = expire_on_put, slow_put, password
         self.answer = answer or {}
         self.requests: list[tuple[str, str, str]] = []
         self.expired = 0
@@ -154,6 +157,13 @@ class FaultProxy:
             self.during_put.append(seen)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        login = request.method == "POST" and request.path in ("/api/session", "/rest/com/vmware/cis/session")
+        if login and self.password is not None and _basic_password(request.headers) != self.password:
+            unauthenticated = {
+                "error_type": "UNAUTHENTICATED",
+                "messages": [{"default_message": "Authentication required."}],
+            }
+            return web.json_response(unauthenticated, status=401)
         if request.method == "PUT":
             self.in_put += 1
             try:
@@ -191,6 +201,15 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+
+
+def _basic_password(headers) -> str | None:
+    import base64
+
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    return base64.b64decode(value).decode(errors="replace").partition(":")[2]
 
 
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"}

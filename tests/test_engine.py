@@ -327,9 +327,11 @@ def test_a_secret_source_url_never_reaches_the_state_the_output_or_a_message(sta
     stack.destroy()
 
 
-def test_a_no_change_preview_asks_vcenter_nothing_from_the_providers(simulator, samples, tmp_path):
-    """Check and diff work from the state: a no-change preview of the dev stack (no synced library,
-    so the program lists nothing either) sends vCenter no request at all (issue 19)."""
+def test_a_no_change_preview_asks_vcenter_only_for_the_programs_login(simulator, samples, tmp_path):
+    """Check and diff work from the state (issue 19): a no-change preview of the dev stack (no
+    synced library, so the program lists nothing) sends vCenter the program's login and its logout,
+    which check the credentials and that vCenter answers (issue 25), and nothing else: the
+    libraries are in the state, so none is looked up."""
     config = dev_config(simulator, samples)
     config["vmimage:libraries"] = [{**config["vmimage:libraries"][0], "name": "quiet-images"}]
     config["vmimage:images"] = [{**image, "library": "quiet-images"} for image in config["vmimage:images"]]
@@ -339,5 +341,14 @@ def test_a_no_change_preview_asks_vcenter_nothing_from_the_providers(simulator, 
     stack.up()
     assert simulator.requests.take()  # the up's requests are in the simulator's log
     stack.preview("--expect-no-changes")
-    assert simulator.requests.take() == {}
+    # /api first; the simulator has only /rest (a vCenter 7.0U2 or later answers the first POST)
+    login = {"POST /api/session": 1, "POST /rest/com/vmware/cis/session": 1, "DELETE /rest/com/vmware/cis/session": 1}
+    assert simulator.requests.take() == login
+    # a library to create (not in the state) is one lookup more, from its check in the provider host
+    config["vmimage:libraries"] = [*config["vmimage:libraries"], {"name": "quiet-new", "datastore": "LocalDS_0"}]
+    stack.configure(config)
+    stack.preview()
+    asked = simulator.requests.take()
+    assert asked.pop("POST /rest/com/vmware/content/library") == 1  # ?~action=find, by name
+    assert asked == {key: 2 * count for key, count in login.items()}  # the program's and the provider host's
     stack.destroy()

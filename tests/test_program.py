@@ -31,9 +31,9 @@ def stack_config(path: Path) -> dict[str, str]:
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
 
 
-def run_program(config: dict[str, str], stack: str = "test") -> None:
+def run_program(config: dict[str, str], stack: str = "test", preview: bool = False) -> None:
     pulumi.runtime.set_all_config(config)
-    pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack=stack, preview=False)
+    pulumi.runtime.set_mocks(Mocks(), project="vmimage", stack=stack, preview=preview)
     runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
 
@@ -67,8 +67,35 @@ def test_the_stacks():
     }
 
 
-def test_dev_stack_program_runs():
-    run_program(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), stack="dev")
+@pytest.mark.vcsim
+def test_dev_stack_program_runs(vcsim, monkeypatch):
+    monkeypatch.setenv("VSPHERE_PASSWORD", "x")
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "vsphere:vsphereServer": vcsim.server}
+    run_program({**config, "vsphere:caFile": str(vcsim.ca_file)}, stack="dev")
+
+
+def test_an_offline_preview_needs_no_vcenter_and_warns_what_it_left_out(monkeypatch, caplog):
+    monkeypatch.setenv("VMIMAGE_OFFLINE", "1")
+    monkeypatch.delenv("VSPHERE_PASSWORD", raising=False)
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "vsphere:vsphereServer": "127.0.0.1:9"}
+    run_program(config, stack="dev", preview=True)
+    (warning,) = [record.getMessage() for record in caplog.records if "offline preview" in record.getMessage()]
+    assert warning.startswith("offline preview (VMIMAGE_OFFLINE=1), not checked against vCenter: the login to ")
+    assert "vCenter 127.0.0.1:9" in warning and "a library named 'dev-images'" in warning
+
+
+def test_offline_is_for_previews_only(monkeypatch):
+    monkeypatch.setenv("VMIMAGE_OFFLINE", "1")
+    with pytest.raises(pulumi.RunError, match=r"VMIMAGE_OFFLINE is set: it is for previews, and `pulumi up` needs"):
+        run_program(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), stack="dev", preview=False)
+
+
+def test_an_offline_preview_cannot_plan_a_library_vcenter_names(monkeypatch):
+    """An existing library's ID and a synced library's items are vCenter's: without them the plan
+    would replace or delete images, so an offline preview of such a stack fails instead."""
+    monkeypatch.setenv("VMIMAGE_OFFLINE", "1")
+    with pytest.raises(pulumi.RunError, match=r"cannot plan library 'vmware-marketplace' \(existing: true\)"):
+        run_program(stack_config(ROOT / "stacks" / "Pulumi.staging.yaml"), preview=True)
 
 
 def test_unreachable_vcenter_for_a_synced_library_is_a_readable_error(monkeypatch):

@@ -123,11 +123,35 @@ def test_a_library_holding_items_the_stack_does_not_manage_is_left_in_vcenter(ho
     assert host.read(created.id, allowed.outputs, allowed.inputs)[0] == ""
 
 
-def test_library_name_taken_is_a_clear_error(host, library):
+def test_library_name_taken_fails_the_check_and_the_create(host, library):
+    """A library to create (no olds) whose name vCenter holds fails its check, which runs in the
+    preview, naming the library and `existing: true`; create asks again (a name taken in between)."""
+    inputs = {"name": "providers-test", "datastore": "LocalDS_0"}
+    step = host.up(LIBRARY, ContentLibraryProvider(), inputs)
+    assert step.op == "failed"
+    ((key, reason),) = step.checked.failures
+    assert key == "name" and reason.startswith("library 'providers-test': vCenter ")
+    assert f"already has a library with this name ({library.id})" in reason and "`existing: true`" in reason
+    own = host.check(LIBRARY, ContentLibraryProvider(), library.inputs, inputs)  # the state's own library
+    assert own.failures == []
     with pytest.raises(grpc.RpcError) as caught:
-        host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-test", "datastore": "LocalDS_0"})
+        host.create(own.inputs)
     assert "already has a library with this name" in caught.value.details()
     assert "Traceback" not in caught.value.details()
+
+
+def test_the_library_name_check_is_an_answer_or_a_failure(vcsim):
+    """vCenter unreachable: the check fails naming the server, never reads it as a free name; a
+    name not known yet is asked at `up`; VMIMAGE_OFFLINE=1 skips the question (the program warns)."""
+    inputs = {"name": "anything", "datastore": "LocalDS_0"}
+    with provider_host(vsphere_config(vcsim, server="127.0.0.1:9"), env={"VMIMAGE_HTTP_ATTEMPTS": "1"}) as down:
+        ((key, reason),) = down.check(LIBRARY, ContentLibraryProvider(), {}, inputs).failures
+        assert key == "name" and "cannot ask vCenter whether the name is free: vCenter 127.0.0.1:9:" in reason
+        assert PASSWORD not in reason
+        unknown = down.check(LIBRARY, ContentLibraryProvider(), {}, {**inputs, "name": UNKNOWN})  # known at `up`
+        assert unknown.failures == []
+    with provider_host(vsphere_config(vcsim, server="127.0.0.1:9"), env={"VMIMAGE_OFFLINE": "1"}) as offline:
+        assert offline.check(LIBRARY, ContentLibraryProvider(), {}, inputs).failures == []
 
 
 def test_unknown_datastore_names_what_exists(host):
@@ -420,8 +444,11 @@ def test_adopting_with_a_wrong_sha256_fails_and_leaves_the_item_as_it_was(host, 
         existing = client.create_item(library.id, "vendor-photon-3", "kept", "OVF")
         upload_source(client, existing, str(ova))
     inputs = item_inputs(library, ova, "photon-renamed", adopt_id=existing, sha256="0" * 64)
-    with pytest.raises(grpc.RpcError) as caught:
-        host.up(ITEM, ContentLibraryItemProvider(), inputs)
+    refused = host.check(ITEM, ContentLibraryItemProvider(), {}, inputs)  # the preview already says so
+    assert [key for key, _ in refused.failures] == ["sha256"]
+    checked = host.check(ITEM, ContentLibraryItemProvider(), {}, {**inputs, "sha256": None})
+    with pytest.raises(grpc.RpcError) as caught:  # and the adoption checks again (a file changed since)
+        host.create({**checked.inputs, "sha256": "0" * 64})
     assert f"not the declared sha256 {'0' * 64}" in caught.value.details()
     with direct_client(vcsim) as client:
         item = client.get_item(existing)

@@ -67,8 +67,15 @@ def failing_create(host, inputs: dict) -> str:
 def test_wrong_sha256_leaves_no_item_and_the_next_run_works(host, library, client, tmp_path):
     ova = write_ova(tmp_path / "a.ova", SAMPLES[0])
     inputs = {"library_id": library.id, "name": "bad-sha", "source": str(ova), "sha256": "0" * 64}
-    details = failing_create(host, inputs)
+    refused = host.check(ITEM, ContentLibraryItemProvider(), {}, inputs)  # the preview already says so
+    assert [key for key, _ in refused.failures] == ["sha256"]
+    # the upload checks again (the file may change between check and create), and leaves nothing
+    checked = host.check(ITEM, ContentLibraryItemProvider(), {}, {**inputs, "sha256": None})
+    with pytest.raises(grpc.RpcError) as caught:
+        host.create({**checked.inputs, "sha256": "0" * 64})
+    details = caught.value.details()
     assert f"{ova}: SHA-256 is " in details and "not the declared sha256 " + "0" * 64 in details
+    assert [reason for _, reason in refused.failures] == [details]  # the same words, from the same check
     assert client.find_items(library.id, "bad-sha") == []
     assert active_sessions(client) == []
     good = hashlib.sha256(ova.read_bytes()).hexdigest()

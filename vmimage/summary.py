@@ -18,6 +18,7 @@ from vmimage.errors import ImageError, redact
 from vmimage.facts import image_facts, moves
 from vmimage.ids import vmi_id
 from vmimage.models import CLUSTER_KIND
+from vmimage.preview_checks import unchecked_in
 
 _IMAGE_TYPES = ("dynamic/vmimage:VirtualMachineImage", "dynamic/vmimage:ClusterVirtualMachineImage")
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the engine spells an unknown value in JSON
@@ -258,7 +259,8 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
     """`pulumi preview --json` as one document (steps), or as the engine's event stream
     (`PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true`, or `pulumi up --skip-preview --json`: steps
     from its resourcePreEvents, each applied step's new state from its resOutputsEvent, and
-    the policy violations from its policyEvents), as one document with ``policies``."""
+    the policy violations from its policyEvents, the warnings from its diagnosticEvents), as one
+    document with ``policies`` and ``diagnostics``."""
 
     stripped = text.lstrip()
     try:
@@ -273,7 +275,7 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
     except RecursionError:
         raise ImageError(source, "nested too deep to be the output of `pulumi preview --json`") from None
     events = masked(events, source)
-    document: dict[str, Any] = {"steps": [], "changeSummary": {}, "policies": []}
+    document: dict[str, Any] = {"steps": [], "changeSummary": {}, "policies": [], "diagnostics": []}
     steps: dict[Any, dict[str, Any]] = {}  # by URN: an update's resOutputsEvent completes its step
     for event in events:
         if not isinstance(event, dict):
@@ -295,6 +297,8 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
                 step["newState"] = meta["new"]  # what was applied, outputs and all
         elif "policyEvent" in event:
             document["policies"].append(_dict(event["policyEvent"]))
+        elif "diagnosticEvent" in event:
+            document["diagnostics"].append(_dict(event["diagnosticEvent"]))
         elif "summaryEvent" in event:
             document["changeSummary"] = _dict(_dict(event["summaryEvent"]).get("resourceChanges"))
     return document
@@ -310,6 +314,12 @@ def _violations(preview: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _unchecked(preview: dict[str, Any]) -> list[str]:
+    """What an offline preview did not check, from its warning (vmimage.preview_checks)."""
+    found = (unchecked_in(str(_dict(d).get("message") or "")) for d in _list(preview.get("diagnostics")))
+    return sorted({text for text in found if text})
+
+
 def stack_of(preview: dict[str, Any]) -> str:
     """The stack's name, from the first step's URN (``urn:pulumi:<stack>::…``)."""
     urns = [str(_dict(step).get("urn") or "") for step in _list(preview.get("steps"))]
@@ -323,6 +333,8 @@ def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any
     counts = {kind: sum(1 for c in changes if c.kind == kind) for kind in _ORDER}
     steps = _dict(preview.get("changeSummary"))
     lines = [f"### vmimage catalog · `{stack}`", ""]
+    for text in _unchecked(preview):
+        lines += [f"⚠️ **Offline preview**, not checked against vCenter: {_cell(text)}", ""]
     policy_lines = ["", "**Policy violations**", ""] + [f"- {_cell(v)}" for v in violations] if violations else []
     if not changes:
         lines.append("No image changes." + (" (Other resources change: see the diff.)" if _others(steps) else ""))
