@@ -160,8 +160,10 @@ def test_a_misspelt_top_level_key_fails_the_program_naming_it(key, hint):
     assert hint in str(caught.value)
 
 
-def test_engine_keys_and_every_documented_key_pass():
+def test_engine_keys_and_every_documented_key_pass(vcsim, monkeypatch):
+    monkeypatch.setenv("VSPHERE_PASSWORD", "x")
     config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "pulumi:tags": "{}", "vmimage:allowDelete": "[]"}
+    config |= {"vsphere:vsphereServer": vcsim.server, "vsphere:caFile": str(vcsim.ca_file)}
     run_program(config, stack="dev")
 
 
