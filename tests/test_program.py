@@ -99,7 +99,8 @@ def test_an_offline_preview_cannot_plan_a_library_vcenter_names(monkeypatch):
 
 
 def test_unreachable_vcenter_for_a_synced_library_is_a_readable_error(monkeypatch):
-    monkeypatch.setenv("VSPHERE_PASSWORD", "x")
+    monkeypatch.setenv("VSPHERE_USER", "svc-vmimage@vsphere.local")  # the stack file names no account: CI's
+    monkeypatch.setenv("VSPHERE_PASSWORD", "x")  # environments give it (docs/pr-previews.md)
     monkeypatch.setenv("VMIMAGE_HTTP_ATTEMPTS", "1")
     config = {**stack_config(ROOT / "stacks" / "Pulumi.staging.yaml"), "vsphere:vsphereServer": "127.0.0.1:9"}
     config.pop("vsphere:caFile")
@@ -221,7 +222,8 @@ def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     assert "comment-on-pr" not in pulumi_step["with"]  # one comment of our own, not one per stack and push
     (summary_step,) = [step for step in job["steps"] if "preview-summary" in step.get("run", "")]
     assert "pulumi preview --json" in summary_step["run"] and "--outputs outputs.json" in summary_step["run"]
-    assert "--policy-pack policies --policy-pack-config policies/${{ matrix.stack }}.json" in summary_step["run"]
+    assert '--policy-pack policies --policy-pack-config "policies/$STACK.json"' in summary_step["run"]
+    assert job["env"]["STACK"] == "${{ matrix.stack }}"
     policy_names = {
         "vmimage-deletions-allowed",
         "vmimage-production-sha256",
@@ -236,7 +238,9 @@ def test_pr_preview_workflow_summarises_every_real_stack_in_one_comment():
     script = comment["steps"][-1]["with"]["script"]
     assert "vmimage-preview-summary" in script and "updateComment" in script and "createComment" in script
     assert all(stack in script for stack in stacks)
-    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    # only the comment job, which runs none of the PR's code, may write (tests/test_deploy_workflow.py)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert comment["permissions"] == {"pull-requests": "write"}
 
 
 STUB_PULUMI = """#!/bin/sh
@@ -259,8 +263,8 @@ def test_pr_preview_step_fails_when_the_preview_fails_and_still_writes_its_summa
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "preview.yml").read_text())
     assert "policies/**" in workflow[True]["pull_request"]["paths"]  # a rule's change runs the previews
     (step,) = [step for step in workflow["jobs"]["preview"]["steps"] if "preview-summary" in step.get("run", "")]
-    script = step["run"].replace("${{ matrix.stack }}", "prod").replace("${{ vars.PULUMI_BACKEND_URL }}", "file://x")
-    assert "${{" not in script
+    script = step["run"]
+    assert "${{" not in script  # the stack and backend come from the job's env
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "pulumi").write_text(STUB_PULUMI)
     (tmp_path / "bin" / "pulumi").chmod(0o755)
@@ -270,9 +274,13 @@ def test_pr_preview_step_fails_when_the_preview_fails_and_still_writes_its_summa
         **os.environ,
         "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "PREVIEW_EXIT": str(preview_exit),
+        "STACK": "prod",
+        "PULUMI_BACKEND_URL": "file://x",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
     }
     done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == preview_exit, done.stderr
     summary = (tmp_path / "summary-prod.md").read_text()
     assert "[mandatory] vmimage-production-sha256" in summary and "declares no sha256" in summary
+    assert (tmp_path / "step-summary.md").read_text() == summary  # on the run's page too
     assert ("::error::pulumi preview of prod failed (exit 255)" in done.stdout) == (preview_exit != 0)
