@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import Postgres, start_postgres
 from tests.vcsim import Simulator, start_simulator
 
 FIXTURES = Path(os.environ.get("VMIMAGE_FIXTURES", Path(__file__).resolve().parent / "fixtures"))
@@ -68,3 +69,13 @@ def kube(tmp_path_factory: pytest.TempPathFactory):
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the project's own (scripts/postgres), one per module that asks."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,13 +20,12 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.postgres import Postgres, psql, start_postgres
+from tests.postgres import psql
 from tests.pulumi_cli import PASSPHRASE, ROOT, Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import PASSWORD, direct_client
@@ -419,15 +418,6 @@ def test_deploys_run_from_main_only(tmp_path, ref):
 
 
 # --- a read-only state login --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_read_only_postgres_login_cannot_open_the_state_so_previews_get_the_stacks_own(postgres, tmp_path):

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from providers.library_item import UNFINISHED
-from tests.postgres import Postgres, start_postgres
+from tests.postgres import Postgres
 from tests.proxy import fault_proxy
 from tests.pulumi_cli import PASSPHRASE, Stack, pulumi_binary
 from tests.test_engine import dev_config, items
@@ -28,15 +27,6 @@ from tests.test_providers import PASSWORD, direct_client
 pytestmark = pytest.mark.vcsim
 
 LOCK_MESSAGE = "the stack is currently locked by 1 lock(s)"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def postgres_stack(workdir: Path, postgres: Postgres, config: dict) -> tuple[Stack, str]:

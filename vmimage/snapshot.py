@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vmimage.errors import ImageError
 from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.source import read_bounded_text
 
 KINDS = (NAMESPACED_KIND, CLUSTER_KIND)
 MAX_SNAPSHOT_BYTES = 64 * 2**20
@@ -59,13 +59,4 @@ def parse_images(text: str, source: str, skipped: list[str] | None = None) -> li
 
 
 def load_images(path: str, skipped: list[str] | None = None) -> list[dict[str, Any]]:
-    try:
-        size = Path(path).stat().st_size
-        if size > MAX_SNAPSHOT_BYTES:
-            raise ImageError(path, f"{size} bytes, over the {MAX_SNAPSHOT_BYTES} byte limit")
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ImageError(path, "not UTF-8 text") from None
-    except OSError as exc:
-        raise ImageError(path, exc.strerror or str(exc)) from None
-    return parse_images(text, path, skipped)
+    return parse_images(read_bounded_text(path, MAX_SNAPSHOT_BYTES), path, skipped)

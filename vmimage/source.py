@@ -34,6 +34,20 @@ class ImageFile:
     descriptor: Descriptor | None  # None for an ISO
 
 
+def read_bounded_text(path: str, limit: int, what: str = "", hint: str = "") -> str:
+    """A UTF-8 text file of at most ``limit`` bytes (a stack file, an images file): every problem is
+    an ImageError naming the file; ``hint`` follows an OS error (what to do about a missing file)."""
+    try:
+        size = Path(path).stat().st_size
+        if size > limit:
+            raise ImageError(path, f"{size} bytes, over the {limit} byte limit{what}")
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ImageError(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise ImageError(path, f"{exc.strerror or exc}{hint}") from None
+
+
 def content_type(path: str) -> ContentType:
     """OVF or ISO, from the file's extension; anything else is an error."""
     extension = os.path.splitext(path)[1].lower()

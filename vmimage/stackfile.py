@@ -8,13 +8,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vmimage.config import KEYS, NAMESPACE, CatalogConfig, ConfigError, load_catalog_config
 from vmimage.errors import ImageError
+from vmimage.source import read_bounded_text
 from vmimage.vsphere.settings import ALLOW_UNVERIFIED_SSL, CA_FILE, PASSWORD, SERVER, USER, ConnectionSettings
 from vmimage.vsphere.settings import resolve_settings as _resolve_settings
 
@@ -102,17 +102,8 @@ def _config_problem(stack: StackFile, problem: str) -> tuple[str, str]:
 
 def read_stack_file(path: str) -> StackFile:
     """The stack file at ``path``, checked as far as the commands reading it need."""
-    try:
-        size = Path(path).stat().st_size
-        if size > MAX_STACK_FILE_BYTES:
-            raise ImageError(path, f"{size} bytes, over the {MAX_STACK_FILE_BYTES} byte limit of a stack file")
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ImageError(path, "not UTF-8 text") from None
-    except OSError as exc:
-        raise ImageError(
-            path, f"{exc.strerror or exc}: run from the project directory, or pick a stack with --stack"
-        ) from None
+    hint = ": run from the project directory, or pick a stack with --stack"
+    text = read_bounded_text(path, MAX_STACK_FILE_BYTES, " of a stack file", hint)
     loader = None
     try:
         loader = yaml.SafeLoader(text)
