@@ -4,6 +4,7 @@ import os
 
 import pulumi
 
+import providers.lifeline  # noqa: F401  (exits when its engine is killed: no program left behind)
 from components.catalog import ImageCatalog
 from vmimage.config import KEYS, NAMESPACE, ConfigError, load_catalog_config
 from vmimage.crds import FILES, crd_name
