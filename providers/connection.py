@@ -19,7 +19,7 @@ from typing import Any
 
 from pulumi.dynamic import ConfigureRequest
 
-from providers import kubeconfig_copies, lifeline  # lifeline: a host whose engine is killed exits
+from providers import kubeconfig_copies, lifeline
 from vmimage.config import NAMESPACE
 from vmimage.errors import ImageError
 from vmimage.kube import ImageObjects, KubeTarget
