@@ -62,16 +62,19 @@ def arm(poll_seconds: float = POLL_SECONDS, hook_seconds: float = HOOK_SECONDS) 
 def _watch(parent: int, poll_seconds: float, hook_seconds: float) -> None:
     while os.getppid() == parent:
         time.sleep(poll_seconds)
-    with contextlib.suppress(OSError, ValueError):  # stderr was the dead engine's pipe, most likely
-        print(
-            f"vmimage: the Pulumi engine is gone (parent process {parent} exited): logging out, exiting",
-            file=sys.stderr,
-            flush=True,
-        )
-    # the hooks a normal exit runs, on a thread of their own: the main thread may be blocked for good
-    hooks = threading.Thread(target=atexit._run_exitfuncs, name="vmimage-lifeline-exit", daemon=True)
-    hooks.start()
-    hooks.join(hook_seconds)
+    if threading.main_thread().is_alive():  # orphaned mid-work
+        with contextlib.suppress(OSError, ValueError):  # stderr was the dead engine's pipe, most likely
+            print(
+                f"vmimage: the Pulumi engine is gone (parent process {parent} exited): logging out, exiting",
+                file=sys.stderr,
+                flush=True,
+            )
+        # the hooks a normal exit runs, on a thread of their own: the main thread may be blocked for good
+        hooks = threading.Thread(target=atexit._run_exitfuncs, name="vmimage-lifeline-exit", daemon=True)
+        hooks.start()
+        hooks.join(hook_seconds)
+    else:  # exiting already (the engine's interrupt, its shell wrapper gone first): its own hooks run
+        time.sleep(hook_seconds)
     os._exit(1)  # not sys.exit: the interpreter's shutdown would wait for every busy thread
 
 
