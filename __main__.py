@@ -2,6 +2,7 @@
 
 import pulumi
 
+import providers.lifeline  # noqa: F401  (exits when its engine is killed: no program left behind)
 from components.catalog import ImageCatalog
 from components.vcenter import vcenter
 from vmimage.config import KEYS, NAMESPACE, ConfigError, load_catalog_config

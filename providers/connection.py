@@ -19,6 +19,8 @@ from typing import Any
 
 from pulumi.dynamic import ConfigureRequest
 
+from providers import kubeconfig_copies, lifeline
+from vmimage.config import NAMESPACE
 from vmimage.errors import ImageError
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.vsphere.content_library import ContentLibraryClient
@@ -40,6 +42,7 @@ _SHARED: dict[str, Any] = {"session": None, "settings": None}  # the provider ho
 _SHARED_LOCK = threading.Lock()
 _CLUSTERS: dict[KubeTarget, tuple[float | None, ImageObjects]] = {}  # the host's clients, by cluster
 _CLUSTERS_LOCK = threading.Lock()
+_KUBECONFIGS: set[str] = set()  # the stack's kubeconfigs: pulumi-kubernetes' copies of them go at exit
 
 
 def configure(request: ConfigureRequest) -> None:
@@ -48,6 +51,8 @@ def configure(request: ConfigureRequest) -> None:
         value = request.config.get(key)
         if value is not None:
             _CONFIG[key] = value
+    if (kubeconfig := kubeconfig_copies.stack_kubeconfig(request.config.get(f"{NAMESPACE}:kubernetes"))) is not None:
+        _KUBECONFIGS.add(kubeconfig)
 
 
 def settings() -> ConnectionSettings:
@@ -91,6 +96,7 @@ def cluster(target: KubeTarget) -> Iterator[ImageObjects]:
     9 ms of CPU each, and a TLS handshake for the API server). A kubeconfig rewritten on disk
     (a rotated token, say) gets a new client."""
     mtime = _kubeconfig_mtime(target)
+    _KUBECONFIGS.add(target.kubeconfig_name())
     with _CLUSTERS_LOCK:
         known = _CLUSTERS.get(target)
         if known is None or known[0] != mtime:  # a replaced client may still be in use: left to close itself
@@ -106,6 +112,7 @@ def close_clusters() -> None:
 
 
 atexit.register(close_clusters)
+atexit.register(lambda: kubeconfig_copies.remove_copies(set(_KUBECONFIGS)))
 
 
 @contextmanager
@@ -145,8 +152,7 @@ class _UserErrorsWithoutTraceback:
 def install_clean_errors() -> None:
     """Swap the host module's `traceback` for the shim above; a no-op outside the host."""
     host = sys.modules.get("__main__")
-    in_host = host is not None and hasattr(host, "DynamicResourceProviderServicer")
-    if in_host and not isinstance(getattr(host, "traceback", None), _UserErrorsWithoutTraceback):
+    if lifeline.in_provider_host() and not isinstance(getattr(host, "traceback", None), _UserErrorsWithoutTraceback):
         host.traceback = _UserErrorsWithoutTraceback(traceback)
 
 

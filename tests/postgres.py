@@ -3,13 +3,14 @@
 One server a test session; each stack gets a table of its own (the backend URL's ``table``
 parameter), so tests share the server and not their state. The folder is made under the
 system's temporary directory because, run as root, the server runs as the ``postgres`` user,
-which cannot reach pytest's per-user folders.
+which cannot reach pytest's per-user folders; as root it is root's, and ``postgres`` may enter it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -76,9 +77,17 @@ class Postgres:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def postgres_folder() -> Path:
+    """A new folder for scripts/postgres: as root, one that the ``postgres`` user may enter."""
+    directory = Path(tempfile.mkdtemp(prefix="vmimage-postgres-"))
+    if os.geteuid() == 0:
+        directory.chmod(0o711)
+    return directory
+
+
 def start_postgres(directory: Path | None = None) -> Postgres:
     """A server in ``directory`` (a new folder when None; an earlier server's folder starts it again)."""
-    directory = directory or Path(tempfile.mkdtemp(prefix="vmimage-postgres-"))
+    directory = directory or postgres_folder()
     process = subprocess.Popen(
         [str(SCRIPT), "--dir", str(directory), "--port", str(free_port())],
         stdout=subprocess.PIPE,

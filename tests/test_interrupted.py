@@ -54,8 +54,7 @@ def stack_config(simulator, samples: Path, cluster: Cluster, server: str | None 
     return config
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (the CLI starts each plugin in a process group of its own)."""
+def _children() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -63,6 +62,12 @@ def descendants(pid: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the CLI starts each plugin in a process group of its own)."""
+    children = _children()
     found, queue = [], [pid]
     while queue:
         for child in children.get(queue.pop(), []):
@@ -71,10 +76,22 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300, args: tuple[str, ...] = ()) -> str:
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started itself (the CLI's: the language host and the plugins)."""
+    return _children().get(pid, [])
+
+
+def killed_up(
+    stack: Stack,
+    when: Callable[[str], bool],
+    timeout: float = 300,
+    args: tuple[str, ...] = (),
+    victims: Callable[[int], list[int]] = descendants,
+) -> str:
     """Run `pulumi up [ARGS]` and SIGKILL it and every process under it (the language host, the
     program, the provider hosts) as soon as ``when`` is true of the output so far (checked on every
-    line and every 20 ms), as a CI job's timeout or an OOM kill of its container does. Returns the output."""
+    line and every 20 ms), as a CI job's timeout or an OOM kill of its container does. Returns the output.
+    ``victims``: which processes under the CLI die with it (``children``: those it started itself)."""
     command = [pulumi_binary(), "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name, *args]
     process = subprocess.Popen(
         command,
@@ -95,7 +112,7 @@ def killed_up(stack: Stack, when: Callable[[str], bool], timeout: float = 300, a
             assert time.monotonic() < deadline, "the moment never came:\n" + "".join(lines)
             time.sleep(0.02)
     finally:
-        for pid in [*descendants(process.pid), process.pid]:
+        for pid in [*victims(process.pid), process.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         process.wait()

@@ -5,6 +5,7 @@ script that uses the tools."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import ssl
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.postgres import psql, start_postgres
+from tests.postgres import SCRIPT, postgres_folder, psql, start_postgres
 from tests.pulumi_cli import ROOT
 
 
@@ -59,6 +60,89 @@ def test_the_state_database_takes_tls_with_the_password_only_and_keeps_its_data_
     finally:
         server.stop()
     assert not server.directory.exists()
+
+
+def run_postgres(directory: Path) -> subprocess.CompletedProcess:
+    """scripts/postgres on ``directory``, for a run that is to stop before the server starts."""
+    return subprocess.run(
+        [str(SCRIPT), "--dir", str(directory), "--port", "1"], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("name", ["password", "tls/ca-key.pem", "tls/server-key.pem"])
+def test_the_state_database_refuses_a_link_in_place_of_its_password_or_a_key(tmp_path, name):
+    """The attack of the third review: the password file replaced by a link to a file only root
+    reads, which the script (as root) read and spliced into SQL, so the server logged it."""
+    secret = tmp_path / "root-only"
+    secret.write_text("root-only-secret\n")
+    secret.chmod(0o600)
+    directory = postgres_folder()
+    try:
+        (directory / "tls").mkdir(mode=0o711)
+        (directory / name).symlink_to(secret)
+        refused = run_postgres(directory)
+        assert refused.returncode != 0
+        assert f"postgres: {directory / name} is a symbolic link" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1  # one clear line
+        assert secret.read_text() == "root-only-secret\n"  # neither read nor written
+        assert not (directory / "data").exists()  # refused before anything started
+        assert "root-only-secret" not in refused.stdout + refused.stderr
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_password_with_quotes_and_backslashes_is_the_roles_password_as_written():
+    directory = postgres_folder()
+    password = "it's \"quoted\"; \\ -- '); DROP ROLE vmimage; --"
+    (directory / "password").write_text(password + "\n")
+    (directory / "password").chmod(0o600)
+    server = start_postgres(directory)
+    try:
+        assert server.password == password
+        assert psql(server.url, password).returncode == 0
+        assert psql(server.url, "it").returncode != 0  # the whole of it, not a prefix
+        assert password not in (directory / "postgres.log").read_text()
+    finally:
+        server.stop()
+
+
+def test_run_as_root_the_named_folder_stays_roots_and_the_postgres_user_cannot_write_in_it():
+    """Root's files (the password, the CA's key) sit in --dir: no one else may replace them."""
+    if os.geteuid() != 0:  # as any other user everything is that user's: nothing to check here
+        assert start_postgres().stop() is None
+        return
+    server = start_postgres()
+    try:
+        directory = server.directory
+        for path in (directory, directory / "password", directory / "tls", directory / "tls" / "ca-key.pem"):
+            assert path.stat().st_uid == 0, path
+        assert stat.S_IMODE((directory / "tls" / "ca-key.pem").stat().st_mode) == 0o600
+        assert (directory / "data").owner() == "postgres" and (directory / "run").owner() == "postgres"
+        key = directory / "tls" / "server-key.pem"  # root's, read by the server through its group
+        assert (key.owner(), key.group(), stat.S_IMODE(key.stat().st_mode)) == ("root", "postgres", 0o640)
+        as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        for attempt in (["ln", "-sf", "/etc/shadow", str(directory / "password")], ["touch", str(directory / "x")]):
+            done = subprocess.run([*as_postgres, *attempt], capture_output=True, text=True, timeout=30)
+            assert done.returncode != 0, attempt
+        assert not (directory / "password").is_symlink()
+    finally:
+        server.stop()
+
+
+def test_run_as_root_a_folder_given_to_another_user_is_refused_not_taken(tmp_path):
+    """An earlier release gave --dir to postgres: as root, the script now refuses it, naming the owner."""
+    directory = postgres_folder()
+    try:
+        if os.geteuid() == 0:
+            os.chown(directory, pwd.getpwnam("postgres").pw_uid, -1)
+            refused = run_postgres(directory)
+            assert refused.returncode != 0
+            assert f"postgres: {directory} belongs to postgres, not root" in refused.stderr
+            assert directory.owner() == "postgres" and list(directory.iterdir()) == []  # untouched
+        else:  # as another user, a folder of one's own is the usual case: it starts
+            start_postgres(directory).stop(keep=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- dev-up --stop ---------------------------------------------------------------------------
