@@ -63,11 +63,16 @@ def test_inspect_table_has_the_reference_columns(tmp_path):
     result = vmimage("inspect", str(ova), "--item-id", ITEM, "--name", "Photon OS 5.0", "-o", "table")
     header, row = result.stdout.splitlines()
     columns = ["NAME", "DISPLAY NAME", "TYPE", "IMAGE VERSION", "OS NAME", "OS VERSION", "HARDWARE VERSION"]
+    columns.append("CAPABILITIES")  # a VirtualMachineImage's last printer column, as kubectl prints it
     starts = [header.index(column) for column in columns]
     assert starts == sorted(starts)
     cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
     # VM Operator's printer columns: OS NAME is the guest id, and it sets no OS version
-    assert cells == ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "vmwarePhoton64Guest", "", "19"]
+    photon = ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "vmwarePhoton64Guest", "", "19"]
+    assert cells == [*photon, '["nvidia-gpu"]']
+    cluster = vmimage("inspect", str(ova), "--cluster", "-o", "table").stdout.splitlines()[0]
+    assert "CAPABILITIES" not in cluster  # a ClusterVirtualMachineImage has no such column...
+    assert vmimage("inspect", str(ova), "--cluster", "-o", "wide").stdout.splitlines()[0].endswith("CAPABILITIES")
 
 
 def test_inspect_iso(tmp_path):

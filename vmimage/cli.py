@@ -23,7 +23,7 @@ from vmimage.resolve import ResolutionError, image_reference, resolve
 from vmimage.selectors import matches, parse_selector
 from vmimage.snapshot import load_images
 from vmimage.source import cached_file_sha256, default_display_name, pinned_file, read_image_file
-from vmimage.table import COLUMNS, WIDE_COLUMNS, format_table, image_row, image_table
+from vmimage.table import format_table, image_row, image_table, kind_columns
 from vmimage.verify import differences
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def inspect(
         click.echo(f"warning: {path}: VM Operator would not sync this package: {found.sync_error}", err=True)
     image = image_object(found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id)
     if output in ("table", "wide"):
-        click.echo(image_table([image], wide=output == "wide"))
+        click.echo(image_table([image], image.kind, wide=output == "wide"))
         pinned = pinned_file(path) if output == "wide" else None
         if pinned is not None:  # reads the whole file once (then cached by size and mtime)
             click.echo(sha256_line(cached_file_sha256(pinned, follow=pinned == path), path, pinned))
@@ -332,9 +332,9 @@ def get_command(
 def _kind_table(kind: str, images: list[dict], all_namespaces: bool, wide: bool) -> str:
     objects = [Image.model_validate(image) for image in images]
     if all_namespaces and kind == NAMESPACED_KIND:
-        rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
-        return format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows)
-    return image_table(objects, wide=wide)
+        rows = [[image.metadata.namespace or "", *image_row(image, wide, kind)] for image in objects]
+        return format_table(("NAMESPACE", *kind_columns(kind, wide)), rows)
+    return image_table(objects, kind, wide=wide)
 
 
 @main.command("verify")
