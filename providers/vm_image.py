@@ -287,8 +287,20 @@ class _Image(VSphereProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outputs = self._publish(props, owner=create_owner(self.declared(props)))
-        pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r})")
+        pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r}): {self._where(props)}")
         return CreateResult(outputs["vmi_id"], outputs)
+
+    def _where(self, props: dict[str, Any]) -> str:
+        """Where the object went, for the create line: a stack without a cluster keeps it in its state only."""
+        target = self._target(props)
+        if target is None:
+            return "state only: no cluster configured"
+        place = (
+            target.describe() if self.kind == CLUSTER_KIND else f"namespace {props['namespace']} of {target.describe()}"
+        )
+        if recorded_mode(props) == SUPERVISOR:
+            return f"predicted: VM Operator publishes it in {place} (supervisor mode)"
+        return f"written to {place}"
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # an owner of its own from the first write on (a stack in supervisor mode had none)

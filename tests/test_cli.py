@@ -1,5 +1,6 @@
 """The `vmimage` command as a user runs it: real processes, exit codes, stdout and stderr."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES
-from vmimage.samples import SAMPLES, write_iso, write_ova
+from vmimage.samples import SAMPLES, write_iso, write_ova, write_ovf
 from vmimage.schema import schema_errors
 
 TTYLINUX = str(FIXTURES / "ovf" / "ttylinux-pc_i486-16.1.ovf")
@@ -62,11 +63,16 @@ def test_inspect_table_has_the_reference_columns(tmp_path):
     result = vmimage("inspect", str(ova), "--item-id", ITEM, "--name", "Photon OS 5.0", "-o", "table")
     header, row = result.stdout.splitlines()
     columns = ["NAME", "DISPLAY NAME", "TYPE", "IMAGE VERSION", "OS NAME", "OS VERSION", "HARDWARE VERSION"]
+    columns.append("CAPABILITIES")  # a VirtualMachineImage's last printer column, as kubectl prints it
     starts = [header.index(column) for column in columns]
     assert starts == sorted(starts)
     cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
     # VM Operator's printer columns: OS NAME is the guest id, and it sets no OS version
-    assert cells == ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "vmwarePhoton64Guest", "", "19"]
+    photon = ["vmi-0a0044d7c690bcbea", "Photon OS 5.0", "OVF", "5.0", "vmwarePhoton64Guest", "", "19"]
+    assert cells == [*photon, '["nvidia-gpu"]']
+    cluster = vmimage("inspect", str(ova), "--cluster", "-o", "table").stdout.splitlines()[0]
+    assert "CAPABILITIES" not in cluster  # a ClusterVirtualMachineImage has no such column...
+    assert vmimage("inspect", str(ova), "--cluster", "-o", "wide").stdout.splitlines()[0].endswith("CAPABILITIES")
 
 
 def test_inspect_iso(tmp_path):
@@ -119,3 +125,39 @@ def test_installed_console_script():
     script = Path(sys.executable).parent / "vmimage"
     result = subprocess.run([str(script), "id", ITEM], capture_output=True, text=True, timeout=60)
     assert result.stdout == "vmi-0a0044d7c690bcbea\n"
+
+
+def test_inspect_of_a_truncated_ova_is_one_line_and_status_2(tmp_path):
+    """The descriptor and manifest come first and read fine: the cut disk is found by walking the headers."""
+    ova = write_ova(tmp_path / "cut.ova", SAMPLES[0], disk_bytes=3 * 2**20)
+    with open(ova, "r+b") as stream:
+        stream.truncate(2**20)
+    result = vmimage("inspect", str(ova))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {ova}: truncated OVA archive: 'cut-disk1.vmdk' ends early\n"
+    assert vmimage("lint", str(ova)).stderr == result.stderr
+
+
+def test_lint_and_inspect_wide_print_the_sha256_to_pin(tmp_path):
+    """An .ova or .iso pins itself; a bare .ovf pins its manifest; `inspect` hashes only with -o wide."""
+    ova = write_ova(tmp_path / "photon.ova", SAMPLES[0], disk_bytes=2**20 + 3)
+    iso = write_iso(tmp_path / "tools.iso")
+    (tmp_path / "pkg").mkdir()
+    ovf = write_ovf(tmp_path / "pkg", SAMPLES[0])
+    lines = vmimage("lint", str(ova), str(iso), str(ovf)).stdout.splitlines()
+    for path, pinned in ((ova, ova), (iso, iso)):
+        line = f'  sha256: "{hashlib.sha256(pinned.read_bytes()).hexdigest()}"'
+        assert lines[lines.index(line) - 1].startswith(f"{path}: ")
+    manifest = ovf.with_suffix(".mf")
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert f'  sha256: "{digest}"  # of {manifest.name}, the manifest that pins the descriptor and disks' in lines
+    assert yaml.safe_load(lines[1]) == {"sha256": hashlib.sha256(ova.read_bytes()).hexdigest()}  # pastes as is
+    document = json.loads(vmimage("lint", "-o", "json", str(ova)).stdout)
+    assert document["packages"][0]["sha256"] == hashlib.sha256(ova.read_bytes()).hexdigest()
+
+    wide = vmimage("inspect", str(ova), "-o", "wide").stdout.splitlines()
+    assert wide[-1] == f'sha256: "{hashlib.sha256(ova.read_bytes()).hexdigest()}"'
+    assert "sha256" not in vmimage("inspect", str(ova), "-o", "table").stdout
+    manifest.unlink()  # nothing could pin the disks: no line to paste, and the no-manifest finding says why
+    bare = vmimage("lint", str(ovf)).stdout
+    assert "no-manifest" in bare and 'sha256: "' not in bare

@@ -158,6 +158,23 @@ def test_get_and_resolve_from_a_cluster(kube, snapshot):
     assert resolved.returncode == 0 and resolved.stdout.startswith("VirtualMachineImage/vmi-")
 
 
+@pytest.mark.parametrize("kind", ["vmi", "cvmi"])
+def test_get_prints_what_kubectl_get_prints(kube, snapshot, kind):
+    """VM Operator's printer columns from its CRDs, cell for cell: a VirtualMachineImage's
+    capabilities included (as kubectl prints a list), none for a ClusterVirtualMachineImage."""
+    with ImageObjects(KubeTarget(str(kube.kubeconfig))) as cluster:
+        for image in yaml.safe_load_all(snapshot.read_text()):
+            cluster.apply(image)
+            cluster.apply_status(image)
+    kubectl = kube.kubectl("get", kind, "-n", "team-a").stdout
+    ours = vmimage("get", kind, "-n", "team-a", "--kubeconfig", str(kube.kubeconfig)).stdout
+    assert [line.split() for line in ours.splitlines()] == [line.split() for line in kubectl.splitlines()]
+    assert ("CAPABILITIES" in ours.splitlines()[0]) == (kind == "vmi")
+    assert '["nvidia-gpu"]' in ours or kind == "cvmi"
+    wide = vmimage("get", kind, "-n", "team-a", "-o", "wide", "--kubeconfig", str(kube.kubeconfig)).stdout
+    assert wide.splitlines()[0].endswith("CAPABILITIES")
+
+
 def sync_stack(project: Path, stack: str, vcsim, library: str, scope: str | list[str]) -> None:
     """``project/stacks/Pulumi.<stack>.yaml``: a stack that syncs ``library`` (existing) to ``scope``,
     for the commands that read a stack's config outside Pulumi (`--from-vcenter`, `verify`)."""

@@ -82,6 +82,10 @@ def test_preview_shows_readable_creates_and_no_secret(stack):
 def test_up_publishes_and_ids_match_vmimage_id(stack, simulator):
     result = stack.up()
     assert "9 created" in result.stdout
+    # no cluster in this stack: the image objects are in the state only, and the create lines say so
+    assert "info: VirtualMachineImage vmi-" in result.stdout
+    creates = [line for line in result.stdout.splitlines() if "VirtualMachineImage vmi-" in line]
+    assert len(creates) == 6 and all(line.rstrip().endswith("): state only: no cluster configured") for line in creates)
     assert PASSWORD not in result.output
     published = items(stack)
     assert set(published) == {"photon-5-sample", "ubuntu-24.04-sample", "tools-sample"}

@@ -188,7 +188,13 @@ def test_an_equivalent_kubeconfig_path_replaces_the_images_and_keeps_their_objec
     stack.configure(kube_config(simulator, samples, copy))
     steps = stack.preview_steps()
     assert sorted(op for op in steps.values() if op == "replace") == ["replace"] * 4
-    stack.up()
+    result = stack.up()
+    # each create says where its object went: the cluster (a context, the kubeconfig) and the namespace
+    ubuntu = next(line for line in result.stdout.splitlines() if "info: VirtualMachineImage vmi-" in line)
+    assert ubuntu.rstrip().endswith(
+        f"('ubuntu-24.04-sample'): written to namespace dev of cluster (current context) of {copy}"
+    )
+    assert f"('photon-5-sample'): written to cluster (current context) of {copy}" in result.stdout
     after = image_objects(cluster)
     assert set(after) == set(before)
     assert {k: o["metadata"]["name"] for k, o in after.items()} == {k: o["metadata"]["name"] for k, o in before.items()}

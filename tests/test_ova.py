@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import inspect_file
 from vmimage.errors import ImageError
+from vmimage.lint import lint_package
 from vmimage.ova import iter_members, read_ova_descriptor
 from vmimage.samples import SAMPLES, SampleImage, vmdk_head, write_iso, write_ova, write_ovf
 from vmimage.source import package_contents, read_image_file
@@ -70,6 +71,30 @@ def test_inspect_reads_only_up_to_the_manifest_of_a_huge_ova(tmp_path):
     assert result.name == "big.ovf"
     assert result.manifest is not None and set(result.manifest) == {"big.ovf", "big-disk1.vmdk"}
     assert reader.bytes_read < 64 * 1024
+
+
+def test_inspect_walks_a_huge_ova_to_its_end_by_seeking(tmp_path):
+    """read_image_file (`inspect`, the preview) checks the archive is whole: every header, no data."""
+    ova = write_ova(tmp_path / "big.ova", PHOTON, disk_bytes=2**30)
+    reader = CountingReader(ova)
+    with io.BufferedReader(reader) as stream:
+        result = read_ova_descriptor(stream, str(ova), whole=True)
+    assert result.name == "big.ovf"
+    assert reader.bytes_read < 64 * 1024
+
+
+@pytest.mark.parametrize("keep", [2**20, 3 * 2**20 + 100, 3 * 2**20 + 600], ids=["in-disk", "padding", "end-blocks"])
+def test_inspect_refuses_a_truncated_ova(tmp_path, keep):
+    """A cut in the last member's data, its padding or the end blocks: the descriptor and manifest
+    read fine (they come first), the walk to the end does not; `lint` says the same."""
+    ova = write_ova(tmp_path / "cut.ova", PHOTON, disk_bytes=3 * 2**20 + 100)
+    with open(ova, "r+b") as stream:
+        disk = [info for info, _ in iter_members(stream, str(ova), seek_past_data=True)][-1]
+        stream.truncate(disk.offset_data + keep)
+    with pytest.raises(ImageError, match=r"cut.ova: truncated OVA archive"):
+        read_image_file(str(ova))
+    with pytest.raises(ImageError, match=r"cut.ova: truncated OVA archive"):
+        lint_package(str(ova))
 
 
 def test_listing_a_huge_ova_seeks_past_its_disk(tmp_path):

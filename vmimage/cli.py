@@ -22,8 +22,8 @@ from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, Image
 from vmimage.resolve import ResolutionError, image_reference, resolve
 from vmimage.selectors import matches, parse_selector
 from vmimage.snapshot import load_images
-from vmimage.source import default_display_name, read_image_file
-from vmimage.table import COLUMNS, WIDE_COLUMNS, format_table, image_row, image_table
+from vmimage.source import cached_file_sha256, default_display_name, pinned_file, read_image_file
+from vmimage.table import format_table, image_row, image_table, kind_columns
 from vmimage.verify import differences
 
 if TYPE_CHECKING:
@@ -36,6 +36,14 @@ EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 def dump_yaml(documents: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+
+
+def sha256_line(digest: str, path: str, pinned: str | None) -> str:
+    """The digest a declaration pins, as the line to paste into the image's `vmimage:images` entry."""
+    line = f'sha256: "{digest}"'
+    if pinned is not None and pinned != path:
+        line += f"  # of {os.path.basename(pinned)}, the manifest that pins the descriptor and disks"
+    return line
 
 
 def dump_json(document: Any) -> str:
@@ -142,7 +150,10 @@ def inspect(
         click.echo(f"warning: {path}: VM Operator would not sync this package: {found.sync_error}", err=True)
     image = image_object(found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id)
     if output in ("table", "wide"):
-        click.echo(image_table([image], wide=output == "wide"))
+        click.echo(image_table([image], image.kind, wide=output == "wide"))
+        pinned = pinned_file(path) if output == "wide" else None
+        if pinned is not None:  # reads the whole file once (then cached by size and mtime)
+            click.echo(sha256_line(cached_file_sha256(pinned, follow=pinned == path), path, pinned))
     elif output == "json":
         click.echo(dump_json(image.wire()))
     else:
@@ -321,9 +332,9 @@ def get_command(
 def _kind_table(kind: str, images: list[dict], all_namespaces: bool, wide: bool) -> str:
     objects = [Image.model_validate(image) for image in images]
     if all_namespaces and kind == NAMESPACED_KIND:
-        rows = [[image.metadata.namespace or "", *image_row(image, wide)] for image in objects]
-        return format_table(("NAMESPACE", *(WIDE_COLUMNS if wide else COLUMNS)), rows)
-    return image_table(objects, wide=wide)
+        rows = [[image.metadata.namespace or "", *image_row(image, wide, kind)] for image in objects]
+        return format_table(("NAMESPACE", *kind_columns(kind, wide)), rows)
+    return image_table(objects, kind, wide=wide)
 
 
 @main.command("verify")
@@ -425,8 +436,10 @@ def lint_command(files: tuple[str, ...], output: str) -> None:
             )
             if report.clean:
                 click.echo(f"{report.path}: clean ({summary})")
-                continue
-            click.echo(f"{report.path}: {len(report.findings)} finding(s) ({summary})")
+            else:
+                click.echo(f"{report.path}: {len(report.findings)} finding(s) ({summary})")
+            if report.sha256 is not None:
+                click.echo(f"  {sha256_line(report.sha256, report.path, report.pinned)}")
             for finding in report.findings:
                 click.echo(f"  {finding.severity:<8} {finding.code:<17} {finding.message}")
         for entry in unreadable:

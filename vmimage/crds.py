@@ -50,6 +50,16 @@ def image_schema(version: str = VERSION, kind: str = NAMESPACED_KIND) -> dict[st
     raise KeyError(f"VM Operator's {kind} CRD has no version {version}")
 
 
+def printer_columns(kind: str, version: str = VERSION) -> list[tuple[str, str]]:
+    """The (name, jsonPath) of the columns `kubectl get` prints for ``kind`` in ``version`` (the
+    CRD's additionalPrinterColumns of priority 0; higher ones are -o wide's, and none has one)."""
+    for entry in _load(kind)["spec"]["versions"]:
+        if entry["name"] == version:
+            columns = entry.get("additionalPrinterColumns") or []
+            return [(column["name"], column["jsonPath"]) for column in columns if not column.get("priority")]
+    raise KeyError(f"VM Operator's {kind} CRD has no version {version}")
+
+
 def installed_by_vmimage(live: dict[str, Any] | None) -> bool:
     """Whether a CRD in a cluster is one vmimage installed: labelled so, or the CRD earlier vmimage
     releases generated (written by pulumi-kubernetes, without the controller-gen mark VM Operator's

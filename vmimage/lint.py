@@ -36,8 +36,10 @@ from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 from vmimage.source import (
     cache_root,
     content_type,
+    file_sha256,
     manifest_beside,
     open_regular,
+    pinned_file,
     read_descriptor_file,
     referenced_file,
     require_regular,
@@ -59,6 +61,8 @@ class LintReport:
     path: str
     findings: list[Finding] = field(default_factory=list)
     status: dict[str, Any] | None = None  # the image's status as it would be published
+    sha256: str | None = None  # what a declared `sha256` must be (source.pinned_file), None: nothing to pin
+    pinned: str | None = None  # the file it is the digest of (the package, or a bare .ovf's manifest)
 
     @property
     def clean(self) -> bool:
@@ -68,7 +72,13 @@ class LintReport:
         self.findings.append(Finding(code, severity, message))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "findings": [asdict(f) for f in self.findings], "status": self.status}
+        return {
+            "path": self.path,
+            "findings": [asdict(f) for f in self.findings],
+            "status": self.status,
+            "sha256": self.sha256,
+            "pinned": self.pinned,
+        }
 
 
 @dataclass
@@ -81,6 +91,28 @@ class _Package:
     descriptor_name: str | None = None
     manifests: list[tuple[str, bytes]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # names an OVA holds more than once
+    sha256: str | None = None  # of the whole .ova, on the same pass
+
+
+class _HashingReader:
+    """A file whose every byte read also goes into a SHA-256: the OVA's own digest (what a
+    declared `sha256` pins) on lint's one pass over it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data:
+            self._digest.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The digest of the whole file: what the tar walk left (end blocks, record padding) read too."""
+        while self.read(_CHUNK):
+            pass
+        return self._digest.hexdigest()
 
 
 def _hash_stream(read, size: int, algorithms: tuple[str, ...]) -> dict[str, str]:
@@ -116,8 +148,9 @@ def _manifest_digests(package: _Package) -> dict[str, Digest]:
 
 def _read_ova(path: str) -> _Package:
     package = _Package()
-    with open_regular(path) as stream, tar_errors(path):
-        for info, reader in iter_members(stream, path):
+    with open_regular(path) as raw, tar_errors(path):
+        stream = _HashingReader(raw)
+        for info, reader in iter_members(stream, path):  # type: ignore[arg-type]
             name = posixpath.basename(info.name)
             if name in package.sizes:  # the upload refuses the package: report it, read on
                 package.duplicates.append(name)
@@ -133,6 +166,7 @@ def _read_ova(path: str) -> _Package:
                 package.digests[name] = _all_digests(data)
             else:
                 package.digests[name] = _hash_stream(reader.read, info.size, _wanted(package))
+        package.sha256 = stream.hexdigest()
     return package
 
 
@@ -306,6 +340,7 @@ def lint_package(path: str, name: str | None = None) -> LintReport:
 
             read_image_file(path)
             report.status = image_status(None, name=display, now=now).wire()
+            report.sha256, report.pinned = file_sha256(path), path
             return report
         package = _read_ova(path) if path.lower().endswith(".ova") else _read_ovf(path, report)
     except OSError as exc:
@@ -320,4 +355,8 @@ def lint_package(path: str, name: str | None = None) -> LintReport:
     _check_manifest(package, report)
     _check_descriptor(descriptor, package, report)
     report.status = image_status(descriptor, name=display, now=now).wire()
+    if package.sha256 is not None:
+        report.sha256, report.pinned = package.sha256, path
+    elif package.manifests:  # a bare .ovf is pinned through the manifest beside it, read whole above
+        report.sha256, report.pinned = hashlib.sha256(package.manifests[0][1]).hexdigest(), pinned_file(path)
     return report

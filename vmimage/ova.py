@@ -189,9 +189,13 @@ def read_member(reader: IO[bytes], info: tarfile.TarInfo, limit: int, what: str,
     return data
 
 
-def read_ova_descriptor(stream: IO[bytes], source: str) -> OvaDescriptor:
-    """The descriptor (first member) and, when it follows at once, the checked manifest."""
-    members = iter_members(stream, source)
+def read_ova_descriptor(stream: IO[bytes], source: str, whole: bool = False) -> OvaDescriptor:
+    """The descriptor (first member) and, when it follows at once, the checked manifest.
+
+    ``whole`` (``stream`` a file read from its start) then walks every later member's header,
+    seeking over the data, so a truncated archive is an error while a 50 GB OVA still costs
+    a few reads: a member that claims more bytes than the file has left ends early."""
+    members = iter_members(stream, source, seek_past_data=whole)
     with tar_errors(source):
         first = next(members, None)
         if first is None:
@@ -212,5 +216,8 @@ def read_ova_descriptor(stream: IO[bytes], source: str) -> OvaDescriptor:
             manifest = parse_manifest(data, f"{source}:{manifest_info.name}")
             listed = info.name if info.name in manifest else posixpath.basename(info.name)
             verify_digest(manifest, listed, descriptor, source)
+        if whole and following is not None:
+            for _ in members:
+                pass
         members.close()
     return OvaDescriptor(name=info.name, data=descriptor, manifest=manifest)

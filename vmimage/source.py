@@ -65,7 +65,9 @@ def default_display_name(path: str) -> str:
 
 def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
     """Read what `inspect` needs: the descriptor of an OVA/OVF (checked against its
-    manifest when there is one), or a check that an ISO is one."""
+    manifest when there is one), or a check that an ISO is one. An OVA's later member
+    headers are walked too, their data seeked over: a truncated OVA is an error here as in
+    `lint`, without reading its disks."""
     kind = content_type(path)
     try:
         if kind == "ISO":
@@ -73,7 +75,7 @@ def read_image_file(path: str, manifest_path: str | None = None) -> ImageFile:
             return ImageFile(path, kind, None)
         if path.lower().endswith(".ova"):
             with open_regular(path) as raw, io.BufferedReader(raw) as stream:
-                ova = read_ova_descriptor(stream, path)
+                ova = read_ova_descriptor(stream, path, whole=True)
             data, name = ova.data, ova.name
             source = f"{path}:{ova.name}"
         else:
