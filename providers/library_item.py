@@ -43,6 +43,7 @@ from vmimage.facts import image_facts
 from vmimage.ids import vmi_id
 from vmimage.image import file_image
 from vmimage.lint import cached_lint_errors
+from vmimage.progress import finished_line, new_content_line, transfer_line
 from vmimage.source import (
     EXTENSIONS,
     ImageFile,
@@ -72,6 +73,7 @@ REPLACING = ("library_id",)
 # create that the item is the remains of a failed one, which it may remove.
 UNFINISHED = "vmimage: publishing; unfinished until this description is replaced"
 PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
+FIRST_PROGRESS_AFTER = min(1.0, PROGRESS_INTERVAL)  # an upload of more than a second says so
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 DESCRIPTORS = DescriptorCache()
 
@@ -89,6 +91,11 @@ def fingerprint(source: str, sha256: str | None, digest: str | None = None, secr
     else:
         base = f"file:{os.stat(source).st_size}:{digest or source_digest(source)}"
     return f"{base}:sha256:{sha256.lower()}" if sha256 else base
+
+
+def _local_size(source: str) -> int | None:
+    """A local .ova's or .iso's size; None for a URL or an .ovf (its disks are files beside it)."""
+    return None if is_url(source) or source.lower().endswith(".ovf") else os.stat(source).st_size
 
 
 def item_token(props: dict[str, Any]) -> str | None:
@@ -113,19 +120,24 @@ def new_content(olds: dict[str, Any], news: dict[str, Any]) -> bool:
 
 
 class _ProgressLog:
-    """Upload progress through pulumi.log, at most every PROGRESS_INTERVAL seconds."""
+    """Upload progress through pulumi.log, in a person's units (vmimage/progress.py): a first line
+    after a second, then one every PROGRESS_INTERVAL seconds, and a last one with the time taken."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.started = self.last = time.monotonic()
+        self.started = time.monotonic()
+        self.last: float | None = None
 
     def __call__(self, sent: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last >= PROGRESS_INTERVAL or sent == total:
+        elapsed = now - self.started
+        if sent >= total:
+            pulumi.log.info(finished_line(self.name, total, elapsed))
+            return
+        due = elapsed >= FIRST_PROGRESS_AFTER if self.last is None else now - self.last >= PROGRESS_INTERVAL
+        if due:
             self.last = now
-            percent = 100 * sent / total if total else 100
-            rate = sent / max(now - self.started, 1e-6) / 2**20
-            pulumi.log.info(f"uploading {self.name}: {sent} of {total} bytes ({percent:.0f}%, {rate:.1f} MiB/s)")
+            pulumi.log.info(transfer_line(self.name, sent, total, elapsed))
 
 
 def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
@@ -376,6 +388,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 client.update_item(id_, news["name"], marked(news.get("description") or "", kept))
             upload = None
             if new_content(olds, news):
+                pulumi.log.info(new_content_line(news["name"], _local_size(news["source"])))
                 upload = upload_source(
                     client, id_, news["source"], expected_sha256=news.get("sha256"), progress=_ProgressLog(news["name"])
                 )
