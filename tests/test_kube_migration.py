@@ -231,3 +231,35 @@ def test_a_parallel_rewrite_between_the_read_and_the_status_write_is_not_undone(
     obj = live(cluster, item)
     assert object_owners(obj) == {"stack-a", "stack-b"}
     assert_migrated(obj, published)
+
+
+def _entry(manager: str, fields: dict, subresource: str = "", operation: str = "Apply") -> dict:
+    return {
+        "manager": manager,
+        "operation": operation,
+        "fieldsV1": fields,
+        **({"subresource": subresource} if subresource else {}),
+    }
+
+
+OWNER_FIELD = {"f:metadata": {"f:annotations": {"f:vmimage.io/owner": {}}}}
+DISKS_FIELD = {"f:status": {"f:disks": {}}}
+
+
+@pytest.mark.parametrize(
+    ("annotated", "entries", "disks", "detected"),
+    [
+        (True, [_entry("vmimage", OWNER_FIELD)], [{"name": "disk0"}], True),  # the release's annotation
+        (False, [_entry("vmimage", DISKS_FIELD, "status")], [{"capacity": "16Gi"}], True),  # its disks
+        (True, [], [{"capacity": "16Gi"}], True),  # the server dropped every owner: the annotation says it
+        (True, [_entry("kubectl-annotate", OWNER_FIELD, operation="Update")], [{"name": "disk0"}], False),
+        (False, [_entry("other-tool", DISKS_FIELD, "status")], [{"capacity": "16Gi"}], False),
+        (False, [_entry("vmimage", DISKS_FIELD, "status")], [{"name": "disk0"}], False),  # rewritten already
+        (False, [], [{"capacity": "16Gi"}], False),  # nothing says who wrote it
+    ],
+)
+def test_only_what_the_previous_release_wrote_is_detected(annotated, entries, disks, detected):
+    metadata = {"name": "vmi-0", "managedFields": entries}
+    if annotated:
+        metadata["annotations"] = {"vmimage.io/owner": "0123"}
+    assert written_by_an_earlier_release({"metadata": metadata, "status": {"disks": disks}}) is detected
