@@ -8,9 +8,10 @@ import asyncio
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -92,8 +93,10 @@ class FaultProxy:
     - ``expire_on_put``: the first PUT of a file whose name ends with it is read whole, its API
       session is logged out upstream, and it is answered 401 (the session ended mid-transfer);
     - ``slow_put``: each PUT waits that many seconds before it goes upstream (a long transfer);
-    - ``answer``: a request whose path is a key is answered with that HTTP status, without
-      reaching the simulator (a refused login, a server error).
+    - ``answer``: a request whose path is a key is answered with that HTTP status (or a
+      (status, JSON body) pair), without reaching the simulator (a refused login, a server error);
+    - ``before``: called with each request's method and path before it goes upstream (in a
+      worker thread), so a test can make another writer's change at an exact moment;
     - ``password``: a login (POST of a session, either API flavour) with another password is
       answered 401, as a vCenter whose account has this password would (the simulator takes any).
 
@@ -106,10 +109,12 @@ class FaultProxy:
         key: Path,
         expire_on_put: str | None = None,
         slow_put: float = 0.0,
-        answer: dict[str, int] | None = None,
+        answer: dict[str, int | tuple[int, Any]] | None = None,
         password: str | None = None,
+        before: Callable[[str, str], None] | None = None,
     ) -> None:
         self.upstream, self.cert, self.key = upstream, cert, key
+        self.before = before
         self.expire_on_put, self.slow_put, self.password = expire_on_put, slow_put, password
         self.answer = answer or {}
         self.requests: list[tuple[str, str, str]] = []
@@ -152,7 +157,12 @@ class FaultProxy:
         self.requests.append(seen)
         if request.path in self.answer:
             await request.read()
-            return web.Response(status=self.answer[request.path], text="fault injected by the test proxy")
+            answer = self.answer[request.path]
+            if isinstance(answer, tuple):
+                return web.json_response(answer[1], status=answer[0])
+            return web.Response(status=answer, text="fault injected by the test proxy")
+        if self.before is not None:
+            await asyncio.to_thread(self.before, request.method, request.path)
         if self.in_put and request.method != "PUT":
             self.during_put.append(seen)
         body = await request.read()

@@ -99,6 +99,9 @@ def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(
     stack.up()
     legacy = image_objects(cluster)[("photon-5-sample", None)]
     assert legacy["status"]["osInfo"]["type"] == "Linux" and "vmimage.io/owner" in legacy["metadata"]["annotations"]
+    # what others add to the object (a team's label, Argo CD's, a change ticket) is theirs: the move keeps it
+    cluster.kubectl("label", "cvmi", legacy["metadata"]["name"], "team=a", "argocd.argoproj.io/instance=catalog")
+    cluster.kubectl("annotate", "cvmi", legacy["metadata"]["name"], "change-ticket=CHG-1")
     from vmimage.kube import KubeTarget, read_crds
 
     legacy_crds = read_crds(KubeTarget(str(cluster.kubeconfig)), list(crd_plan({})))
@@ -137,11 +140,18 @@ def test_up_publishes_vm_operators_objects_with_status(stack, cluster, vendor_it
     assert photon["status"]["osInfo"] == {"id": "101", "type": "vmwarePhoton64Guest"}
     assert photon["status"]["disks"] == [{"name": "disk0", "limit": "16Gi", "requested": "16Gi"}]
     assert {c["type"]: c["status"] for c in photon["status"]["conditions"]}["Ready"] == "True"
-    # nothing of the previous release's is left: its annotation and its fields went with its field manager
+    # nothing of the previous release's is left: its annotation and its fields went with its field manager;
+    # what others set stays
     assert set(photon["metadata"]["annotations"]) == {
         "vmware.com/display-name",
         "vmoperator.vmware.com/conversion-content-lib-ref",
+        "change-ticket",
     }
+    assert {k: photon["metadata"]["labels"].get(k) for k in ("team", "argocd.argoproj.io/instance")} == {
+        "team": "a",
+        "argocd.argoproj.io/instance": "catalog",
+    }
+    assert "os.image.vmoperator.vmware.com/version" not in photon["metadata"]["labels"]  # the previous release's
     assert "vmimage" not in {entry["manager"] for entry in photon["metadata"]["managedFields"]}
     assert objects[("vendor-tool", None)]["metadata"]["name"] == vmi_id(vendor_item)
     ubuntu = objects[("ubuntu-24.04-sample", "dev")]

@@ -13,6 +13,7 @@ import pytest
 from providers.content_library import ContentLibraryProvider
 from providers.namespace_libraries import NamespaceLibrariesProvider
 from tests.engine import provider_host
+from tests.proxy import fault_proxy
 from tests.test_providers import LIBRARY, PASSWORD, vsphere_config
 from vmimage.vsphere.namespaces import NamespacesClient
 from vmimage.vsphere.rest import Call, VapiSession
@@ -107,6 +108,167 @@ def test_a_namespace_vcenter_does_not_have_is_a_clear_error(host):
         "namespace 'no-such-ns'" in caught.value.details() and "has no Supervisor namespace" in caught.value.details()
     )
     assert "Traceback" not in caught.value.details()
+
+
+@pytest.fixture(scope="module")
+def proxied(vcsim):
+    """A provider host that reaches the simulator through a fault proxy (tests/proxy.py)."""
+    key = vcsim.ca_file.with_name("key.pem")
+    with (
+        fault_proxy(vcsim.server, vcsim.ca_file, key) as proxy,
+        provider_host(vsphere_config(vcsim, server=proxy.server)) as started,
+    ):
+        yield started, proxy
+
+
+def instance(namespace: str) -> str:
+    return f"/api/vcenter/namespaces/instances/{namespace}"
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3, 4])
+def test_a_library_an_administrator_associates_during_a_create_survives(proxied, namespaces, nth):
+    """The Supervisor's admin associates a library of their own just before the provider's
+    ``nth`` read of the namespace: before its first read, between two of its reads (where a
+    write computed from one read and sent with another's spec dropped it), or after its write."""
+    host, proxy = proxied
+    namespace = f"admin-race-{nth}"
+    create_namespace(namespaces, namespace, ["by-hand"])
+    reads: list[str] = []
+
+    def admin_meanwhile(method: str, path: str) -> None:
+        if method == "GET" and path == instance(namespace):
+            reads.append(path)
+            if len(reads) == nth:
+                namespaces.set_libraries(namespace, [*namespaces.libraries(namespace), "admin-lib"])
+
+    proxy.before = admin_meanwhile
+    try:
+        created = host.up(
+            NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": namespace, "library_ids": ["stack-lib"]}
+        )
+    finally:
+        proxy.before = None
+    assert len(reads) >= nth  # the admin's change did land during the create
+    assert sorted(namespaces.libraries(namespace)) == ["admin-lib", "by-hand", "stack-lib"]
+    assert created.outputs["added"] == ["stack-lib"]
+
+
+def test_two_stacks_that_want_one_library_keep_it_until_the_last_lets_go(host, namespaces):
+    """Stack A associates library L; stack B wants it too (and the admin's by-hand library).
+    A's delete leaves both for B; B's delete takes L out (a declaration associated it and none
+    wants it any more) and leaves the admin's library."""
+    create_namespace(namespaces, "shared-ns", ["by-hand"])
+    provider = NamespaceLibrariesProvider()
+    a = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "shared-ns", "library_ids": ["lib-l"]})
+    b = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "shared-ns", "library_ids": ["by-hand", "lib-l"]})
+    assert (a.outputs["added"], b.outputs["added"]) == (["lib-l"], [])
+    assert a.outputs["owner"] != b.outputs["owner"]
+    owners = namespaces.owners
+    assert owners.wanted_by_others("shared-ns", "lib-l", None) == sorted([a.outputs["owner"], b.outputs["owner"]])
+    host.delete(a.id, a.outputs)
+    assert namespaces.libraries("shared-ns") == ["by-hand", "lib-l"]  # B still wants it
+    assert owners.wanted_by_others("shared-ns", "lib-l", None) == [b.outputs["owner"]]
+    host.delete(b.id, b.outputs)
+    assert namespaces.libraries("shared-ns") == ["by-hand"]
+    assert owners.wanted_by_others("shared-ns", "lib-l", None) == [] and not owners.added("shared-ns", "lib-l")
+
+
+def test_a_library_another_stack_claims_while_one_lets_go_of_it_is_put_back(proxied, namespaces):
+    """Stack B claims library L in the moment between stack A's check that nobody else wants
+    it and A's write that takes it out: A associates it again, for B."""
+    host, proxy = proxied
+    create_namespace(namespaces, "claim-race", [])
+    provider = NamespaceLibrariesProvider()
+    a = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "claim-race", "library_ids": ["lib-l"]})
+    claimed: list[str] = []
+
+    def b_claims(method: str, path: str) -> None:
+        if method == "PATCH" and path == instance("claim-race") and not claimed:
+            claimed.append(namespaces.owners.claim("claim-race", "stack-b", ["lib-l"]))
+
+    proxy.before = b_claims
+    try:
+        host.delete(a.id, a.outputs)
+    finally:
+        proxy.before = None
+    assert claimed and namespaces.libraries("claim-race") == ["lib-l"]
+    assert host.wait_for_log("associated again")
+    assert namespaces.owners.added("claim-race", "lib-l")  # still a declaration's, to take out when B lets go
+
+
+def test_an_earlier_releases_state_gets_an_owner_in_place_and_keeps_what_it_added(host, namespaces):
+    """A state written before owners were recorded (``added`` only): the next `up` updates it in
+    place, recording its claim and that it associated its library, which then stays while
+    another stack wants it and goes when the last one lets go."""
+    create_namespace(namespaces, "legacy-ns", ["by-hand", "lib-old"])  # lib-old: what the old release added
+    legacy = {
+        "namespace": "legacy-ns",
+        "library_ids": ["by-hand", "lib-old"],
+        "added": ["lib-old"],
+        "__id": "legacy-ns",
+    }
+    inputs = {"namespace": "legacy-ns", "library_ids": ["by-hand", "lib-old"]}
+    provider = NamespaceLibrariesProvider()
+    a = host.up(NAMESPACE_LIBRARIES, provider, inputs, state=legacy, old_inputs=inputs)
+    assert a.op == "update" and not a.diff.replaces and a.outputs["owner"]
+    assert a.outputs["added"] == ["lib-old"] and namespaces.owners.added("legacy-ns", "lib-old")
+    assert not namespaces.owners.added("legacy-ns", "by-hand")
+    assert host.up(NAMESPACE_LIBRARIES, provider, inputs, after=a).op == "same"
+    b = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "legacy-ns", "library_ids": ["lib-old"]})
+    host.delete(a.id, a.outputs)
+    assert namespaces.libraries("legacy-ns") == ["by-hand", "lib-old"]
+    host.delete(b.id, b.outputs)
+    assert namespaces.libraries("legacy-ns") == ["by-hand"]
+
+
+def test_an_earlier_releases_state_deleted_as_it_is_leaves_what_another_stack_wants(host, namespaces):
+    create_namespace(namespaces, "legacy-del", ["lib-old"])
+    legacy = {"namespace": "legacy-del", "library_ids": ["lib-old"], "added": ["lib-old"]}
+    b = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "legacy-del", "library_ids": ["lib-old"]}
+    )
+    legacy["__provider"] = b.inputs["__provider"]  # the pickled provider, as every state has it
+    host.delete("legacy-del", legacy)
+    assert namespaces.libraries("legacy-del") == ["lib-old"]
+    host.delete(b.id, b.outputs)  # it did not associate it, and nothing says a declaration did: it stays
+    assert namespaces.libraries("legacy-del") == ["lib-old"]
+    host.delete("legacy-del", legacy)  # the old state alone: what it added goes, as before
+    assert namespaces.libraries("legacy-del") == []
+
+
+def test_only_vcenters_not_found_for_the_namespace_means_it_is_gone(proxied, namespaces):
+    """A 404 of a path vCenter does not serve (no Workload Management, a service restarting
+    behind its reverse proxy), or a not-found for a namespace vCenter still lists, fails the
+    refresh and the delete and changes nothing; vCenter's own not-found of a namespace it no
+    longer lists drops the resource, and the delete lets go of the declaration's tag."""
+    host, proxy = proxied
+    create_namespace(namespaces, "flaky-ns", [])
+    created = host.up(
+        NAMESPACE_LIBRARIES, NamespaceLibrariesProvider(), {"namespace": "flaky-ns", "library_ids": ["lib-f"]}
+    )
+    not_found = {"error_type": "NOT_FOUND", "messages": []}
+    for answer, said in [
+        (404, "not vCenter's answer for a missing namespace"),
+        ((404, not_found), "yet vCenter lists namespace 'flaky-ns'"),
+    ]:
+        proxy.answer[instance("flaky-ns")] = answer
+        try:
+            for call in (
+                lambda: host.read(created.id, created.outputs, created.inputs),
+                lambda: host.delete(created.id, created.outputs),
+            ):
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                assert said in caught.value.details() and "Traceback" not in caught.value.details()
+        finally:
+            del proxy.answer[instance("flaky-ns")]
+    assert namespaces.libraries("flaky-ns") == ["lib-f"]
+    assert namespaces.owners.wanted_by_others("flaky-ns", "lib-f", None) == [created.outputs["owner"]]
+    namespaces.session.call(Call("DELETE", instance("flaky-ns")[4:], instance("flaky-ns")[4:], api_only=True))
+    gone_id, outputs, _ = host.read(created.id, created.outputs, created.inputs)
+    assert gone_id == "" and set(outputs) <= {"__provider"}  # dropped from the state
+    host.delete(created.id, created.outputs)
+    assert namespaces.owners.wanted_by_others("flaky-ns", "lib-f", None) == []
 
 
 def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_to_the_preview(

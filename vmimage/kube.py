@@ -25,6 +25,7 @@ FIELD_MANAGER = "vmimage"  # the CLI's and tests' writes; a catalog declaration 
 OWNER_MANAGER_PREFIX = "vmimage/"
 APPLY = "application/apply-patch+yaml"
 ITEM_PLURALS = {"ClusterContentLibraryItem": "clustercontentlibraryitems", "ContentLibraryItem": "contentlibraryitems"}
+BEFORE_FIRST_APPLY = "before-first-apply"  # the API server's owner of an untracked object's fields
 CONFLICT = object()  # what _call answers for 409 Conflict when the caller expects it
 # Per cluster, the image version it serves: asked once per process (a provider host publishes many images).
 _SERVED: dict[KubeTarget, str] = {}
@@ -42,12 +43,86 @@ def owner_manager(owner: str) -> str:
 LEGACY_OWNER_ANNOTATION = "vmimage.io/owner"  # where releases before the VM Operator contract kept it
 
 
+def _legacy_entries(obj: dict | None, subresource: str) -> list[dict]:
+    """What the earlier releases' field manager (``vmimage``) applied to the object or its status."""
+    entries = ((obj or {}).get("metadata") or {}).get("managedFields") or []
+    return [
+        entry
+        for entry in entries
+        if entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and (entry.get("subresource") or "") == subresource
+    ]
+
+
+def _holds(entry: dict, *path: str) -> bool:
+    """Whether a managedFields entry owns the field at ``path`` (field names, without ``f:``)."""
+    node = entry.get("fieldsV1") or {}
+    for name in path:
+        node = node.get(f"f:{name}")
+        if not isinstance(node, dict):
+            return False
+    return True
+
+
 def written_by_an_earlier_release(obj: dict | None) -> bool:
-    """A live object an earlier vmimage release wrote: its owner annotation, or disks in the shape
-    VM Operator's CRD no longer has."""
+    """A live object that a release before the VM Operator contract wrote, and none has rewritten
+    since: its field manager (``vmimage``) applied the owner annotation, or a status whose disks
+    have no names (VM Operator's CRD requires them). An object with the annotation and no
+    managedFields at all counts too: the API server drops every object's field ownership when
+    it cannot read the old status (someone's update after the CRDs changed, or the rewrite
+    below cut off between its two writes). Anyone else's object is not detected, whatever its shape."""
     metadata = (obj or {}).get("metadata") or {}
+    annotated = LEGACY_OWNER_ANNOTATION in (metadata.get("annotations") or {})
+    if annotated and not metadata.get("managedFields"):
+        return True
+    if any(_holds(e, "metadata", "annotations", LEGACY_OWNER_ANNOTATION) for e in _legacy_entries(obj, "")):
+        return True
+    return _nameless_disks(obj) and any(_holds(e, "status", "disks") for e in _legacy_entries(obj, "status"))
+
+
+def _nameless_disks(obj: dict | None) -> bool:
+    """Whether the object's status has a disk without a name (the shape of the CRDs before VM Operator's)."""
     disks = ((obj or {}).get("status") or {}).get("disks") or []
-    return LEGACY_OWNER_ANNOTATION in (metadata.get("annotations") or {}) or any("name" not in d for d in disks)
+    return any(not isinstance(disk, dict) or "name" not in disk for disk in disks)
+
+
+def _without(fields: dict, *path: str) -> dict:
+    """A fieldsV1 set without the field at ``path`` (and without the parents it leaves empty)."""
+    if not path:
+        return fields
+    key = f"f:{path[0]}"
+    if not isinstance(fields.get(key), dict):
+        return fields
+    rest = {k: v for k, v in fields.items() if k != key}
+    inner = _without(fields[key], *path[1:]) if len(path) > 1 else {}
+    return {**rest, key: inner} if inner else rest
+
+
+def _merge_fields(one: dict, other: dict) -> dict:
+    """The union of two fieldsV1 sets."""
+    merged = dict(one)
+    for key, value in other.items():
+        merged[key] = _merge_fields(merged[key], value) if isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def _merge_entries(kept: list[dict], live: list[dict]) -> list[dict]:
+    """Field ownership to restore after the status rewrite dropped it: what was read before it
+    (``kept``) and what writers since recorded (``live``): one entry per manager, operation and
+    subresource (as the API server keys them), at the version of the latest write. Both versions
+    of VM Operator's images have the same fields."""
+    if kept:  # the server's stand-in for what was there before it tracked again: ``kept`` says it better
+        live = [entry for entry in live if entry.get("manager") != BEFORE_FIRST_APPLY]
+    merged: dict[tuple, dict] = {}
+    for entry in [*kept, *live]:
+        key = (entry.get("manager"), entry.get("operation"), entry.get("subresource") or "")
+        if key in merged:
+            fields = _merge_fields(merged[key].get("fieldsV1") or {}, entry.get("fieldsV1") or {})
+            merged[key] = {**entry, "fieldsV1": fields}
+        else:
+            merged[key] = entry
+    return list(merged.values())
 
 
 def object_owners(obj: dict | None) -> set[str]:
@@ -238,6 +313,12 @@ class ImageObjects:
         previous = self.get(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
         if written_by_an_earlier_release(previous):
             self._rewrite(obj, manager)
+        elif _nameless_disks(previous):  # server-side apply cannot read it, and it is not vmimage's to rewrite
+            raise ImageError(
+                f"{obj['kind']} {obj['metadata']['name']}",
+                "its status has disks without names, which VM Operator's CRD does not allow, and it was not "
+                "written by vmimage: left alone; correct its status or delete it, then run `up` again",
+            )
         live = self.apply(obj, manager)
         self.apply_status(obj, manager)
         for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
@@ -245,24 +326,49 @@ class ImageObjects:
                 self.release(obj, subresource=entry.get("subresource") or "")  # the object exists: just applied
 
     def _rewrite(self, obj: dict[str, Any], manager: str) -> None:
-        """Replace, not merge, what an earlier release wrote: its status may hold what VM Operator's
-        CRD no longer allows (disks without names), which server-side apply cannot even read. A JSON
-        patch sets labels, annotations and status whole (the server drops the field ownership it
-        cannot track), and the apply that follows owns them again."""
+        """Move an object an earlier release wrote to what VM Operator's CRD allows, touching only
+        what that release wrote. Its status (disks without names, which server-side apply cannot
+        even read) is replaced by a JSON patch; the API server then drops the object's field
+        ownership, every manager's, because it could not read the old object. A second patch
+        removes the release's owner annotation and puts back the ownership read before: others'
+        as it was, the release's (``vmimage``) without the status and the annotation, so that
+        the release of its fields after the apply that follows removes the labels it alone set.
+        Every other label and annotation stays. Each patch holds on the resourceVersion it was
+        computed from and is computed again from a new read when another writer got in between."""
         meta = obj["metadata"]
         scope, where = self._scope(obj["kind"], meta.get("namespace"))
         names = {"name": meta["name"], **where}
-        metadata = [
-            {"op": "add", "path": "/metadata/labels", "value": meta.get("labels") or {}},
-            {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations") or {}},
-        ]
-        json_patch = "application/json-patch+json"
         what = f"rewrite {obj['kind']} {meta['name']} as VM Operator's"
-        status = [{"op": "add", "path": "/status", "value": obj["status"]}]  # first: the object is then valid
-        call = getattr(self.api, f"patch_{scope}_custom_object_status")
-        self._call(what, call, body=status, field_manager=manager, _content_type=json_patch, **names)
-        call = getattr(self.api, f"patch_{scope}_custom_object")
-        self._call(what, call, body=metadata, field_manager=manager, _content_type=json_patch, **names)
+        busy = ImageError(f"{obj['kind']} {meta['name']}", f"{what}: another writer kept changing it; run `up` again")
+        json_patch = {"_content_type": "application/json-patch+json", "refusals": (409, 422), **names}
+        status_call = getattr(self.api, f"patch_{scope}_custom_object_status")
+        object_call = getattr(self.api, f"patch_{scope}_custom_object")
+        live: Any = None
+        for _ in range(5):  # the status, from the object as read
+            live = self.get(obj["kind"], meta.get("namespace"), meta["name"])
+            if not written_by_an_earlier_release(live):
+                return  # gone, or rewritten already (by a parallel run), or never the release's
+            kept = _ownership_to_keep(live)
+            status = [_unchanged_since(live), {"op": "add", "path": "/status", "value": obj["status"]}]
+            live = self._call(what, status_call, body=status, field_manager=manager, allow_missing=True, **json_patch)
+            if not isinstance(live, Refusal):  # 422: the test failed, the version moved on; read again
+                break
+        else:
+            raise busy
+        for _ in range(5):  # the metadata, from the object as the status write left it (or as read since)
+            if live is None or LEGACY_OWNER_ANNOTATION not in ((live.get("metadata") or {}).get("annotations") or {}):
+                return  # gone, or another run finished the rewrite
+            ownership = _merge_entries(kept, live["metadata"].get("managedFields") or [])
+            patch = [
+                _unchanged_since(live),
+                {"op": "remove", "path": "/metadata/annotations/" + _pointer(LEGACY_OWNER_ANNOTATION)},
+                *([{"op": "add", "path": "/metadata/managedFields", "value": ownership}] if ownership else []),
+            ]
+            answer = self._call(what, object_call, body=patch, field_manager=manager, allow_missing=True, **json_patch)
+            if not isinstance(answer, Refusal):
+                return
+            live = self.get(obj["kind"], meta.get("namespace"), meta["name"])
+        raise busy
 
     def release(
         self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str = "", version: str | None = None
@@ -385,6 +491,30 @@ class ImageObjects:
             _, where = self._scope(kind, namespace)
             result = self._call(f"list {kind}", self.api.list_namespaced_custom_object, **where, **options)
         return list((result or {}).get("items") or [])
+
+
+def _unchanged_since(live: dict[str, Any]) -> dict[str, Any]:
+    """A JSON patch's precondition: the object is still at the version read."""
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": live["metadata"]["resourceVersion"]}
+
+
+def _pointer(key: str) -> str:
+    """A map key as a JSON pointer's segment (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _ownership_to_keep(live: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object's managedFields as the status rewrite should leave them: none of the status
+    (replaced whole, it is the apply's that follows), and not the earlier release's owner annotation."""
+    kept = []
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if (entry.get("subresource") or "") == "status":
+            continue
+        fields = _without(entry.get("fieldsV1") or {}, "metadata", "annotations", LEGACY_OWNER_ANNOTATION)
+        fields = {k: v for k, v in fields.items() if k != "f:status"}
+        if fields:
+            kept.append({**entry, "fieldsV1": fields})
+    return kept
 
 
 def read_crds(target: KubeTarget, names: list[str]) -> dict[str, dict[str, Any] | None]:
