@@ -9,12 +9,16 @@ import shutil
 import ssl
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.checkout import free_port, held_port, make_checkout, new_shell_env, run_bash, stop_dev_up
 from tests.postgres import psql, start_postgres
 from tests.pulumi_cli import ROOT
 
@@ -177,3 +181,89 @@ def test_a_changed_pin_is_built_by_the_scripts_that_use_the_tools(toolchain_sand
     versions.write_text(versions.read_text().replace("ETCD_VERSION=", "ETCD_VERSION=9"))
     run("scripts/devcluster", "--dir", str(root / ".build" / "devcluster"))
     assert sorted(builds(env)[5:]) == ["etcd", "kube-apiserver", "kubectl"]
+
+
+# --- dev-up on ports of one's choosing ---------------------------------------------------------
+
+DEFAULT_PORTS = (8989, 6443, 2379, 2380, 55432)
+
+
+@pytest.fixture
+def checkout() -> Iterator[Path]:
+    """A checkout of the repository whose dev-up is stopped at the end, whatever happened (under
+    /tmp: run as root, scripts/postgres's server runs as `postgres`, which must reach .build/)."""
+    folder = Path(tempfile.mkdtemp(prefix="vmimage-checkout-"))
+    folder.chmod(0o755)
+    make_checkout(folder)
+    try:
+        yield folder
+    finally:
+        stop_dev_up(folder, new_shell_env(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def dev_env(checkout: Path) -> dict[str, str]:
+    """.build/dev-env as a shell that sources it sees it."""
+    dump = subprocess.run(
+        ["bash", "-c", f"set -a; . {checkout / '.build' / 'dev-env'}; env -0"], capture_output=True, check=True
+    ).stdout.decode()
+    return dict(entry.split("=", 1) for entry in dump.split("\0") if "=" in entry)
+
+
+def test_dev_up_runs_on_other_ports_while_the_defaults_are_taken(checkout):
+    """Taken default ports: dev-up says which at once, in one line, and starts nothing; with
+    --free-ports it brings the stacks up elsewhere, and a new shell with `. scripts/env` reaches
+    them (the stack files name no server). Then the PostgreSQL backend, on a free port, gets a
+    simulator of its own: its dev stack does not meet the file backend's library."""
+    env = new_shell_env(checkout)
+    with ExitStack() as held:
+        for port in DEFAULT_PORTS:
+            held.enter_context(held_port(port))
+        began = time.monotonic()
+        refused = run_bash(checkout, "./scripts/dev-up --kube", env)
+        assert refused.returncode != 0 and time.monotonic() - began < 15
+        assert refused.stdout.splitlines() == [
+            "dev-up: port 8989 on 127.0.0.1 (the vCenter simulator) is taken; pick another with --vcsim-port N "
+            "(or VMIMAGE_VCSIM_PORT=N), or pass --free-ports"
+        ]
+        vcsim_port = free_port()
+        refused = run_bash(checkout, "./scripts/dev-up --kube", {**env, "VMIMAGE_VCSIM_PORT": str(vcsim_port)})
+        assert refused.returncode != 0 and "port 6443 on 127.0.0.1 (the API server) is taken" in refused.stdout
+        assert not (checkout / ".build" / "vcsim.pid").exists()  # checked before anything started
+
+        up = run_bash(checkout, "./scripts/dev-up --kube --free-ports", env)
+        assert up.returncode == 0, up.stdout
+        written = dev_env(checkout)
+        ports = dict(pair.split("=") for pair in written["VMIMAGE_DEV_PORTS"].split())
+        assert written["VSPHERE_SERVER"] == f"127.0.0.1:{ports['vcsim']}"
+        assert not {int(port) for port in ports.values()} & set(DEFAULT_PORTS)
+        kubeconfig = (checkout / ".build" / "devcluster" / "kubeconfig").read_text()
+        assert f"server: https://127.0.0.1:{ports['kube']}" in kubeconfig
+        same = run_bash(checkout, ". scripts/env && pulumi preview --expect-no-changes --stack dev-k8s", env)
+        assert same.returncode == 0, same.stdout
+        again = run_bash(checkout, "./scripts/dev-up --kube", env)  # what runs is reused, where it runs
+        assert again.returncode == 0 and "starting" not in again.stdout, again.stdout
+        assert dev_env(checkout)["VSPHERE_SERVER"] == written["VSPHERE_SERVER"]
+
+        postgres = run_bash(checkout, "./scripts/dev-up --backend postgres --free-ports", env)
+        assert postgres.returncode == 0, postgres.stdout
+        assert "stopping the simulator: it holds the file backend's dev stacks" in postgres.stdout
+        assert "already has a library" not in postgres.stdout
+        back = run_bash(checkout, "./scripts/dev-up --free-ports", env)
+        assert back.returncode == 0, back.stdout
+        assert "stopping the simulator: it holds the postgres backend's dev stacks" in back.stdout
+
+
+def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
+    vcsim = checkout / "scripts" / "vcsim"
+    vcsim.write_text(
+        "#!/usr/bin/env bash\necho 'vcsim: certificate for clients to trust: x' >&2\n"
+        "echo 'panic: listen tcp 127.0.0.1:1: bind: permission denied' >&2\necho 'goroutine 1 [running]:' >&2\n"
+        "exit 2\n"
+    )
+    began = time.monotonic()
+    done = run_bash(checkout, "./scripts/dev-up --free-ports", new_shell_env(checkout))
+    assert done.returncode != 0 and time.monotonic() - began < 15
+    assert done.stdout.splitlines()[-1] == (
+        "dev-up: vcsim exited at once: panic: listen tcp 127.0.0.1:1: bind: permission denied (log: .build/vcsim.log)"
+    )
