@@ -267,3 +267,59 @@ def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     assert done.stdout.splitlines()[-1] == (
         "dev-up: vcsim exited at once: panic: listen tcp 127.0.0.1:1: bind: permission denied (log: .build/vcsim.log)"
     )
+
+
+# --- setup: its steps on the terminal, the tools' output in a log --------------------------------
+
+SETUP_STUBS = {
+    # on PATH: every package installed, Go new enough, python3 makes a venv whose python is a stub
+    "bin/dpkg-query": "printf 'install ok installed'",
+    "bin/go": "echo 'go version go1.26.0 linux/amd64'; [ \"$1\" = env ] && echo go1.26.0",
+    "bin/python3": 'case "$*" in *\'-m venv\'*) exit 0 ;; *) exec /usr/bin/python3 "$@" ;; esac',
+    # pip's noise, then success (or a failure when PIP_FAILS is set)
+    "repo/venv/bin/python": (
+        "case \"$*\" in *'pip install'*) echo 'BuildBackendWarning: noise'; echo 'Collecting noise' >&2;"
+        " [ -z \"${PIP_FAILS:-}\" ] || { echo 'ERROR: No matching distribution found for noise' >&2; exit 7; } ;;"
+        " *) true ;; esac"
+    ),
+    "repo/venv/bin/vmimage": "echo 'NAME  vmi-0123'",
+    "repo/scripts/toolchain": "echo 'go: downloading example.com/noise v1' >&2; echo 'toolchain: vcsim is up to date'",
+}
+
+
+def test_setup_prints_its_steps_and_keeps_the_tools_output_in_its_log(tmp_path):
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup", root / "scripts" / "setup")
+    for name, body in SETUP_STUBS.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        path.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+    done = subprocess.run([root / "scripts" / "setup"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "noise" not in done.stdout + done.stderr  # pip's and go's output is in the log only
+    assert [line for line in done.stdout.splitlines() if line.startswith("==> ")][:3] == [
+        "==> installing the project and its test tools into venv/ (an editable install: "
+        "venv/ works for this checkout's path only)",
+        "==> building the toolchain from its Go modules (.build/toolchain/bin; Go's output: .build/setup.log)",
+        "==> writing the sample images missing from build/samples/",
+    ]
+    assert "toolchain: vcsim is up to date" in done.stdout and "vmi-0123" in done.stdout
+    log = (root / ".build" / "setup.log").read_text()
+    assert "BuildBackendWarning: noise" in log and "go: downloading example.com/noise v1" in log
+
+    failed = subprocess.run(
+        [root / "scripts" / "setup"],
+        cwd=root,
+        env={**env, "PIP_FAILS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 7
+    assert "setup: failed (exit 7): venv/bin/python -m pip install -q --upgrade pip" in failed.stderr
+    assert "ERROR: No matching distribution found for noise" in failed.stderr  # the log's tail, shown
+    assert "==> building the toolchain" not in failed.stdout
