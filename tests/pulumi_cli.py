@@ -20,15 +20,30 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "engine-tests"
+# what scripts/env sets for the dev stacks (tests/test_readme_tour.py checks it does)
+DEV_STACK_VARIABLES = (
+    "VSPHERE_SERVER",
+    "VSPHERE_PASSWORD",
+    "PULUMI_BACKEND_URL",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PGPASSWORD",
+    "_VMIMAGE_ENV_BACKEND_URL",
+)
 
 
 @cache
 def toolchain_env() -> dict[str, str]:
-    """os.environ as `. scripts/env` leaves it."""
+    """os.environ as `. scripts/env` leaves it, without what it takes for the dev stacks from a
+    running dev-up (.build/dev-env) or sets for them: each test names its own server and secrets."""
     dump = subprocess.run(
         ["bash", "-c", f". {ROOT / 'scripts' / 'env'} && env -0"], check=True, capture_output=True
     ).stdout
-    return dict(entry.split("=", 1) for entry in dump.decode().split("\0") if "=" in entry)
+    env = dict(entry.split("=", 1) for entry in dump.decode().split("\0") if "=" in entry)
+    for name in DEV_STACK_VARIABLES:
+        env.pop(name, None)
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
 
 
 def pulumi_binary() -> str:

@@ -10,12 +10,16 @@ import shutil
 import ssl
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.checkout import free_port, held_port, make_checkout, new_shell_env, run_bash, stop_dev_up
 from tests.postgres import SCRIPT, postgres_folder, psql, start_postgres
 from tests.pulumi_cli import ROOT
 
@@ -261,3 +265,145 @@ def test_a_changed_pin_is_built_by_the_scripts_that_use_the_tools(toolchain_sand
     versions.write_text(versions.read_text().replace("ETCD_VERSION=", "ETCD_VERSION=9"))
     run("scripts/devcluster", "--dir", str(root / ".build" / "devcluster"))
     assert sorted(builds(env)[5:]) == ["etcd", "kube-apiserver", "kubectl"]
+
+
+# --- dev-up on ports of one's choosing ---------------------------------------------------------
+
+DEFAULT_PORTS = (8989, 6443, 2379, 2380, 55432)
+
+
+@pytest.fixture
+def checkout() -> Iterator[Path]:
+    """A checkout of the repository whose dev-up is stopped at the end, whatever happened (under
+    /tmp: run as root, scripts/postgres's server runs as `postgres`, which must reach .build/)."""
+    folder = Path(tempfile.mkdtemp(prefix="vmimage-checkout-"))
+    folder.chmod(0o755)
+    make_checkout(folder)
+    try:
+        yield folder
+    finally:
+        stop_dev_up(folder, new_shell_env(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def dev_env(checkout: Path) -> dict[str, str]:
+    """.build/dev-env as a shell that sources it sees it."""
+    dump = subprocess.run(
+        ["bash", "-c", f"set -a; . {checkout / '.build' / 'dev-env'}; env -0"], capture_output=True, check=True
+    ).stdout.decode()
+    return dict(entry.split("=", 1) for entry in dump.split("\0") if "=" in entry)
+
+
+def test_dev_up_runs_on_other_ports_while_the_defaults_are_taken(checkout):
+    """Taken default ports: dev-up says which at once, in one line, and starts nothing; with
+    --free-ports it brings the stacks up elsewhere, and a new shell with `. scripts/env` reaches
+    them (the stack files name no server). Then the PostgreSQL backend, on a free port, gets a
+    simulator of its own: its dev stack does not meet the file backend's library."""
+    env = new_shell_env(checkout)
+    with ExitStack() as held:
+        for port in DEFAULT_PORTS:
+            held.enter_context(held_port(port))
+        began = time.monotonic()
+        refused = run_bash(checkout, "./scripts/dev-up --kube", env)
+        assert refused.returncode != 0 and time.monotonic() - began < 15
+        assert refused.stdout.splitlines() == [
+            "dev-up: port 8989 on 127.0.0.1 (the vCenter simulator) is taken; pick another with --vcsim-port N "
+            "(or VMIMAGE_VCSIM_PORT=N), or pass --free-ports"
+        ]
+        vcsim_port = free_port()
+        refused = run_bash(checkout, "./scripts/dev-up --kube", {**env, "VMIMAGE_VCSIM_PORT": str(vcsim_port)})
+        assert refused.returncode != 0 and "port 6443 on 127.0.0.1 (the API server) is taken" in refused.stdout
+        assert not (checkout / ".build" / "vcsim.pid").exists()  # checked before anything started
+
+        up = run_bash(checkout, "./scripts/dev-up --kube --free-ports", env)
+        assert up.returncode == 0, up.stdout
+        written = dev_env(checkout)
+        ports = dict(pair.split("=") for pair in written["VMIMAGE_DEV_PORTS"].split())
+        assert written["VSPHERE_SERVER"] == f"127.0.0.1:{ports['vcsim']}"
+        assert not {int(port) for port in ports.values()} & set(DEFAULT_PORTS)
+        kubeconfig = (checkout / ".build" / "devcluster" / "kubeconfig").read_text()
+        assert f"server: https://127.0.0.1:{ports['kube']}" in kubeconfig
+        same = run_bash(checkout, ". scripts/env && pulumi preview --expect-no-changes --stack dev-k8s", env)
+        assert same.returncode == 0, same.stdout
+        again = run_bash(checkout, "./scripts/dev-up --kube", env)  # what runs is reused, where it runs
+        assert again.returncode == 0 and "starting" not in again.stdout, again.stdout
+        assert dev_env(checkout)["VSPHERE_SERVER"] == written["VSPHERE_SERVER"]
+
+        postgres = run_bash(checkout, "./scripts/dev-up --backend postgres --free-ports", env)
+        assert postgres.returncode == 0, postgres.stdout
+        assert "stopping the simulator: it holds the file backend's dev stacks" in postgres.stdout
+        assert "already has a library" not in postgres.stdout
+        back = run_bash(checkout, "./scripts/dev-up --free-ports", env)
+        assert back.returncode == 0, back.stdout
+        assert "stopping the simulator: it holds the postgres backend's dev stacks" in back.stdout
+
+
+def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
+    vcsim = checkout / "scripts" / "vcsim"
+    vcsim.write_text(
+        "#!/usr/bin/env bash\necho 'vcsim: certificate for clients to trust: x' >&2\n"
+        "echo 'panic: listen tcp 127.0.0.1:1: bind: permission denied' >&2\necho 'goroutine 1 [running]:' >&2\n"
+        "exit 2\n"
+    )
+    began = time.monotonic()
+    done = run_bash(checkout, "./scripts/dev-up --free-ports", new_shell_env(checkout))
+    assert done.returncode != 0 and time.monotonic() - began < 15
+    assert done.stdout.splitlines()[-1] == (
+        "dev-up: vcsim exited at once: panic: listen tcp 127.0.0.1:1: bind: permission denied (log: .build/vcsim.log)"
+    )
+
+
+# --- setup: its steps on the terminal, the tools' output in a log --------------------------------
+
+SETUP_STUBS = {
+    # on PATH: every package installed, Go new enough, python3 makes a venv whose python is a stub
+    "bin/dpkg-query": "printf 'install ok installed'",
+    "bin/go": "echo 'go version go1.26.0 linux/amd64'; [ \"$1\" = env ] && echo go1.26.0",
+    "bin/python3": 'case "$*" in *\'-m venv\'*) exit 0 ;; *) exec /usr/bin/python3 "$@" ;; esac',
+    # pip's noise, then success (or a failure when PIP_FAILS is set)
+    "repo/venv/bin/python": (
+        "case \"$*\" in *'pip install'*) echo 'BuildBackendWarning: noise'; echo 'Collecting noise' >&2;"
+        " [ -z \"${PIP_FAILS:-}\" ] || { echo 'ERROR: No matching distribution found for noise' >&2; exit 7; } ;;"
+        " *) true ;; esac"
+    ),
+    "repo/venv/bin/vmimage": "echo 'NAME  vmi-0123'",
+    "repo/scripts/toolchain": "echo 'go: downloading example.com/noise v1' >&2; echo 'toolchain: vcsim is up to date'",
+}
+
+
+def test_setup_prints_its_steps_and_keeps_the_tools_output_in_its_log(tmp_path):
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup", root / "scripts" / "setup")
+    for name, body in SETUP_STUBS.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        path.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+    done = subprocess.run([root / "scripts" / "setup"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "noise" not in done.stdout + done.stderr  # pip's and go's output is in the log only
+    assert [line for line in done.stdout.splitlines() if line.startswith("==> ")][:3] == [
+        "==> installing the project and its test tools into venv/ (an editable install: "
+        "venv/ works for this checkout's path only)",
+        "==> building the toolchain from its Go modules (.build/toolchain/bin; Go's output: .build/setup.log)",
+        "==> writing the sample images missing from build/samples/",
+    ]
+    assert "toolchain: vcsim is up to date" in done.stdout and "vmi-0123" in done.stdout
+    log = (root / ".build" / "setup.log").read_text()
+    assert "BuildBackendWarning: noise" in log and "go: downloading example.com/noise v1" in log
+
+    failed = subprocess.run(
+        [root / "scripts" / "setup"],
+        cwd=root,
+        env={**env, "PIP_FAILS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 7
+    assert "setup: failed (exit 7): venv/bin/python -m pip install -q --upgrade pip" in failed.stderr
+    assert "ERROR: No matching distribution found for noise" in failed.stderr  # the log's tail, shown
+    assert "==> building the toolchain" not in failed.stdout

@@ -237,9 +237,16 @@ SAMPLES = (
 )
 
 
-def write_samples(directory: Path) -> list[Path]:
-    """The dev stack's images: two OVAs and an ISO."""
+def write_samples(directory: Path, overwrite: bool = True) -> list[Path]:
+    """The dev stack's images: two OVAs and an ISO; the paths written. With ``overwrite`` false,
+    a sample already there is kept (it may be a newer version a user wrote on purpose)."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [write_ova(directory / f"{image.name}.ova", image) for image in SAMPLES]
-    paths.append(write_iso(directory / "tools-sample.iso", "TOOLS"))
-    return paths
+    written = []
+    for image in SAMPLES:
+        path = directory / f"{image.name}.ova"
+        if overwrite or not path.exists():
+            written.append(write_ova(path, image))
+    iso = directory / "tools-sample.iso"
+    if overwrite or not iso.exists():
+        written.append(write_iso(iso, "TOOLS"))
+    return written
