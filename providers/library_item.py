@@ -43,7 +43,7 @@ from vmimage.facts import image_facts
 from vmimage.ids import vmi_id
 from vmimage.image import file_image
 from vmimage.lint import cached_lint_errors
-from vmimage.progress import finished_line, new_content_line, transfer_line
+from vmimage.progress import duration, finished_line, new_content_line, transfer_line
 from vmimage.source import (
     EXTENSIONS,
     ImageFile,
@@ -121,7 +121,7 @@ def new_content(olds: dict[str, Any], news: dict[str, Any]) -> bool:
 
 class _ProgressLog:
     """Upload progress through pulumi.log, in a person's units (vmimage/progress.py): a first line
-    after a second, then one every PROGRESS_INTERVAL seconds, and a last one with the time taken."""
+    after a second, then one every PROGRESS_INTERVAL seconds."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -131,13 +131,24 @@ class _ProgressLog:
     def __call__(self, sent: int, total: int) -> None:
         now = time.monotonic()
         elapsed = now - self.started
-        if sent >= total:
-            pulumi.log.info(finished_line(self.name, total, elapsed))
-            return
         due = elapsed >= FIRST_PROGRESS_AFTER if self.last is None else now - self.last >= PROGRESS_INTERVAL
-        if due:
+        if due and sent < total:
             self.last = now
             pulumi.log.info(transfer_line(self.name, sent, total, elapsed))
+
+
+def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str | None, name: str) -> UploadResult:
+    """upload_source with its progress in the log, and a last line with the time it took."""
+    progress = _ProgressLog(name)
+    upload = upload_source(client, item_id, source, expected_sha256=sha256, progress=progress)
+    elapsed = time.monotonic() - progress.started
+    pulled = is_url(source)  # vCenter pulls a URL itself and reports no byte counts
+    pulumi.log.info(
+        f"{name}: pulled by vCenter in {duration(elapsed)}"
+        if pulled
+        else finished_line(name, upload.bytes_sent, elapsed)
+    )
+    return upload
 
 
 def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
@@ -304,9 +315,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             # is written once the content is in, as the last call
             item_id = client.create_item(props["library_id"], name, marked(UNFINISHED, token), kind)
             try:
-                upload = upload_source(
-                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(name)
-                )
+                upload = _upload(client, item_id, source, props.get("sha256"), name)
                 outputs = _outputs(client, client.get_item(item_id), props, upload)
                 client.update_item(item_id, name, marked(description, token))
                 outputs["description"] = description
@@ -369,9 +378,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 shown = shown_source(props)
                 pulumi.log.info(f"item {item_id} already holds {shown} (same files, descriptor and manifest)")
             else:
-                upload = upload_source(
-                    client, item_id, source, expected_sha256=props.get("sha256"), progress=_ProgressLog(props["name"])
-                )
+                upload = _upload(client, item_id, source, props.get("sha256"), props["name"])
                 source_sha256 = upload.source_sha256
             # renamed last, so a failed check or upload leaves the item as it was
             if (item.name, item.description) != (props["name"], props.get("description") or ""):
@@ -389,9 +396,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             upload = None
             if new_content(olds, news):
                 pulumi.log.info(new_content_line(news["name"], _local_size(news["source"])))
-                upload = upload_source(
-                    client, id_, news["source"], expected_sha256=news.get("sha256"), progress=_ProgressLog(news["name"])
-                )
+                upload = _upload(client, id_, news["source"], news.get("sha256"), news["name"])
             outputs = _outputs(client, client.get_item(id_), news, upload, previous=olds)
         return UpdateResult(outputs)
 
