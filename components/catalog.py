@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
@@ -22,11 +23,13 @@ from vmimage.catalog import (
     resource_name,
     supervisor_associations,
 )
-from vmimage.config import CatalogConfig, ConfigError
+from vmimage.config import CatalogConfig, ConfigError, LibraryConfig
+from vmimage.guard import LIBRARY
 from vmimage.models import Image
 from vmimage.table import format_table, image_row
 from vmimage.vsphere.listing import LibraryListing
 
+FORCED = ", with every item in it (forceDestroy)"
 TABLE_COLUMNS = (
     "NAMESPACE",
     "NAME",
@@ -77,7 +80,8 @@ class ImageCatalog(pulumi.ComponentResource):
         super().__init__("vmimage:index:ImageCatalog", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
-        library_ids = self._libraries(config, listing, child, secret="libraries" in secret_keys)
+        # the libraries to create are declared after the deletion guard, and wait for it (their IDs come then)
+        library_ids = self._library_ids(config, listing)
         synced = self._sync(config, listing, library_ids)
         planned = plan(config, synced)
         conflicts = display_name_conflicts(planned)
@@ -94,16 +98,6 @@ class ImageCatalog(pulumi.ComponentResource):
             if kubernetes
             else {}
         )
-        if supervisor:
-            self.associations = self._associate(config, listing, library_ids, child)
-        image_opts = child
-        if kubernetes is not None and kubernetes.install_crds:
-            provider = k8s.Provider(
-                f"{name}-cluster", kubeconfig=kubernetes.kubeconfig, context=kubernetes.context, opts=child
-            )
-            self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
-            image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
-
         former_libraries = {library.name: library.renamed_from for library in config.libraries}
         item_names = {
             index: named_with_aliases(
@@ -116,22 +110,47 @@ class ImageCatalog(pulumi.ComponentResource):
         }
         image_names = [self._image_name(image) for image in planned]
         # registered first: its check fails the run, before any delete, when a protected stack would lose
-        # an item or image object no allowDelete names
+        # an item, image object or library no allowDelete names (gone, or replaced: its identity moved)
+        identity = {library.name: _identity(library) for library in config.libraries}
         declared = {
-            item_names[index][0]: [image.display_name, f"library item in {image.library}"]
+            library_name: [library.name, LIBRARY + (FORCED if library.force_destroy else ""), identity[library.name]]
+            for library in config.libraries
+            if not library.existing
+            for library_name, _ in [self._library_names[library.name]]
+        }
+        declared |= {
+            item_names[index][0]: [image.display_name, f"library item in {image.library}", identity[image.library]]
             for index, image in enumerate(config.images)
-        } | {
-            image_name: [image.display_name, image.kind + (f" in {image.namespace}" if image.namespace else "")]
+        }
+        declared |= {
+            image_name: [
+                image.display_name,
+                image.kind + (f" in {image.namespace}" if image.namespace else ""),
+                identity[config.images[image.image_index].library] if image.image_index is not None else "",
+            ]
             for image, (image_name, _) in zip(planned, image_names, strict=True)
         }
+        named = [*self._library_names.values(), *item_names.values(), *image_names]
         self.guard = DeletionGuard(
             f"{name}-deletion-guard",
             declared=declared,
-            former_names=[former for _, aliases in [*item_names.values(), *image_names] for former in aliases],
+            former_names=dict(named),
             protection=config.deletion_protection,
             allowed=list(config.allow_delete),
             opts=child,
         )
+        # after the guard: a library's replacement deletes its items first, at once (delete before replace)
+        library_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.guard]))
+        library_ids |= self._libraries(config, library_opts, secret="libraries" in secret_keys)
+        if supervisor:
+            self.associations = self._associate(config, listing, library_ids, child)
+        image_opts = child
+        if kubernetes is not None and kubernetes.install_crds:
+            provider = k8s.Provider(
+                f"{name}-cluster", kubeconfig=kubernetes.kubeconfig, context=kubernetes.context, opts=child
+            )
+            self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
+            image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
         self.items: dict[int, ContentLibraryItem] = {}
         for index, image in enumerate(config.images):
             item_name, aliases = item_names[index]
@@ -202,32 +221,43 @@ class ImageCatalog(pulumi.ComponentResource):
             )
         return self._manifests
 
-    def _libraries(
-        self, config: CatalogConfig, listing: LibraryListing | None, child: pulumi.ResourceOptions, secret: bool
-    ) -> dict[str, pulumi.Input[str]]:
+    def _library_ids(self, config: CatalogConfig, listing: LibraryListing | None) -> dict[str, pulumi.Input[str]]:
+        """The existing libraries' IDs (looked up now); the resource name and aliases of each to create."""
         ids: dict[str, pulumi.Input[str]] = {}
-        self.libraries: list[ContentLibrary] = []
+        self._library_names: dict[str, tuple[str, list[str]]] = {}
         for library in config.libraries:
             if library.existing:
                 if listing is None:
                     raise ConfigError(f"library {library.name!r} is existing: looking it up needs vCenter settings")
                 ids[library.name] = listing.library_id(library.name)
             else:
-                library_name, aliases = named_with_aliases(
+                self._library_names[library.name] = named_with_aliases(
                     [self._name], ["library"], [library.name, *library.renamed_from]
                 )
-                created = ContentLibrary(
-                    library_name,
-                    name=library.name,
-                    datastore=library.datastore,
-                    description=library.description,
-                    subscription_url=library.subscription_url,
-                    subscription_secret=secret,
-                    force_destroy=library.force_destroy,
-                    opts=_aliased(child, aliases),
-                )
-                self.libraries.append(created)
-                ids[library.name] = created.id
+        return ids
+
+    def _libraries(
+        self, config: CatalogConfig, opts: pulumi.ResourceOptions, secret: bool
+    ) -> dict[str, pulumi.Input[str]]:
+        """The libraries to create, declared: their IDs."""
+        ids: dict[str, pulumi.Input[str]] = {}
+        self.libraries: list[ContentLibrary] = []
+        for library in config.libraries:
+            if library.existing:
+                continue
+            library_name, aliases = self._library_names[library.name]
+            created = ContentLibrary(
+                library_name,
+                name=library.name,
+                datastore=library.datastore,
+                description=library.description,
+                subscription_url=library.subscription_url,
+                subscription_secret=secret,
+                force_destroy=library.force_destroy,
+                opts=_aliased(opts, aliases),
+            )
+            self.libraries.append(created)
+            ids[library.name] = created.id
         return ids
 
     def _associate(
@@ -262,7 +292,7 @@ class ImageCatalog(pulumi.ComponentResource):
     ) -> dict[int, list[SyncedItem]]:
         synced: dict[int, list[SyncedItem]] = {}
         for index, sync in enumerate(config.sync):
-            library_id = library_ids[sync.library]
+            library_id = library_ids.get(sync.library)  # a library to create has none yet
             if listing is None or not isinstance(library_id, str):
                 raise ConfigError(
                     f"vmimage:sync[{index}]: library {sync.library!r} must be an existing library (existing: true) "
@@ -360,6 +390,18 @@ def _aliased(opts: pulumi.ResourceOptions, aliases: list[str]) -> pulumi.Resourc
     if not aliases:
         return opts
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=n) for n in aliases]))
+
+
+def _identity(library: LibraryConfig) -> str:
+    """What replaces a created library when it changes (its provider's REPLACING inputs), and with
+    it every item in it and their image objects: the deletion guard compares it between runs. A
+    subscription URL only as a digest (the guard's record is plain text). "" for an existing one."""
+    if library.existing:
+        return ""
+    where = f"datastore {library.datastore!r}"
+    if library.subscription_url:
+        where += f", subscription sha256:{hashlib.sha256(library.subscription_url.encode()).hexdigest()[:12]}"
+    return where
 
 
 def _declaration(resource_name: str) -> str:

@@ -22,6 +22,8 @@ from pulumi.dynamic import ConfigureRequest
 from providers import kubeconfig_copies, lifeline
 from vmimage.config import NAMESPACE
 from vmimage.errors import ImageError
+from vmimage.guard import ALLOW_ENV, ALLOW_KEY, PROTECTION_KEY, Declared
+from vmimage.guard import refused_delete as guard_refusal
 from vmimage.kube import ImageObjects, KubeTarget
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.namespaces import NamespacesClient
@@ -38,6 +40,7 @@ from vmimage.vsphere.settings import (
 
 _KEYS = tuple(key for key, _ in (SERVER, USER, PASSWORD, ALLOW_UNVERIFIED_SSL, CA_FILE))
 _CONFIG: dict[str, Any] = {}  # module state: never part of a pickled provider
+_GUARD: dict[str, Any] = {}  # the stack's deletion guard settings of this run
 _SHARED: dict[str, Any] = {"session": None, "settings": None}  # the provider host's one vCenter session
 _SHARED_LOCK = threading.Lock()
 _CLUSTERS: dict[KubeTarget, tuple[float | None, ImageObjects]] = {}  # the host's clients, by cluster
@@ -46,13 +49,25 @@ _KUBECONFIGS: set[str] = set()  # the stack's kubeconfigs: pulumi-kubernetes' co
 
 
 def configure(request: ConfigureRequest) -> None:
-    """Keep the vsphere:* values the engine hands over in Configure (secrets already unwrapped)."""
+    """Keep the vsphere:* values the engine hands over in Configure (secrets already unwrapped),
+    and the deletion guard's settings (vmimage:deletionProtection, vmimage:allowDelete)."""
     for key in _KEYS:
         value = request.config.get(key)
         if value is not None:
             _CONFIG[key] = value
     if (kubeconfig := kubeconfig_copies.stack_kubeconfig(request.config.get(f"{NAMESPACE}:kubernetes"))) is not None:
         _KUBECONFIGS.add(kubeconfig)
+    for key in (PROTECTION_KEY, ALLOW_KEY):
+        value = request.config.get(key)
+        if value is None:
+            _GUARD.pop(key, None)
+        else:
+            _GUARD[key] = value
+
+
+def refused_delete(entry: Declared) -> str | None:
+    """Why this run may not delete ``entry`` (vmimage.guard.refused_delete), or None."""
+    return guard_refusal(entry, _GUARD, os.environ.get(ALLOW_ENV))
 
 
 def settings() -> ConnectionSettings:

@@ -18,6 +18,7 @@ from pulumi.dynamic import (
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, present, require_text
 from vmimage.errors import ImageError, url_has_credentials
+from vmimage.guard import LIBRARY, Declared
 from vmimage.preview_checks import offline
 from vmimage.vsphere.content_library import ContentLibraryClient, LibraryInfo
 from vmimage.vsphere.inventory import find_datastore_id
@@ -142,6 +143,10 @@ class ContentLibraryProvider(VSphereProvider):
                     "delete it with them."
                 )
                 return
+            what = LIBRARY + (f", with the {len(others)} item(s) in it (forceDestroy)" if others else "")
+            refused = connection.refused_delete(Declared(library.name, what))
+            if refused:
+                raise ImageError(f"library {library.name!r} ({id_})", f"not deleted: {refused}")
             client.delete_library(library)
 
 

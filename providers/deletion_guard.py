@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from vmimage.guard import ALLOW_ENV, blocked, guard_message, removals, stale_allowances
+from vmimage.guard import ALLOW_ALL, ALLOW_ENV, blocked, guard_message, parse_allowed, removals, stale_allowances
 
 INPUTS = ("declared", "former_names", "protection", "allowed")
 
@@ -25,7 +25,16 @@ INPUTS = ("declared", "former_names", "protection", "allowed")
 class DeletionGuardProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {key: news.get(key) for key in INPUTS}
-        removed = removals(olds.get("declared") or {}, news.get("declared") or {}, news.get("former_names") or ())
+        try:
+            removed = removals(olds.get("declared") or {}, news.get("declared") or {}, news.get("former_names") or {})
+        except (TypeError, ValueError, AttributeError) as error:  # never read as "nothing removed"
+            if news.get("protection") and parse_allowed(os.environ.get(ALLOW_ENV)) != [ALLOW_ALL]:
+                why = (
+                    f"deletion guard: its record of the last run is unreadable ({error}), so what this run deletes "
+                    f"cannot be told: check the stack's state; {ALLOW_ENV}='*' for one run records it anew"
+                )
+                return CheckResult(inputs, [CheckFailure("declared", why)])
+            removed = {}
         # what this run deletes, where a policy (policies/: vmimage-deletions-allowed) and the diff see it
         inputs["removing"] = {name: entry.wire() for name, entry in removed.items()}
         refused = blocked(
@@ -62,17 +71,18 @@ class DeletionGuard(pulumi.dynamic.Resource, module="vmimage", name="DeletionGua
         resource_name: str,
         *,
         declared: dict[str, list[str]],
-        former_names: list[str],
+        former_names: dict[str, list[str]],
         protection: bool,
         allowed: list[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``declared``: resource name → [display name, what it is] for every item and image object
-        of this run; ``former_names``: the names they had (aliases), so a rename is no deletion.
+        """``declared``: resource name → [display name, what it is, identity] for every item, image
+        object and created library of this run (vmimage.guard.Declared); ``former_names``: resource
+        name → the names it had (its aliases, in order), so a rename is no deletion.
         `DestroyGuard` keeps `pulumi destroy` off a protected stack."""
         inputs = {
             "declared": declared,
-            "former_names": sorted(set(former_names)),
+            "former_names": {name: aliases for name, aliases in sorted(former_names.items()) if aliases},
             "protection": protection,
             "allowed": sorted(set(allowed)),
             "removing": None,

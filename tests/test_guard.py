@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from vmimage.guard import ALLOW_ALL, guard_message, parse_allowed, removals, stale_allowances, unallowed
+import pytest
+
+from vmimage.guard import (
+    ALLOW_ALL,
+    Declared,
+    blocked,
+    configured,
+    guard_message,
+    parse_allowed,
+    refused_delete,
+    removals,
+    stale_allowances,
+    unallowed,
+)
 
 BEFORE = {
     "catalog-item-dev-images-ubuntu-1a2b3c": ["ubuntu", "library item in dev-images"],
@@ -20,8 +33,41 @@ def test_what_the_last_run_declared_and_this_one_does_not_is_removed():
 
 def test_a_renamed_resource_is_no_removal():
     now = {"catalog-vmi-photon-os-dev-000000": ["photon-os", "VirtualMachineImage in dev"]}
-    removed = removals(BEFORE, now, former_names=[*BEFORE])  # every old name is an alias of a new one
-    assert removed == {}
+    removed = removals(
+        BEFORE, now, former_names={"catalog-vmi-photon-os-dev-000000": ["catalog-vmi-photon-dev-7a8b9c"]}
+    )
+    assert sorted(removed) == ["catalog-cvmi-ubuntu-cluster-4d5e6f", "catalog-item-dev-images-ubuntu-1a2b3c"]
+
+
+def test_a_former_name_keeps_one_resource_and_only_for_a_resource_new_to_the_record():
+    """As the engine moves state: a resource the last run declared keeps its own (the one its
+    former name names is deleted), and one former name is taken over once, by the first."""
+    photon, ubuntu = "catalog-vmi-photon-dev-7a8b9c", "catalog-cvmi-ubuntu-cluster-4d5e6f"
+    claimed = removals(BEFORE, {photon: BEFORE[photon]}, former_names={photon: [ubuntu]})
+    assert ubuntu in claimed
+    two = {"new-a": ["a", "ClusterVirtualMachineImage"], "new-b": ["b", "ClusterVirtualMachineImage"]}
+    taken = removals({ubuntu: BEFORE[ubuntu]}, two, former_names={"new-a": [ubuntu], "new-b": [ubuntu]})
+    assert taken == {}
+    first = removals(BEFORE, {"new": ["u", "ClusterVirtualMachineImage"]}, former_names={"new": [ubuntu, photon]})
+    assert photon in first and ubuntu not in first
+
+
+def test_a_changed_identity_is_a_replacement_and_an_unknown_one_is_not():
+    item = "catalog-item-dev-images-ubuntu-1a2b3c"
+    before = {item: ["ubuntu", "library item in dev-images", "datastore 'LocalDS_0'"]}
+    moved = removals(before, {item: ["ubuntu", "library item in dev-images", "datastore 'LocalDS_1'"]})
+    assert moved[item].what == "library item in dev-images (replaced: datastore 'LocalDS_0' → datastore 'LocalDS_1')"
+    assert removals(before, {item: ["ubuntu", "library item in dev-images"]}) == {}  # an existing library now
+    assert removals({item: BEFORE[item]}, before) == {}  # recorded before identities were
+
+
+def test_a_malformed_record_is_never_nothing():
+    assert removals({"x": "garbage", "y": None}, {}) == {
+        "x": Declared("garbage", "?"),
+        "y": Declared("None", "?"),
+    }
+    with pytest.raises(TypeError):
+        removals(["x"], {})  # type: ignore[arg-type]
 
 
 def test_a_first_run_removes_nothing():
@@ -53,3 +99,24 @@ def test_the_message_names_every_image_and_both_ways_to_allow_it():
 def test_an_allowance_that_deletes_nothing_is_stale():
     removed = removals(BEFORE, {k: v for k, v in BEFORE.items() if "ubuntu" in k})
     assert stale_allowances(["photon", "ubuntu", ALLOW_ALL], removed) == ["ubuntu"]
+
+
+def test_a_star_allows_everything_only_from_the_environment():
+    removing = {name: entry for name, entry in BEFORE.items()}
+    assert blocked(removing, [ALLOW_ALL], True, None) == {n: Declared.of(e) for n, e in BEFORE.items()}
+    assert blocked(removing, [], True, " * ") == {}
+
+
+def test_the_providers_read_the_stack_config_as_configure_hands_it_over():
+    assert configured({}) == (True, [])
+    assert configured({"vmimage:deletionProtection": "false"}) == (False, [])
+    assert configured({"vmimage:deletionProtection": "true", "vmimage:allowDelete": '["tools", "*"]'}) == (
+        True,
+        ["tools", "*"],
+    )
+    assert configured({"vmimage:allowDelete": "not json"}) == (True, [])
+    entry = Declared("tools", "library item in dev-images")
+    assert refused_delete(entry, {"vmimage:allowDelete": '["tools"]'}, None) is None
+    assert refused_delete(entry, {"vmimage:allowDelete": '["*"]'}, None) is not None
+    assert "'tools': library item in dev-images" in (refused_delete(entry, {}, "photon") or "")
+    assert refused_delete(entry, {}, "tools") is None

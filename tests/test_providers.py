@@ -38,6 +38,7 @@ def vsphere_config(vcsim, password: str = PASSWORD, server: str | None = None) -
         "vsphere:user": "administrator@vsphere.local",
         "vsphere:password": {**SECRET_SIG, "value": password},  # secret config, as the engine sends it
         "vsphere:caFile": str(vcsim.ca_file),
+        "vmimage:deletionProtection": "false",  # a sandbox, as the dev stack: the guard's own tests turn it on
     }
 
 

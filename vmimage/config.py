@@ -94,6 +94,16 @@ def _source(value: str) -> str:
     return value
 
 
+def _a_name(value: str) -> str:
+    """allowDelete names what may go; ``*`` there would allow every deletion in every run to come."""
+    if value.strip() == "*":
+        raise ValueError(
+            "'*' would allow every deletion for good while deletionProtection still reads true: name the images "
+            "(and libraries), or for one run set VMIMAGE_ALLOW_DELETE='*'"
+        )
+    return value
+
+
 def _not_a_number(value: Any) -> Any:
     """YAML reads an all-digit digest as a number, and a number that long has already lost digits."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -213,7 +223,7 @@ class CatalogConfig(ConfigModel):
     # the deletion guard (vmimage/guard.py): on unless a stack turns it off, so a stack pointed at
     # a real vCenter is protected from its first run; allowDelete names what may go in the next run
     deletion_protection: bool = True
-    allow_delete: list[Annotated[str, Field(min_length=1)]] = []
+    allow_delete: list[Annotated[str, Field(min_length=1), AfterValidator(_a_name)]] = []
 
     def problems(self) -> list[str]:
         """Cross-entry problems, as ``key: message`` lines."""

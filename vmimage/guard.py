@@ -2,38 +2,78 @@
 
 Deleting a content library item deletes its UUID, and with it the VMI ID every VM spec that
 names the image holds; uploading it again gives a new one. So a stack with deletion protection
-(the default) deletes an item or an image object only when it is named in
-``vmimage:allowDelete`` (or ``VMIMAGE_ALLOW_DELETE`` for one run). Pure: the declared resources
-of the last run and of this one come in as data (providers/deletion_guard.py keeps them).
+(the default) deletes (or replaces) an item, an image object or a library it created only when
+it is named in ``vmimage:allowDelete`` (or ``VMIMAGE_ALLOW_DELETE`` for one run). Pure: the
+declared resources of the last run and of this one come in as data (providers/deletion_guard.py
+keeps them), and so does the stack config the item and library providers ask at a delete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 ALLOW_ENV = "VMIMAGE_ALLOW_DELETE"
 ALLOW_ALL = "*"
+LIBRARY = "content library"  # what a library entry is (the rest: "library item in …", the image kinds)
+PROTECTION_KEY, ALLOW_KEY = "vmimage:deletionProtection", "vmimage:allowDelete"
 
 
 @dataclass(frozen=True)
 class Declared:
-    """One resource the catalog declares that deleting would lose: an item or an image object."""
+    """One resource the catalog declares that deleting would lose: an item, an image object or a
+    library the stack created. ``identity``: what replaces it when it changes (the datastore of a
+    created library, for the library, its items and their image objects); "" where nothing in the
+    stack file does."""
 
     display_name: str
     what: str  # "library item in dev-images", "ClusterVirtualMachineImage", "VirtualMachineImage in dev"
+    identity: str = ""
 
     def wire(self) -> list[str]:
-        return [self.display_name, self.what]
+        return [self.display_name, self.what, *([self.identity] if self.identity else [])]
+
+    @classmethod
+    def of(cls, entry: object) -> Declared:
+        """An entry as the state keeps it ([display name, what, identity?]); a malformed one still
+        counts, as "?", never as nothing."""
+        parts = [str(part) for part in entry] if isinstance(entry, list | tuple) else [str(entry)]
+        display_name, what = [*parts, "?", "?"][:2]
+        return cls(display_name, what, parts[2] if len(parts) > 2 else "")
 
 
 def removals(
-    before: Mapping[str, list[str]], now: Mapping[str, list[str]], former_names: Iterable[str] = ()
+    before: Mapping[str, object], now: Mapping[str, object], former_names: Mapping[str, Sequence[str]] | None = None
 ) -> dict[str, Declared]:
-    """What the last run declared (resource name → [display name, what]) that this run does not,
-    neither under its name nor as a former name of a resource it declares (a rename keeps it)."""
-    kept = set(now) | set(former_names)
-    return {name: Declared(*[*entry, "?", "?"][:2]) for name, entry in sorted(before.items()) if name not in kept}
+    """What the last run declared (resource name → [display name, what, identity?]) that this run
+    deletes: a name it declares no more, unless a resource of this run takes it over as a former
+    name (``former_names``: resource name → its aliases); and a name whose identity changed (the
+    engine replaces it: deletes it and creates it anew).
+
+    A resource takes over a former name as the engine moves state: only when the last run did not
+    declare it under its own name (it keeps its own state then, and the former one is deleted),
+    by its first former name the last run declared, and one resource per former name."""
+    if not isinstance(before, Mapping):
+        raise TypeError(f"the deletion guard's record is a {type(before).__name__}, not a mapping")
+    kept = {name: name for name in now if name in before}
+    for name in now:
+        if name in before:
+            continue
+        for former in (former_names or {}).get(name, ()):
+            if former in before and former not in kept:
+                kept[former] = name
+                break
+    removed = {}
+    for name, entry in sorted(before.items()):
+        old = Declared.of(entry)
+        if name not in kept:
+            removed[name] = Declared(old.display_name, old.what)
+            continue
+        new = Declared.of(now[kept[name]])
+        if old.identity and new.identity and old.identity != new.identity:
+            removed[name] = Declared(old.display_name, f"{old.what} (replaced: {old.identity} → {new.identity})")
+    return removed
 
 
 def parse_allowed(value: str | None) -> list[str]:
@@ -61,8 +101,9 @@ def guard_message(removed: Mapping[str, Declared]) -> str:
     """Why the run stops, what would go, and the two ways to allow it."""
     names = sorted({entry.display_name for entry in removed.values()})
     listed = ", ".join(names)
+    of = "image(s) and librar(ies)" if any(e.what.startswith(LIBRARY) for e in removed.values()) else "image(s)"
     lines = [
-        f"deletion guard: this run would delete {len(removed)} resource(s) of {len(names)} image(s), and the stack "
+        f"deletion guard: this run would delete {len(removed)} resource(s) of {len(names)} {of}, and the stack "
         "has deletion protection (vmimage:deletionProtection):",
         *(f"  - {line}" for line in describe(removed)),
         "Deleting an item loses its UUID and VMI ID for good: VMs that name it break, and uploading it again gives "
@@ -88,5 +129,33 @@ def blocked(
     nor the environment's VMIMAGE_ALLOW_DELETE names. The provider and the policy pack both ask."""
     if not protection:
         return {}
-    removed = {name: Declared(*[*entry, "?", "?"][:2]) for name, entry in removing.items()}
-    return unallowed(removed, [*allowed, *parse_allowed(env_value)])
+    removed = {name: Declared.of(entry) for name, entry in removing.items()}
+    # ``*`` counts from the environment only (one run, set on purpose): in the stack file it would
+    # turn protection off for good while vmimage:deletionProtection still reads true
+    return unallowed(removed, [*(name for name in allowed if name != ALLOW_ALL), *parse_allowed(env_value)])
+
+
+def configured(config: Mapping[str, object]) -> tuple[bool, list[str]]:
+    """vmimage:deletionProtection and vmimage:allowDelete as the engine hands a provider the
+    stack's config (Configure; a structured value as JSON text). Unset, or unreadable: protected,
+    nothing allowed (a value that cannot be read allows nothing)."""
+    protection = config.get(PROTECTION_KEY)
+    protected = str(protection).strip().lower() not in ("false", "0", "no", "off") if protection is not None else True
+    allowed = config.get(ALLOW_KEY)
+    if isinstance(allowed, str):
+        try:
+            allowed = json.loads(allowed)
+        except ValueError:
+            allowed = None
+    names = [name for name in allowed if isinstance(name, str)] if isinstance(allowed, list) else []
+    return protected, names
+
+
+def refused_delete(entry: Declared, config: Mapping[str, object], env_value: str | None) -> str | None:
+    """Why a provider may not delete this now, or None: the guard's rule once more, at the delete
+    itself, from the stack's config of this run. The guard's check (in the preview) compares
+    with what the last run recorded; this holds when that record is no guide (a run that failed
+    after the guard recorded it, a replacement, a guard taken out of the state)."""
+    protected, allowed = configured(config)
+    refused = blocked({"": entry.wire()}, allowed, protected, env_value)
+    return guard_message(refused) if refused else None
