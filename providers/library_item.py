@@ -40,6 +40,7 @@ from providers.common import (
 from vmimage.declaration import declaration_token, marked, unmarked
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.facts import image_facts
+from vmimage.guard import Declared
 from vmimage.ids import vmi_id
 from vmimage.image import file_image
 from vmimage.lint import cached_lint_errors
@@ -222,6 +223,20 @@ def _sha256_failures(source: str, digest: str, sha256: str) -> list[CheckFailure
     return []
 
 
+def _fill(client: ContentLibraryClient, item_id: str, props: dict[str, Any]) -> tuple[UploadResult | None, str | None]:
+    """An existing item with the declared source in it: uploaded unless the item holds it already
+    (its declared sha256 checked either way). The upload, if any, and the source's SHA-256."""
+    source = props["source"]
+    if holds_source(client, item_id, source):
+        pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
+        source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
+        check_declared_sha256(source, source_sha256, props.get("sha256"))
+        pulumi.log.info(f"item {item_id} already holds {shown_source(props)} (same files, descriptor and manifest)")
+        return None, source_sha256
+    upload = _upload(client, item_id, source, props.get("sha256"), props["name"])
+    return upload, upload.source_sha256
+
+
 class ContentLibraryItemProvider(VSphereProvider):
     """Publishes an .ova/.ovf/.iso (local or https) as a library item and keeps it in step."""
 
@@ -309,7 +324,9 @@ class ContentLibraryItemProvider(VSphereProvider):
         source, name, description = props["source"], props["name"], props.get("description") or ""
         token = item_token(self.declared(props))
         with connection.content_library() as client:
-            self._clear_way(client, props["library_id"], name, token)
+            mine = self._clear_way(client, props["library_id"], name, token)
+            if mine is not None:
+                return self._take_back(client, mine, props, token)
             kind = content_type(source.split("?", 1)[0])
             # created marked unfinished (and with its declaration's token); the real description
             # is written once the content is in, as the last call
@@ -332,35 +349,47 @@ class ContentLibraryItemProvider(VSphereProvider):
         return CreateResult(item_id, outputs)
 
     @staticmethod
-    def _clear_way(client: ContentLibraryClient, library_id: str, name: str, token: str | None) -> None:
-        """Refuse a name another item holds, but remove what an earlier create of this same
-        declaration left: an unfinished item, or a finished one the engine never recorded
-        (`pulumi up` killed after the item was made)."""
+    def _clear_way(client: ContentLibraryClient, library_id: str, name: str, token: str | None) -> str | None:
+        """Refuse a name another item holds, and remove what an earlier create of this same
+        declaration left unfinished. A finished item of this declaration (made by a run Pulumi did
+        not record: `pulumi up` killed after the item was made, a state lost, restored from a
+        backup or deleted from) is returned, to be taken back: VM specs may name its VMI ID."""
+        mine = None
         for existing in client.find_items(library_id, name):
             text, mark = unmarked(client.get_item(existing).description)
             if text == UNFINISHED and (mark is None or mark == token):
                 pulumi.log.warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
                 client.delete_item(existing)
                 continue
-            if token is not None and mark == token:
-                pulumi.log.warn(
-                    f"removing item {existing} ({name!r}), made by an earlier run of this declaration that was "
-                    "interrupted before Pulumi recorded it"
-                )
-                client.delete_item(existing)
+            if token is not None and mark == token and mine is None:
+                mine = existing
                 continue
             raise ImageError(
                 f"item {name!r}",
                 f"library {library_id} already has an item with this name ({existing}): "
                 "two resources declare the same item, or it was made outside Pulumi",
             )
+        return mine
+
+    def _take_back(self, client: ContentLibraryClient, item_id: str, props: dict[str, Any], token: str) -> CreateResult:
+        """A finished item this declaration made, which no state records: kept (its UUID and VMI
+        ID stay), with the declared source in it (uploaded unless it holds it already)."""
+        pulumi.log.warn(
+            f"taking back item {item_id} ({props['name']!r}): an earlier run of this declaration made it, and Pulumi "
+            "did not record it (the run was interrupted, or the stack's state lost or restored); its UUID and VMI "
+            "ID stay"
+        )
+        upload, source_sha256 = _fill(client, item_id, props)
+        client.update_item(item_id, props["name"], marked(props.get("description") or "", token))
+        outputs = _outputs(client, client.get_item(item_id), props, upload)
+        outputs["source_sha256"] = source_sha256
+        return CreateResult(item_id, outputs)
 
     def _adopt(self, props: dict[str, Any]) -> CreateResult:
         """Take over an existing item — `pulumi import` for this resource, which the engine cannot
         do for dynamic providers (pulumi/pulumi#16175). The UUID, and so the VMI ID, stay; the
         declared source is uploaded into it unless the item already holds it."""
         item_id = props["adopt_id"].strip().lower()
-        source = props["source"]
         with connection.content_library() as client:
             try:
                 item = client.get_item(item_id)
@@ -370,16 +399,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 raise ImageError(
                     f"adopt_id {item_id}", f"the item is in library {item.library_id}, not {props['library_id']}"
                 )
-            upload = None
-            if holds_source(client, item_id, source):
-                pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
-                source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
-                check_declared_sha256(source, source_sha256, props.get("sha256"))
-                shown = shown_source(props)
-                pulumi.log.info(f"item {item_id} already holds {shown} (same files, descriptor and manifest)")
-            else:
-                upload = _upload(client, item_id, source, props.get("sha256"), props["name"])
-                source_sha256 = upload.source_sha256
+            upload, source_sha256 = _fill(client, item_id, props)
             # renamed last, so a failed check or upload leaves the item as it was
             if (item.name, item.description) != (props["name"], props.get("description") or ""):
                 client.update_item(item_id, props["name"], props.get("description") or "")
@@ -413,6 +433,11 @@ class ContentLibraryItemProvider(VSphereProvider):
         return ReadResult(id_, outputs, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        # the guard's rule at the delete itself: it holds where the guard's record of the last run
+        # is no guide (a failed run recorded it, a replacement, a guard taken out of the state)
+        refused = connection.refused_delete(Declared(str(props.get("name")), f"library item {id_}"))
+        if refused:
+            raise ImageError(f"item {props.get('name')!r} ({id_})", f"not deleted: {refused}")
         with connection.content_library() as client:
             client.delete_item(id_)  # already gone counts as done
 
