@@ -12,7 +12,7 @@ from vmimage.config import VSPHERE_KEYS, CatalogConfig, ConfigError
 from vmimage.preview_checks import OFFLINE, offline, unchecked
 from vmimage.vsphere.listing import VCenterListing
 from vmimage.vsphere.rest import VSphereError
-from vmimage.vsphere.settings import SERVER, resolve_settings
+from vmimage.vsphere.settings import resolve_settings, server_name
 
 
 def vcenter(catalog_config: CatalogConfig) -> VCenterListing | None:
@@ -34,7 +34,7 @@ def vcenter(catalog_config: CatalogConfig) -> VCenterListing | None:
         supervisor = catalog_config.kubernetes is not None and catalog_config.kubernetes.supervisor
         created = [library.name for library in catalog_config.libraries]
         namespaces = supervisor_associations(catalog_config) if supervisor else {}
-        pulumi.log.warn(unchecked(settings[SERVER[0]] or os.environ.get(SERVER[1]), created, namespaces))
+        pulumi.log.warn(unchecked(server_name(settings, os.environ), created, namespaces))
         return None
     listing = VCenterListing(resolve_settings(settings, os.environ))
     try:

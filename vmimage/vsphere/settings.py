@@ -84,10 +84,27 @@ def _require(config: Mapping[str, Any], env: Mapping[str, str], names: tuple[str
     return value
 
 
+def server_name(config: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """vsphere:vsphereServer (or VSPHERE_SERVER) as host[:port], None when unset. One that carries
+    credentials (user:password@host) is refused, and not repeated: messages, logs and the
+    preview's summary name the server."""
+    server = _value(config, env, SERVER)
+    if not server:
+        return None
+    server = server.strip().removeprefix("https://").rstrip("/")
+    if "@" in server:
+        raise ImageError(
+            SERVER[0],
+            "holds credentials (user:password@ before the host; not repeated here): give the host alone, the "
+            "user in vsphere:user and the password with `pulumi config set --secret vsphere:password`",
+        )
+    return server
+
+
 def resolve_settings(config: Mapping[str, Any], env: Mapping[str, str]) -> ConnectionSettings:
     """Settings from stack config, falling back to the environment; missing ones say how to set them."""
-    server = _require(config, env, SERVER, "run `pulumi config set vsphere:vsphereServer vcenter.example.com`")
-    server = server.removeprefix("https://").rstrip("/")
+    _require(config, env, SERVER, "run `pulumi config set vsphere:vsphereServer vcenter.example.com`")
+    server = server_name(config, env) or ""
     return ConnectionSettings(
         server=server,
         user=_require(config, env, USER, "run `pulumi config set vsphere:user administrator@vsphere.local`"),
