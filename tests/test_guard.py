@@ -120,3 +120,15 @@ def test_the_providers_read_the_stack_config_as_configure_hands_it_over():
     assert refused_delete(entry, {"vmimage:allowDelete": '["*"]'}, None) is not None
     assert "'tools': library item in dev-images" in (refused_delete(entry, {}, "photon") or "")
     assert refused_delete(entry, {}, "tools") is None
+
+
+def test_an_unreadable_record_fails_the_check_and_is_never_nothing_removed(monkeypatch):
+    from providers.deletion_guard import DeletionGuardProvider
+
+    news = {"declared": {}, "former_names": {}, "protection": True, "allowed": []}
+    monkeypatch.delenv("VMIMAGE_ALLOW_DELETE", raising=False)
+    refused = DeletionGuardProvider().check({"declared": ["catalog-item-x"]}, news)
+    assert [f.property for f in refused.failures] == ["declared"]
+    assert "its record of the last run is unreadable" in refused.failures[0].reason
+    monkeypatch.setenv("VMIMAGE_ALLOW_DELETE", "*")  # on purpose, for one run: recorded anew
+    assert DeletionGuardProvider().check({"declared": ["catalog-item-x"]}, news).failures == []
