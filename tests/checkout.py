@@ -91,3 +91,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def dev_checkout(prefix: str) -> Iterator[Path]:
+    """A checkout of the repository under /tmp whose dev-up is stopped at the end, whatever happened
+    (run as root, scripts/postgres's server runs as `postgres`, which must reach .build/)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    make_checkout(folder)
+    try:
+        yield folder
+    finally:
+        stop_dev_up(folder, new_shell_env(folder))
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,15 +17,19 @@ ITEM = "dynamic/vmimage:ContentLibraryItem"
 IMAGES = "dynamic/vmimage:ClusterVirtualMachineImage"
 
 
-@pytest.fixture(scope="module")
-def protected(simulator, samples, tmp_path_factory):
-    """A protected stack (the default) with the dev stack's three images published."""
+def protected_stack(simulator, samples, folder) -> tuple[Stack, dict]:
+    """A protected stack (the default) with the dev stack's three images published, and its config."""
     config = dev_config(simulator, samples)
     config.pop("vmimage:deletionProtection")
-    stack = Stack(tmp_path_factory.mktemp("guarded"), name="prod")
+    stack = Stack(folder, name="prod")
     stack.configure({**config, "vmimage:deletionProtection": True}, secrets={"vsphere:password": PASSWORD})
     stack.up()
     return stack, config
+
+
+@pytest.fixture(scope="module")
+def protected(simulator, samples, tmp_path_factory):
+    return protected_stack(simulator, samples, tmp_path_factory.mktemp("guarded"))
 
 
 def names(stack: Stack) -> set[str]:

@@ -10,7 +10,6 @@ import shutil
 import ssl
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.checkout import free_port, held_port, make_checkout, new_shell_env, run_bash, stop_dev_up
+from tests.checkout import dev_checkout, free_port, held_port, new_shell_env, run_bash
 from tests.postgres import SCRIPT, postgres_folder, psql, start_postgres
 from tests.pulumi_cli import ROOT
 
@@ -274,16 +273,7 @@ DEFAULT_PORTS = (8989, 6443, 2379, 2380, 55432)
 
 @pytest.fixture
 def checkout() -> Iterator[Path]:
-    """A checkout of the repository whose dev-up is stopped at the end, whatever happened (under
-    /tmp: run as root, scripts/postgres's server runs as `postgres`, which must reach .build/)."""
-    folder = Path(tempfile.mkdtemp(prefix="vmimage-checkout-"))
-    folder.chmod(0o755)
-    make_checkout(folder)
-    try:
-        yield folder
-    finally:
-        stop_dev_up(folder, new_shell_env(folder))
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from dev_checkout("vmimage-checkout-")
 
 
 def dev_env(checkout: Path) -> dict[str, str]:

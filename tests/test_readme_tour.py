@@ -7,15 +7,13 @@ that expects no changes passes). The webhook block included."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.checkout import free_port, make_checkout, new_shell_env, run_bash, stop_dev_up
+from tests.checkout import dev_checkout, free_port, new_shell_env, run_bash
 from tests.pulumi_cli import DEV_STACK_VARIABLES, ROOT
 
 FENCE = re.compile(r"^```bash\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -39,14 +37,7 @@ def test_the_readme_has_no_indented_code_a_paste_would_run():
 
 @pytest.fixture
 def checkout() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="vmimage-tour-"))
-    folder.chmod(0o755)
-    make_checkout(folder)
-    try:
-        yield folder
-    finally:
-        stop_dev_up(folder, new_shell_env(folder))
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from dev_checkout("vmimage-tour-")
 
 
 def test_the_readme_tour_runs_as_written_twice_in_new_shells(checkout, capsys):

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from tests.pulumi_cli import ROOT, Stack
-from tests.test_engine import dev_config
-from tests.test_providers import PASSWORD, direct_client
+from tests.test_deletion_guard import protected_stack
+from tests.test_providers import direct_client
 
 pytestmark = pytest.mark.vcsim
 ITEM = "dynamic/vmimage:ContentLibraryItem"
@@ -53,13 +53,7 @@ def forget_the_record(stack: Stack) -> None:
 
 @pytest.fixture(scope="module")
 def protected(simulator, samples, tmp_path_factory):
-    """A protected stack (the default) with the dev stack's three images published."""
-    config = dev_config(simulator, samples)
-    config.pop("vmimage:deletionProtection")
-    stack = Stack(tmp_path_factory.mktemp("redteam"), name="prod")
-    stack.configure({**config, "vmimage:deletionProtection": True}, secrets={"vsphere:password": PASSWORD})
-    stack.up()
-    return stack, config
+    return protected_stack(simulator, samples, tmp_path_factory.mktemp("redteam"))
 
 
 def configure(stack: Stack, config: dict, **changes) -> None:
