@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components.crds import VmOperatorCrds
 from providers.content_library import ContentLibrary
 from providers.deletion_guard import DeletionGuard, DestroyGuard
+from providers.instance import StackInstance
 from providers.library_item import ContentLibraryItem
 from providers.namespace_libraries import NamespaceLibraries
 from providers.vm_image import ClusterVirtualMachineImage, ObservedImages, VirtualMachineImage
@@ -80,6 +81,8 @@ class ImageCatalog(pulumi.ComponentResource):
         super().__init__("vmimage:index:ImageCatalog", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
+        # first: the salt every item and image token derives from, recorded before any of them exists
+        self.instance = StackInstance(f"{name}-instance", name, opts=child)
         # the libraries to create are declared after the deletion guard, and wait for it (their IDs come then)
         library_ids = self._library_ids(config, listing)
         synced = self._sync(config, listing, library_ids)
@@ -163,6 +166,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 sha256=image.sha256,
                 source_secret="images" in secret_keys,
                 declaration=_declaration(item_name),
+                instance=self.instance.salt,
                 opts=_aliased(child, aliases),
             )
         self._entries: list[dict[str, Any]] = []
@@ -335,6 +339,7 @@ class ImageCatalog(pulumi.ComponentResource):
             capabilities=list(image.capabilities),
             **target,
             declaration=_declaration(image_name),
+            instance=self.instance.salt,
             opts=_aliased(opts, aliases),
         )
         self._entries.append(  # what ObservedImages predicts the object from again
@@ -405,5 +410,6 @@ def _identity(library: LibraryConfig) -> str:
 
 
 def _declaration(resource_name: str) -> str:
-    """What names a declaration across runs: its stack and resource name (vmimage/declaration.py)."""
+    """What names a declaration across runs within its stack instance: its stack and resource name
+    (vmimage/declaration.py; the instance's salt tells it from another stack's of the same name)."""
     return f"{pulumi.get_project()}/{pulumi.get_stack()}/{resource_name}"

@@ -12,11 +12,15 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from providers import connection
+from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
 from vmimage.status import CONTRACT
 
 PROVIDER_KEY = "__provider"
 DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
+# The stack instance's salt (providers/instance.py), an input of every item and image resource of the
+# catalog: ``__``-named, so no diff the CLI shows has it (an internal property, as ``__provider`` is)
+INSTANCE = "__instance"
 
 
 def present(values: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -60,7 +64,9 @@ class VSphereProvider(ResourceProvider):
 
     ``declaration`` (what names the resource's declaration across runs: vmimage/declaration.py) is
     an attribute of the pickled provider, not an input: the engine hides the provider from a diff,
-    and a reviewer has no use for it. A state written by an earlier release has it as an input."""
+    and a reviewer has no use for it. A state written by an earlier release has it as an input.
+    The stack instance's salt cannot ride on it (the program pickles the provider before the
+    salt's resource has run): it is the input INSTANCE."""
 
     def __init__(self, declaration: str | None = None) -> None:
         super().__init__()
@@ -71,6 +77,15 @@ class VSphereProvider(ResourceProvider):
         state keeps among the inputs)."""
         declaration = getattr(self, "declaration", None) or props.get(DECLARATION)
         return {**props, DECLARATION: declaration} if declaration else props
+
+    def token(self, props: dict[str, Any], *replacing: Any) -> str | None:
+        """The token of this declaration of this stack instance (vmimage/declaration.py) with
+        these replacing inputs; None without both (a provider used on its own, or a program
+        before instances): what it makes is then no declaration's, and nothing takes it for one."""
+        declaration, instance = self.declared(props).get(DECLARATION), props.get(INSTANCE)
+        if not declaration or not isinstance(instance, str) or not instance or is_unknown(instance):
+            return None
+        return declaration_token(instance, str(declaration), *(str(value or "") for value in replacing))
 
     def configure(self, req: ConfigureRequest) -> None:
         connection.configure(req)

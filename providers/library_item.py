@@ -25,7 +25,7 @@ from pulumi.dynamic import (
 
 from providers import connection
 from providers.common import (
-    DECLARATION,
+    INSTANCE,
     SECRET_SOURCE,
     VSphereProvider,
     changed,
@@ -37,7 +37,7 @@ from providers.common import (
     require_text,
     source_forms,
 )
-from vmimage.declaration import declaration_token, marked, unmarked
+from vmimage.declaration import marked, unmarked
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
 from vmimage.facts import image_facts
 from vmimage.guard import Declared
@@ -70,8 +70,9 @@ COMPUTED = ("fingerprint", "becomes")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
 IN_PLACE = ("name", "description", "fingerprint")
 REPLACING = ("library_id",)
-# The description an item has from its creation until its content is in: what tells a later
-# create that the item is the remains of a failed one, which it may remove.
+# The description an item has from its creation until its content is in. With this declaration's
+# token it tells a later create that the item is the remains of its own failed one, which it
+# removes; without (another writer's, or a provider used on its own) the item is left alone.
 UNFINISHED = "vmimage: publishing; unfinished until this description is replaced"
 PROGRESS_INTERVAL = float(os.environ.get("VMIMAGE_PROGRESS_INTERVAL", "5"))
 FIRST_PROGRESS_AFTER = min(1.0, PROGRESS_INTERVAL)  # an upload of more than a second says so
@@ -97,12 +98,6 @@ def fingerprint(source: str, sha256: str | None, digest: str | None = None, secr
 def _local_size(source: str) -> int | None:
     """A local .ova's or .iso's size; None for a URL or an .ovf (its disks are files beside it)."""
     return None if is_url(source) or source.lower().endswith(".ovf") else os.stat(source).st_size
-
-
-def item_token(props: dict[str, Any]) -> str | None:
-    """The token of the declaration that creates this item (its library: a new one replaces it)."""
-    declaration = props.get(DECLARATION)
-    return declaration_token(str(declaration), str(props.get("library_id"))) if declaration else None
 
 
 def shown_source(props: dict[str, Any]) -> str:
@@ -253,7 +248,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         inputs = {key: news.get(key) for key in INPUTS if key not in COMPUTED}
         inputs["description"] = inputs["description"] or ""
         secret = bool(news.get(SECRET_INPUT))
-        inputs.update(present(news, SECRET_INPUT))
+        inputs.update(present(news, SECRET_INPUT, INSTANCE))
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -322,7 +317,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         if props.get("adopt_id"):
             return self._adopt(props)
         source, name, description = props["source"], props["name"], props.get("description") or ""
-        token = item_token(self.declared(props))
+        token = self.token(props, props["library_id"])  # a new library replaces the item
         with connection.content_library() as client:
             mine = self._clear_way(client, props["library_id"], name, token)
             if mine is not None:
@@ -340,34 +335,53 @@ class ContentLibraryItemProvider(VSphereProvider):
                 try:
                     client.delete_item(item_id)  # nothing half-made stays behind
                 except Exception as cleanup:  # the upload's error is the one to report
-                    pulumi.log.warn(
-                        f"could not remove the unfinished item {item_id} ({name!r}): {cleanup}; "
+                    then = (
                         "the next `pulumi up` removes it"
+                        if token
+                        else "delete it by hand: it carries no declaration's token, so no create removes it"
                     )
+                    pulumi.log.warn(f"could not remove the unfinished item {item_id} ({name!r}): {cleanup}; {then}")
                 raise
         pulumi.log.info(f"published {name!r} as item {item_id} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
 
     @staticmethod
     def _clear_way(client: ContentLibraryClient, library_id: str, name: str, token: str | None) -> str | None:
-        """Refuse a name another item holds, and remove what an earlier create of this same
-        declaration left unfinished. A finished item of this declaration (made by a run Pulumi did
-        not record: `pulumi up` killed after the item was made, a state lost, restored from a
-        backup or deleted from) is returned, to be taken back: VM specs may name its VMI ID."""
+        """Refuse a name another item holds, naming it, unless the item provably is this
+        declaration's own: its description carries ``token``, which only this stack instance makes
+        (vmimage/declaration.py). What it left unfinished is removed. A finished one (made by a run
+        Pulumi did not record: `pulumi up` killed after the item was made, a state restored from a
+        backup or deleted from) is returned, to be taken back: VM specs may name its VMI ID.
+        Another writer's unfinished item (an upload in progress, without this token) stays."""
         mine = None
         for existing in client.find_items(library_id, name):
             text, mark = unmarked(client.get_item(existing).description)
-            if text == UNFINISHED and (mark is None or mark == token):
+            ours = token is not None and mark == token
+            if ours and text == UNFINISHED:
                 pulumi.log.warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
                 client.delete_item(existing)
                 continue
-            if token is not None and mark == token and mine is None:
+            if ours and mine is None:
                 mine = existing
                 continue
+            if text == UNFINISHED:
+                raise ImageError(
+                    f"item {name!r}",
+                    f"library {library_id} has an item with this name ({existing}) that another writer is uploading "
+                    "or failed to upload (marked unfinished, without this stack's token), which vmimage leaves "
+                    "alone: once no upload runs, delete it (vSphere Client, or `govc library.rm`) and run "
+                    "`pulumi up` again",
+                )
+            whose = (
+                "another stack (or an earlier release of this one) published it, as its declaration token says"
+                if mark
+                else "two resources declare the same item, or it was made outside Pulumi"
+            )
             raise ImageError(
                 f"item {name!r}",
-                f"library {library_id} already has an item with this name ({existing}): "
-                "two resources declare the same item, or it was made outside Pulumi",
+                f"library {library_id} already has an item with this name ({existing}): {whose}; vmimage "
+                "neither deletes nor takes it: publish this image under another name or library, or delete the "
+                "item if it is no one's",
             )
         return mine
 
@@ -376,8 +390,8 @@ class ContentLibraryItemProvider(VSphereProvider):
         ID stay), with the declared source in it (uploaded unless it holds it already)."""
         pulumi.log.warn(
             f"taking back item {item_id} ({props['name']!r}): an earlier run of this declaration made it, and Pulumi "
-            "did not record it (the run was interrupted, or the stack's state lost or restored); its UUID and VMI "
-            "ID stay"
+            "did not record it (the run was interrupted, or the stack's state restored or deleted from); its UUID "
+            "and VMI ID stay"
         )
         upload, source_sha256 = _fill(client, item_id, props)
         client.update_item(item_id, props["name"], marked(props.get("description") or "", token))
@@ -466,12 +480,15 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         adopt_id: pulumi.Input[str] | None = None,
         source_secret: bool = False,
         declaration: str | None = None,
+        instance: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
         URL that carries credentials (user:password@, a signed query) is kept as a secret.
         ``source_secret``: the source was set as a secret (`pulumi config set --secret`): it stays
-        one, no message shows it, and the fingerprint keeps only a digest of a URL."""
+        one, no message shows it, and the fingerprint keeps only a digest of a URL.
+        ``declaration`` and ``instance`` (the stack instance's salt, providers/instance.py): what a
+        create run again after an interrupted one recognises its item by."""
         if source_secret or (isinstance(source, str) and url_has_credentials(source)):
             source = pulumi.Output.secret(source)
         inputs = {
@@ -482,6 +499,7 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
             "sha256": sha256,
             "adopt_id": adopt_id,
             **({SECRET_INPUT: True} if source_secret else {}),
+            **({INSTANCE: instance} if instance is not None else {}),
             **{
                 key: None
                 for key in (

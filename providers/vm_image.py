@@ -22,15 +22,15 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from providers import connection
 from providers.common import (
-    DECLARATION,
+    INSTANCE,
     VSphereProvider,
     changed,
     contract_moved,
     is_unknown,
+    present,
     require_text,
 )
 from vmimage.config import kubeconfig_problem
-from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
 from vmimage.facts import with_capabilities
 from vmimage.ids import library_item_name, vmi_id
@@ -203,6 +203,7 @@ class _Image(VSphereProvider):
         if mode is not None and not is_unknown(mode) and mode not in (PUBLISH, SUPERVISOR):
             failures.append(CheckFailure(MODE, f"mode {mode!r} is neither {PUBLISH!r} nor {SUPERVISOR!r}"))
         inputs = {key: news.get(key) for key in INPUTS}
+        inputs.update(present(news, INSTANCE))
         inputs[MODE] = mode if is_unknown(mode) else recorded_mode(news)
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
@@ -286,7 +287,7 @@ class _Image(VSphereProvider):
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outputs = self._publish(props, owner=create_owner(self.declared(props)))
+        outputs = self._publish(props, owner=self.create_owner(props))
         pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r}): {self._where(props)}")
         return CreateResult(outputs["vmi_id"], outputs)
 
@@ -304,7 +305,7 @@ class _Image(VSphereProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # an owner of its own from the first write on (a stack in supervisor mode had none)
-        owner = olds.get("owner") or create_owner(self.declared(news))
+        owner = olds.get("owner") or self.create_owner(news)
         return UpdateResult(self._publish(news, owner=owner, olds=olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -339,7 +340,20 @@ class _Image(VSphereProvider):
         with connection.cluster(target) as cluster:  # already gone counts as done
             outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
         if outcome == "kept":
-            pulumi.log.info(f"{self.kind} {id_} stays: another declaration of the catalog publishes it now")
+            pulumi.log.info(f"{self.kind} {id_} stays: another declaration publishes it (of this stack, or another's)")
+
+    def create_owner(self, props: dict[str, Any]) -> str:
+        """The owner (field manager) a create applies the object as.
+
+        A new one for every create of a new declaration: when a replace (or a renamed resource)
+        publishes the same object before the old declaration is deleted, the old one no longer owns
+        it. Yet the same for the same create run again: a `pulumi up` killed mid-apply leaves the
+        object applied and the resource unrecorded, and the next run's create must take over that
+        object as the same owner, not leave a second manager behind. So: the declaration's token
+        (its stack instance and resource name, vmimage/declaration.py) with every input a change of
+        which replaces it. Another stack instance, whatever its name, is another owner: its delete
+        only lets go of its own fields. Without a declaration, a random owner."""
+        return self.token(props, *(props.get(key) for key in REPLACING)) or uuid.uuid4().hex
 
 
 class VirtualMachineImageProvider(_Image):
@@ -350,22 +364,7 @@ class ClusterVirtualMachineImageProvider(_Image):
     kind = CLUSTER_KIND
 
 
-def create_owner(props: dict[str, Any]) -> str:
-    """The owner (field manager) a create applies the object as.
-
-    A new one for every create of a new declaration: when a replace (or a renamed resource)
-    publishes the same object before the old declaration is deleted, the old one no longer owns
-    it. Yet the same for the same create run again: a `pulumi up` killed mid-apply leaves the
-    object applied and the resource unrecorded, and the next run's create must take over that
-    object as the same owner, not leave a second manager behind. So: the declaration (its stack
-    and resource name, from the component) and every input a change of which replaces it."""
-    declaration = props.get(DECLARATION)
-    if not declaration:
-        return uuid.uuid4().hex
-    return declaration_token(str(declaration), *(str(props.get(key) or "") for key in REPLACING))
-
-
-def _inputs(mode: str | None = None, **values: Any) -> dict[str, Any]:
+def _inputs(mode: str | None = None, instance: pulumi.Input[str] | None = None, **values: Any) -> dict[str, Any]:
     """The resource's properties: the declared inputs (INPUTS) that are set, and the outputs the
     program reads.
 
@@ -375,6 +374,7 @@ def _inputs(mode: str | None = None, **values: Any) -> dict[str, Any]:
     engine never sees a None input either way."""
     return {
         **({MODE: mode} if mode else {}),
+        **({INSTANCE: instance} if instance is not None else {}),
         **{key: value for key in INPUTS if (value := values.get(key)) is not None},
         **{key: None for key in ("vmi_id", "status", "labels")},
     }
@@ -406,15 +406,18 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
+        instance: pulumi.Input[str] | None = None,
         mode: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``declaration``: what names this declaration across runs (its stack and resource
-        name): a create run again after an interrupted one publishes as the same owner.
+        """``declaration`` and ``instance`` (the stack instance's salt, providers/instance.py): what
+        names this declaration across runs: a create run again after an interrupted one publishes
+        as the same owner, and another stack's never does.
         ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
         (VM Operator publishes it; ObservedImages holds it to the prediction)."""
         inputs = _inputs(
             mode,
+            instance,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
@@ -446,15 +449,18 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         kubeconfig: str | None = None,
         context: str | None = None,
         declaration: str | None = None,
+        instance: pulumi.Input[str] | None = None,
         mode: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``declaration``: what names this declaration across runs (its stack and resource
-        name): a create run again after an interrupted one publishes as the same owner.
+        """``declaration`` and ``instance`` (the stack instance's salt, providers/instance.py): what
+        names this declaration across runs: a create run again after an interrupted one publishes
+        as the same owner, and another stack's never does.
         ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
         (VM Operator publishes it; ObservedImages holds it to the prediction)."""
         inputs = _inputs(
             mode,
+            instance,
             item_id=item_id,
             content_version=content_version,
             content_fingerprint=content_fingerprint,
