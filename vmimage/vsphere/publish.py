@@ -386,9 +386,12 @@ def holds_source(client: ContentLibraryClient, item_id: str, source: str) -> boo
     package = package_contents(source)
     if package.manifest is None or package.manifest_name is None:
         return False
-    if {f.name for f in client.item_files(item_id)} != set(package.sizes):
+    sizes = {f.name: f.size for f in client.item_files(item_id)}
+    if set(sizes) != set(package.sizes):
         return False
     for name, data in ((package.descriptor_name, package.descriptor), (package.manifest_name, package.manifest)):
+        if sizes[name] and sizes[name] != len(data):  # another file (a longer one is over the download's limit)
+            return False
         if client.download(item_id, name, len(data)) != data:
             return False
     return True
