@@ -413,12 +413,15 @@ class ImageObjects:
         uuids = {str((obj.get("spec") or {}).get("uuid") or "") for obj in (found or {}).get("items") or []}
         return uuids - {""}, ""
 
-    def disown(self, kind: str, namespace: str | None, name: str, owner: str | None) -> str:
+    def disown(
+        self, kind: str, namespace: str | None, name: str, owner: str | None, subresource: str | None = None
+    ) -> str:
         """Let go of an object without touching it: take ``owner``'s field manager (and the
         legacy one) out of its managedFields, so no field is vmimage's any more and none is
         removed (an empty apply would remove the fields only vmimage held). "released", "gone"
         (no such object), or "not ours". Conditional on the version read: tried again when another
-        writer (VM Operator) got in between."""
+        writer (VM Operator) got in between. ``subresource``: only the managers' entries of that
+        one ("status"), the others' kept."""
         managers = {FIELD_MANAGER} | ({owner_manager(owner)} if owner else set())
         scope, where = self._scope(kind, namespace)
         call = getattr(self.api, f"patch_{scope}_custom_object")
@@ -427,7 +430,12 @@ class ImageObjects:
             if live is None:
                 return "gone"
             entries = (live.get("metadata") or {}).get("managedFields") or []
-            kept = [entry for entry in entries if entry.get("manager") not in managers]
+            kept = [
+                entry
+                for entry in entries
+                if entry.get("manager") not in managers
+                or (subresource is not None and (entry.get("subresource") or "") != subresource)
+            ]
             if len(kept) == len(entries):
                 return "not ours"
             patch = [
@@ -458,7 +466,10 @@ class ImageObjects:
         """Delete the object only while ``owner`` alone publishes it: "deleted", "gone", or "kept"
         (another declaration publishes it too, or instead: ``owner`` lets go of its fields and the
         object stays as the other declares it). The delete is conditional on the version read, so
-        another declaration's apply between the read and the delete keeps the object."""
+        another declaration's apply between the read and the delete keeps the object. Of the
+        status, derived from the item by every owner alike, it gives up its ownership and leaves
+        the values: the last to apply holds fields no other does (a condition's transition time),
+        whose removal would leave the object invalid."""
         live = self.get(kind, namespace, name)
         if live is None:
             return "gone"
@@ -468,7 +479,7 @@ class ImageObjects:
         if owners - {owner}:
             obj = {"apiVersion": live.get("apiVersion"), "kind": kind, "metadata": live["metadata"]}
             self.release(obj, manager=owner_manager(owner), version=live["metadata"].get("resourceVersion"))
-            self.release(obj, manager=owner_manager(owner), subresource="status")
+            self.disown(kind, namespace, name, owner, subresource="status")
             return "kept"
         scope, where = self._scope(kind, namespace)
         call = getattr(self.api, f"delete_{scope}_custom_object")
