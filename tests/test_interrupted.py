@@ -4,8 +4,10 @@ again: the stack converges with no orphan item, no duplicate and no lost object,
 refresh` agrees, and `destroy` leaves nothing behind.
 
 The moments: mid-upload (a transfer slowed by a proxy), between an item and its image object
-(the item recorded, its object not yet applied), and mid-apply (the object in the cluster, the
-resource not yet recorded). Each runs on a fresh stack, the real CLI, simulator and API server.
+(the item recorded, its object not yet applied), mid-apply (the object in the cluster, the
+resource not yet recorded), and after items were published that the state never recorded
+(PULUMI_SKIP_CHECKPOINTS). Each runs on a fresh stack, the real CLI, simulator and API server:
+a first run, whose stack instance (providers/instance.py) the engine records before any item.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -28,6 +31,7 @@ from tests.proxy import fault_proxy
 from tests.pulumi_cli import Stack, pulumi_binary
 from tests.test_engine import dev_config, items
 from tests.test_providers import PASSWORD, direct_client, vsphere_config
+from vmimage.declaration import unmarked
 from vmimage.samples import SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.publish import upload_source
@@ -210,13 +214,66 @@ def test_killed_mid_apply_to_the_cluster(simulator, cluster, samples_with_big, t
     destroyed(stack, simulator, cluster)
 
 
+def record_instance_first(stack: Stack) -> None:
+    """A new stack's first run with PULUMI_SKIP_CHECKPOINTS is refused, saying what to run: the
+    salt it made would be lost with it if it were killed. That command records the instance alone."""
+    refused = stack.up(check=False)
+    command = "PULUMI_SKIP_CHECKPOINTS= pulumi up --target '**::catalog' --target '**::catalog-instance'"
+    assert refused.returncode != 0 and command in refused.output, refused.output
+    assert stack.resources("StackInstance") == {} and stack.resources("ContentLibraryItem") == {}
+    targets = ("--target", "**::catalog", "--target", "**::catalog-instance")
+    stack.run("up", "--yes", "--skip-preview", *targets, env={"PULUMI_SKIP_CHECKPOINTS": ""})
+    assert len(stack.resources("StackInstance")) == 1 and stack.resources("ContentLibraryItem") == {}
+
+
+def test_a_run_killed_before_pulumi_recorded_its_items_takes_them_back_on_the_next_up(
+    simulator, cluster, samples_with_big, tmp_path
+):
+    """The moment no checkpoint shows: items finished in vCenter that no state knows. With
+    PULUMI_SKIP_CHECKPOINTS nothing of a run is recorded until it ends, so a kill once the first
+    item is published (one step at a time, each upload slowed) leaves it finished, the next one
+    half-uploaded, and the state without either. The next `up` takes the finished one back (same
+    UUID, so the same VMI ID) and removes the unfinished one: both carry this stack instance's
+    token, which the killed run found in the state."""
+    key = simulator.ca_file.with_name("key.pem")
+    with fault_proxy(simulator.server, simulator.ca_file, key, slow_put=2) as proxy:
+        stack = Stack(tmp_path / "stack", name="dev-k8s", env={"PULUMI_SKIP_CHECKPOINTS": "true"})
+        config = stack_config(simulator, samples_with_big, cluster, server=proxy.server)
+        stack.configure({**config, "vmimage:images": []}, secrets={"vsphere:password": PASSWORD})
+        record_instance_first(stack)
+        stack.up()  # the library (a library made by a killed run would stay unrecorded, and block the next up)
+        stack.configure(config)
+        output = killed_up(stack, lambda out: "published '" in out, args=("--parallel", "1"))
+    name, leftover = re.search(r"published '([^']+)' as item ([0-9a-f-]{36})", output).groups()  # type: ignore[union-attr]
+    assert stack.resources("ContentLibraryItem") == {}  # the risk: vCenter has it, the state does not
+    with direct_client(simulator) as client:
+        (library,) = client.find_libraries("dev-images")
+        left = {item.id: unmarked(item.description) for item in map(client.get_item, client.list_items(library))}
+    text, token = left[leftover]
+    assert text == "" and token  # finished, with its declaration's token
+    stack.configure(stack_config(simulator, samples_with_big, cluster))
+    again = stack.up(check=False)
+    if again.returncode != 0 and "locked" in again.output:
+        stack.run("cancel", "--yes")
+        again = stack.up(check=False)
+    assert again.returncode == 0, again.output
+    assert f"taking back item {leftover} ({name!r})" in again.output
+    assert items(stack)[name]["id"] == leftover
+    for item_id, (text, _) in left.items():  # what the killed run was still uploading: its own, removed
+        if item_id != leftover:
+            assert text == UNFINISHED and f"removing item {item_id}" in again.output
+    converged(stack, simulator, cluster)
+    destroyed(stack, simulator, cluster)
+
+
 def test_a_first_sync_with_checkpoints_skipped_killed_midway_converges_on_the_next_up(
     simulator, cluster, samples, tmp_path
 ):
     """PULUMI_SKIP_CHECKPOINTS=true (docs/benchmarks.md: for a large first sync) writes the state once,
     at the end: a run killed midway leaves a state that knows nothing of what it applied. For a
     synced library that costs nothing but time: the next `up` applies each image object again as the
-    same owner (its declaration's field manager), and no second owner or orphan is left."""
+    same owner (its declaration's field manager, from the stack instance recorded first), and no
+    second owner or orphan is left."""
     settings = resolve_settings({**vsphere_config(simulator), "vsphere:password": PASSWORD}, {})
     with direct_client(simulator) as client:
         library = client.create_library("vendor-sync", find_datastore_id(settings, "LocalDS_0"))
@@ -234,6 +291,7 @@ def test_a_first_sync_with_checkpoints_skipped_killed_midway_converges_on_the_ne
         },
         secrets={"vsphere:password": PASSWORD},
     )
+    record_instance_first(stack)
 
     def an_image_is_published(output: str) -> bool:  # the provider says so as each create ends
         return "info: ClusterVirtualMachineImage vmi-" in output

@@ -9,11 +9,13 @@ import tarfile
 import grpc
 import pytest
 
+from providers.common import INSTANCE
 from providers.content_library import ContentLibraryProvider
 from providers.library_item import UNFINISHED, ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.proxy import cutting_proxy, fault_proxy
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
+from vmimage.declaration import new_instance, unmarked
 from vmimage.samples import SAMPLES, write_ova
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.rest import Call
@@ -50,11 +52,11 @@ def active_sessions(client: ContentLibraryClient) -> list[dict]:
     return [s for s in sessions if s and s.get("state") == "ACTIVE"]
 
 
-def failing_create(host, inputs: dict) -> str:
+def failing_create(host, inputs: dict, provider: ContentLibraryItemProvider | None = None) -> str:
     """Why the item was refused: by the create's one-line error, or already by the check
     (which lints a local package before anything is created)."""
     try:
-        step = host.up(ITEM, ContentLibraryItemProvider(), inputs)
+        step = host.up(ITEM, provider or ContentLibraryItemProvider(), inputs)
     except grpc.RpcError as error:
         details = error.details()
     else:
@@ -183,24 +185,55 @@ def test_connection_cut_mid_upload(vcsim, library, client, tmp_path):
 def test_a_failed_create_whose_cleanup_fails_too_keeps_its_error_and_the_next_create_converges(
     vcsim, library, client, tmp_path
 ):
+    """The unfinished item carries its declaration's token (of this stack instance), so the
+    next create of that declaration removes it; nothing else does."""
     ova = write_ova(tmp_path / "o.ova", SAMPLES[0], disk_bytes=4 * 2**20)
-    inputs = {"library_id": library.id, "name": "orphan", "source": str(ova), "description": "the real one"}
+    inputs = {
+        "library_id": library.id,
+        "name": "orphan",
+        "source": str(ova),
+        "description": "the real one",
+        INSTANCE: new_instance(),
+    }
+    declared = ContentLibraryItemProvider("vmimage/dev/catalog-item-reliability-orphan")
     with (
         cutting_proxy((vcsim.host, vcsim.port), cut_after=2**20, dead_after_cut=True) as proxy,
         provider_host(vsphere_config(vcsim, server=proxy.server), env=FAST_RETRIES) as through_proxy,
     ):
-        details = failing_create(through_proxy, inputs)
+        details = failing_create(through_proxy, inputs, declared)
         log = through_proxy.wait_for_log("could not remove the unfinished item")
     assert "upload to" in details and "connection failed" in details  # the upload's error, not the cleanup's
     assert "the next `pulumi up` removes it" in log
     (left,) = client.find_items(library.id, "orphan")  # the network was down: the item stayed
-    assert client.get_item(left).description == UNFINISHED
+    assert unmarked(client.get_item(left).description) == (UNFINISHED, declared.token(inputs, library.id))
     with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as direct:
-        step = direct.up(ITEM, ContentLibraryItemProvider(), inputs)
+        elsewhere = failing_create(direct, {**inputs, INSTANCE: new_instance()}, declared)
+        assert f"({left})" in elsewhere and "another writer" in elsewhere  # another stack's create leaves it
+        step = direct.up(ITEM, declared, inputs)
         assert step.op == "create" and step.id != left
         assert "left unfinished by an earlier failed create" in direct.wait_for_log(f"removing item {left}")
     assert client.find_items(library.id, "orphan") == [step.id]
-    assert client.get_item(step.id).description == "the real one"
+    assert unmarked(client.get_item(step.id).description)[0] == "the real one"
+
+
+def test_a_failed_create_without_a_declaration_says_its_item_stays(vcsim, library, client, tmp_path):
+    """An item no declaration's token marks is no create's to remove: the warning says so."""
+    ova = write_ova(tmp_path / "n.ova", SAMPLES[0], disk_bytes=4 * 2**20)
+    inputs = {"library_id": library.id, "name": "nobodys", "source": str(ova)}
+    with (
+        cutting_proxy((vcsim.host, vcsim.port), cut_after=2**20, dead_after_cut=True) as proxy,
+        provider_host(vsphere_config(vcsim, server=proxy.server), env=FAST_RETRIES) as through_proxy,
+    ):
+        failing_create(through_proxy, inputs)
+        log = through_proxy.wait_for_log("could not remove the unfinished item")
+    assert "delete it by hand" in log
+    (left,) = client.find_items(library.id, "nobodys")
+    assert client.get_item(left).description == UNFINISHED
+    with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as direct:
+        details = failing_create(direct, inputs)
+    assert f"({left})" in details and "another writer is uploading" in details
+    assert client.find_items(library.id, "nobodys") == [left]
+    client.delete_item(left)
 
 
 def test_an_item_made_outside_pulumi_still_blocks_a_create(library, client, host, tmp_path):
