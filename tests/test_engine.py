@@ -73,7 +73,8 @@ def test_preview_shows_readable_creates_and_no_secret(stack):
     preview = stack.preview()
     assert "pulumi-python:dynamic/vmimage:ContentLibraryItem: (create)" in preview.stdout
     assert 'name       : "photon-5-sample"' in preview.stdout
-    assert "+ 11 to create" in preview.stdout  # stack, catalog, library, 3 items, 3 images, the two guards
+    assert "+ 12 to create" in preview.stdout  # stack, catalog, its instance, library, 3 items, 3 images, 2 guards
+    assert "vmimage:StackInstance: (create)" in preview.stdout and "__instance" not in preview.output  # internal
     assert PASSWORD not in preview.output
     config_text = stack.config_file.read_text()
     assert PASSWORD not in config_text and "secure:" in config_text
@@ -81,7 +82,7 @@ def test_preview_shows_readable_creates_and_no_secret(stack):
 
 def test_up_publishes_and_ids_match_vmimage_id(stack, simulator):
     result = stack.up()
-    assert "9 created" in result.stdout
+    assert "+ 12 created" in result.stdout
     # no cluster in this stack: the image objects are in the state only, and the create lines say so
     assert "info: VirtualMachineImage vmi-" in result.stdout
     creates = [line for line in result.stdout.splitlines() if "VirtualMachineImage vmi-" in line]
@@ -105,7 +106,7 @@ def test_second_preview_expects_no_changes_even_after_touch(stack, samples):
     for path in samples.iterdir():  # same bytes, new mtime: a fresh checkout or a re-download
         os.utime(path)
     result = stack.preview("--expect-no-changes")
-    assert "11 unchanged" in result.stdout
+    assert "12 unchanged" in result.stdout
 
 
 def test_changed_source_updates_the_item_in_place(stack, samples, simulator):

@@ -106,17 +106,20 @@ def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(
 
     legacy_crds = read_crds(KubeTarget(str(cluster.kubeconfig)), list(crd_plan({})))
     assert set(crd_plan(legacy_crds).values()) == {INSTALLED}  # the previous release's: this stack's to update
+    before = {name: item["vmi_id"] for name, item in items(stack).items()}
     stack.use_program(ROOT)
     steps = stack.preview_steps()
     moved = sorted(f"{op} {name}" for name, op in steps.items() if op not in ("same", "update"))
-    # no replace or delete; the deletion guards are new (they record what this run declares)
-    assert moved == ["create catalog-deletion-guard", "create catalog-destroy-guard"]
+    # no replace or delete; the deletion guards are new (they record what this run declares), and so is
+    # the stack instance (what is published keeps its owner; only what is created from now on is salted)
+    assert moved == ["create catalog-deletion-guard", "create catalog-destroy-guard", "create catalog-instance"]
     updated = {name for name, op in steps.items() if op == "update"}
     assert sum(name.startswith(("catalog-vmi-", "catalog-cvmi-")) for name in updated) == 4  # every image
     assert sum(name.startswith("catalog-item-") for name in updated) == 3  # every item the stack publishes
     assert sum(name.startswith("catalog-crds-") for name in updated) == 2  # the CRDs become VM Operator's
     result = stack.up()
     assert "CustomResourceDefinition virtualmachineimages.vmoperator.vmware.com: installed by vmimage" in result.output
+    assert {name: item["vmi_id"] for name, item in items(stack).items()} == before  # no new VMI ID
 
 
 def test_up_publishes_vm_operators_objects_with_status(stack, cluster, vendor_item):

@@ -142,7 +142,7 @@ def test_a_declared_sha256_that_does_not_match_fails_the_preview(simulator, samp
     assert "Traceback" not in failed.output
     photon["sha256"] = actual.upper()  # what `up` accepts, the preview accepts
     stack.configure(config)
-    assert "+ 11 to create" in stack.preview().stdout
+    assert "+ 12 to create" in stack.preview().stdout
 
 
 @pytest.mark.vcsim
@@ -162,7 +162,7 @@ def test_a_library_name_vcenter_already_holds_fails_the_preview(simulator, sampl
     assert "declare it in vmimage:libraries with `existing: true`" in failed.output
     config["vmimage:libraries"] = [{"name": "someone-elses", "existing": True}]  # what the message says to do
     stack.configure(config)
-    assert "+ 10 to create" in stack.preview().stdout  # no library to create: the stack publishes into it
+    assert "+ 11 to create" in stack.preview().stdout  # no library to create: the stack publishes into it
     with direct_client(simulator) as client:
         assert client.find_libraries("someone-elses") == [taken]  # the preview wrote nothing
 
@@ -197,7 +197,7 @@ def test_a_refused_login_fails_the_preview_in_one_line(simulator, samples, tmp_p
         == f"error: vCenter {proxy.server}: login as 'user' refused (HTTP 401): check vsphere:user and vsphere:password"
     )
     assert "not-the-Pa55word" not in failed.output and "Traceback" not in failed.output
-    assert "+ 11 to create" in passed.stdout
+    assert "+ 12 to create" in passed.stdout
 
 
 @pytest.mark.vcsim
@@ -208,7 +208,7 @@ def test_an_offline_preview_passes_and_says_what_it_left_out(simulator, samples,
     config = dev_config(simulator, samples, server=server)
     stack = stack_of(tmp_path, config, env={"VMIMAGE_OFFLINE": "1"}, password="")
     previewed = stack.preview()
-    assert "+ 11 to create" in previewed.stdout
+    assert "+ 12 to create" in previewed.stdout
     (warning,) = [line for line in previewed.output.splitlines() if UNCHECKED in line]
     assert warning.strip().startswith(f"warning: {UNCHECKED} the login to vCenter {server}")
     assert "whether vCenter already has a library named 'dev-images'" in warning

@@ -123,6 +123,7 @@ def test_the_diff_shows_what_the_image_becomes(scenario):
     steps = re.split(r"\n(?=\s*(?:[~+-]|\+-) ?pulumi-python:dynamic)", diff)
     updates = [part for part in steps if "~ pulumi-python" in part]
     assert updates and not any("contract" in part or "declaration" in part for part in updates), diff
+    assert "__instance" not in diff  # the stack instance's salt, on every item and image: never shown
 
 
 def test_a_preview_without_image_changes_says_so(scenario, tmp_path):
