@@ -5,10 +5,10 @@ import pulumi
 import providers.lifeline  # noqa: F401  (exits when its engine is killed: no program left behind)
 from components.catalog import ImageCatalog
 from components.vcenter import vcenter
+from vmimage.cluster.kube import KubeTarget, read_crds
 from vmimage.config import KEYS, NAMESPACE, ConfigError, load_catalog_config
-from vmimage.crds import FILES, crd_name
+from vmimage.contract.crds import FILES, crd_name
 from vmimage.errors import ImageError
-from vmimage.kube import KubeTarget, read_crds
 
 config = pulumi.Config(NAMESPACE)
 values = {key: config.get_object(key) for key in KEYS if config.get(key) is not None}

@@ -46,8 +46,8 @@ from tests.postgres import Postgres, start_postgres  # noqa: E402
 from tests.pulumi_cli import Stack  # noqa: E402
 from tests.test_interrupted import descendants  # noqa: E402
 from tests.vcsim import RequestLog, start_simulator  # noqa: E402
-from vmimage.crds import crds  # noqa: E402
-from vmimage.samples import SampleImage, write_ova  # noqa: E402
+from vmimage.contract.crds import crds  # noqa: E402
+from vmimage.descriptor.samples import SampleImage, write_ova  # noqa: E402
 from vmimage.vsphere.content_library import ContentLibraryClient  # noqa: E402
 from vmimage.vsphere.inventory import find_datastore_id  # noqa: E402
 from vmimage.vsphere.publish import upload_source  # noqa: E402

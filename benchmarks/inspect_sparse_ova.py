@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vmimage.image import file_image
-from vmimage.samples import SAMPLES, write_ova
-from vmimage.source import read_image_file
+from vmimage.contract.image import file_image
+from vmimage.descriptor.samples import SAMPLES, write_ova
+from vmimage.descriptor.source import read_image_file
 
 
 def timings(call, rounds: int) -> list[float]:

@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size-gib", type=float, default=4)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from vmimage.samples import SAMPLES, write_ova
+    from vmimage.descriptor.samples import SAMPLES, write_ova
 
     with tempfile.TemporaryDirectory() as directory:
         ova = write_ova(Path(directory) / "big.ova", SAMPLES[0], disk_bytes=int(args.size_gib * 2**30))

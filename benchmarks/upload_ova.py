@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.vcsim import start_simulator  # noqa: E402
-from vmimage.samples import SAMPLES, write_ova  # noqa: E402
+from vmimage.descriptor.samples import SAMPLES, write_ova  # noqa: E402
 from vmimage.vsphere.content_library import ContentLibraryClient  # noqa: E402
 from vmimage.vsphere.inventory import find_datastore_id  # noqa: E402
 from vmimage.vsphere.rest import VapiSession  # noqa: E402

@@ -24,10 +24,10 @@ from vmimage.catalog import (
     resource_name,
     supervisor_associations,
 )
+from vmimage.cluster.table import format_table, image_row
 from vmimage.config import CatalogConfig, ConfigError, LibraryConfig
-from vmimage.guard import LIBRARY
-from vmimage.models import Image
-from vmimage.table import format_table, image_row
+from vmimage.contract.models import Image
+from vmimage.review.guard import LIBRARY
 from vmimage.vsphere.listing import LibraryListing
 
 FORCED = ", with every item in it (forceDestroy)"
@@ -71,7 +71,7 @@ class ImageCatalog(pulumi.ComponentResource):
         cluster_crds: dict[str, dict[str, Any] | None] | None = None,
         secret_keys: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        """``cluster_crds``: the image CRDs the cluster has now (vmimage.kube.read_crds), which
+        """``cluster_crds``: the image CRDs the cluster has now (vmimage.cluster.kube.read_crds), which
         decide what ``installCrds`` does; without it every one counts as absent.
         ``secret_keys``: the catalog's config keys set as secrets (`pulumi config set --secret
         --path 'vmimage:images[0].source' …` marks the whole key): the values in them that can

@@ -1,7 +1,7 @@
 """VmOperatorCrds: VM Operator's image CRDs, for clusters that have none.
 
 A cluster that runs VM Operator has its CRDs, and they are its own: this component leaves them
-alone and says so. Where none exist it installs VM Operator's (vmimage/upstream/), labelled as
+alone and says so. Where none exist it installs VM Operator's (vmimage/contract/upstream/), labelled as
 vmimage's, and keeps those current on later runs. It never deletes a CRD: deleting one would
 delete every image object of its kind, so a destroy or a removed declaration leaves them.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from vmimage.crds import INSTALLED, INSTALLED_BY_LABEL, crd_plan, crds
+from vmimage.contract.crds import INSTALLED, INSTALLED_BY_LABEL, crd_plan, crds
 
 
 class VmOperatorCrds(pulumi.ComponentResource):

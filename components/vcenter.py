@@ -9,7 +9,7 @@ import pulumi
 
 from vmimage.catalog import supervisor_associations
 from vmimage.config import VSPHERE_KEYS, CatalogConfig, ConfigError
-from vmimage.preview_checks import OFFLINE, offline, unchecked
+from vmimage.review.preview_checks import OFFLINE, offline, unchecked
 from vmimage.vsphere.listing import VCenterListing
 from vmimage.vsphere.rest import VSphereError
 from vmimage.vsphere.settings import resolve_settings, server_name

@@ -14,9 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from vmimage.kube import ImageObjects, KubeTarget
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, VERSION
-from vmimage.resolve import (
+from vmimage.admission.resolve import (
     ImageRef,
     MissingCapabilities,
     ResolutionError,
@@ -24,6 +22,8 @@ from vmimage.resolve import (
     image_reference,
     resolve,
 )
+from vmimage.cluster.kube import ImageObjects, KubeTarget
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, VERSION
 
 
 def _live_images(cluster: KubeTarget, namespace: str) -> list[dict[str, Any]]:

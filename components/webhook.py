@@ -7,7 +7,7 @@ Choices, and why:
   the way of every VM that already names its image and requires no capability.
 - ``timeoutSeconds: 5``: resolution is an in-memory lookup (p99 well under 5 s even under
   load, see docs/benchmarks.md); a stuck call fails fast instead of holding the API server.
-- ``matchConditions`` (vmimage.admission.mutating_webhook): called only for VMs with
+- ``matchConditions`` (vmimage.admission.mutation.mutating_webhook): called only for VMs with
   ``spec.imageName`` and without ``spec.image``, or with a ``vmimage.io/required-capabilities``
   annotation to check.
 - ``sideEffects: None``, ``admissionReviewVersions: [v1]``, rules for CREATE only.
@@ -21,8 +21,8 @@ import base64
 import pulumi
 import pulumi_kubernetes as k8s
 
-from vmimage.admission import mutating_webhook
-from vmimage.models import GROUP
+from vmimage.admission.mutation import mutating_webhook
+from vmimage.contract.models import GROUP
 
 LABELS = {"app.kubernetes.io/name": "vmimage-webhook", "app.kubernetes.io/part-of": "vmimage"}
 

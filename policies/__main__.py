@@ -1,6 +1,6 @@
 """The catalog's policy pack: `pulumi preview --policy-pack policies [--policy-pack-config FILE]`.
 
-The rules live in vmimage/governance.py (and vmimage/lint.py); this module adapts them to the
+The rules live in vmimage/review/governance.py (and vmimage/review/lint.py); this module adapts them to the
 engine. Each policy's enforcement level (advisory, mandatory, disabled) and options come from
 the stack's policy config, e.g. policies/prod.json:
 
@@ -28,13 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from vmimage.errors import ImageError
-from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
-from vmimage.guard import ALLOW_ENV, blocked, guard_message
-from vmimage.ids import vmi_id
-from vmimage.image import file_image
-from vmimage.lint import lint_package
-from vmimage.resolve import (
+from vmimage.admission.resolve import (
     REQUIRED_CAPABILITIES_ANNOTATION,
     ResolutionError,
     UnknownImage,
@@ -42,7 +36,13 @@ from vmimage.resolve import (
     parse_capabilities,
     resolve,
 )
-from vmimage.source import read_image_file
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.image import file_image
+from vmimage.descriptor.source import read_image_file
+from vmimage.errors import ImageError
+from vmimage.review.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
+from vmimage.review.guard import ALLOW_ENV, blocked, guard_message
+from vmimage.review.lint import lint_package
 
 ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
 IMAGE = "pulumi-python:dynamic/vmimage:VirtualMachineImage"

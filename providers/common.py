@@ -12,9 +12,9 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from providers import connection
+from vmimage.contract.status import CONTRACT
 from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
-from vmimage.status import CONTRACT
 
 PROVIDER_KEY = "__provider"
 DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)
@@ -43,7 +43,7 @@ def changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -
 
 def contract_moved(olds: dict[str, Any]) -> list[str]:
     """``["contract"]`` when the state's objects reproduce another VM Operator than this release's
-    (vmimage.status.CONTRACT): an in-place update rewrites them. An output, not an input, so no
+    (vmimage.contract.status.CONTRACT): an in-place update rewrites them. An output, not an input, so no
     reviewer reads it on every resource of a diff."""
     return [] if olds.get("contract") == CONTRACT else ["contract"]
 

@@ -20,11 +20,11 @@ from typing import Any
 from pulumi.dynamic import ConfigureRequest
 
 from providers import kubeconfig_copies, lifeline
+from vmimage.cluster.kube import ImageObjects, KubeTarget
 from vmimage.config import NAMESPACE
 from vmimage.errors import ImageError
-from vmimage.guard import ALLOW_ENV, ALLOW_KEY, PROTECTION_KEY, Declared
-from vmimage.guard import refused_delete as guard_refusal
-from vmimage.kube import ImageObjects, KubeTarget
+from vmimage.review.guard import ALLOW_ENV, ALLOW_KEY, PROTECTION_KEY, Declared
+from vmimage.review.guard import refused_delete as guard_refusal
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.namespaces import NamespacesClient
 from vmimage.vsphere.rest import VapiSession
@@ -66,7 +66,7 @@ def configure(request: ConfigureRequest) -> None:
 
 
 def refused_delete(entry: Declared) -> str | None:
-    """Why this run may not delete ``entry`` (vmimage.guard.refused_delete), or None."""
+    """Why this run may not delete ``entry`` (vmimage.review.guard.refused_delete), or None."""
     return guard_refusal(entry, _GUARD, os.environ.get(ALLOW_ENV))
 
 

@@ -18,8 +18,8 @@ from pulumi.dynamic import (
 from providers import connection
 from providers.common import VSphereProvider, changed, is_unknown, present, require_text
 from vmimage.errors import ImageError, url_has_credentials
-from vmimage.guard import LIBRARY, Declared
-from vmimage.preview_checks import offline
+from vmimage.review.guard import LIBRARY, Declared
+from vmimage.review.preview_checks import offline
 from vmimage.vsphere.content_library import ContentLibraryClient, LibraryInfo
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError

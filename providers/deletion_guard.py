@@ -1,5 +1,5 @@
 """DeletionGuard: a run that would delete an item or image object of a protected stack stops in
-its preview, before anything is deleted (vmimage/guard.py says what and why).
+its preview, before anything is deleted (vmimage/review/guard.py says what and why).
 
 The guard keeps the resources the catalog declared in its last run. Its `check` runs in every
 preview and `up` with that list (the olds) and this run's: what is gone from it is what the engine
@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from vmimage.guard import ALLOW_ALL, ALLOW_ENV, blocked, guard_message, parse_allowed, removals, stale_allowances
+from vmimage.review.guard import ALLOW_ALL, ALLOW_ENV, blocked, guard_message, parse_allowed, removals, stale_allowances
 
 INPUTS = ("declared", "former_names", "protection", "allowed")
 
@@ -77,7 +77,7 @@ class DeletionGuard(pulumi.dynamic.Resource, module="vmimage", name="DeletionGua
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declared``: resource name → [display name, what it is, identity] for every item, image
-        object and created library of this run (vmimage.guard.Declared); ``former_names``: resource
+        object and created library of this run (vmimage.review.guard.Declared); ``former_names``: resource
         name → the names it had (its aliases, in order), so a rename is no deletion.
         `DestroyGuard` keeps `pulumi destroy` off a protected stack."""
         inputs = {

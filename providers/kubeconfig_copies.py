@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from vmimage.kube import KubeTarget
+from vmimage.cluster.kube import KubeTarget
 
 COPY_NAME = re.compile(r"kubeconfig\d+")  # Go's os.CreateTemp("", "kubeconfig")
 _SECRET_KEYS = ("client-key-data", "token", "password")

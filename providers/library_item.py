@@ -37,15 +37,11 @@ from providers.common import (
     require_text,
     source_forms,
 )
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.image import file_image
+from vmimage.contract.status import CONTRACT, item_status
 from vmimage.declaration import marked, unmarked
-from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
-from vmimage.facts import image_facts
-from vmimage.guard import Declared
-from vmimage.ids import vmi_id
-from vmimage.image import file_image
-from vmimage.lint import cached_lint_errors
-from vmimage.progress import duration, finished_line, new_content_line, transfer_line
-from vmimage.source import (
+from vmimage.descriptor.source import (
     EXTENSIONS,
     ImageFile,
     cached_file_sha256,
@@ -56,15 +52,19 @@ from vmimage.source import (
     read_image_file,
     source_digest,
 )
-from vmimage.status import CONTRACT, item_status
+from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
+from vmimage.review.facts import image_facts
+from vmimage.review.guard import Declared
+from vmimage.review.lint import cached_lint_errors
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
+from vmimage.vsphere.progress import duration, finished_line, new_content_line, transfer_line
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "fingerprint", "becomes")
-# becomes: what the image will be (vmimage/facts.py), read from a local source's descriptor in check,
+# becomes: what the image will be (vmimage/review/facts.py), read from a local source's descriptor in check,
 # so `pulumi preview --diff` shows it before any upload; never a reason for an update by itself
 COMPUTED = ("fingerprint", "becomes")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
@@ -116,7 +116,7 @@ def new_content(olds: dict[str, Any], news: dict[str, Any]) -> bool:
 
 
 class _ProgressLog:
-    """Upload progress through pulumi.log, in a person's units (vmimage/progress.py): a first line
+    """Upload progress through pulumi.log, in a person's units (vmimage/vsphere/progress.py): a first line
     after a second, then one every PROGRESS_INTERVAL seconds."""
 
     def __init__(self, name: str) -> None:

@@ -30,16 +30,16 @@ from providers.common import (
     present,
     require_text,
 )
+from vmimage.cluster.kube import ImageObjects, KubeTarget
 from vmimage.config import kubeconfig_problem
+from vmimage.contract.ids import library_item_name, vmi_id
+from vmimage.contract.image import image_object, item_kind
+from vmimage.contract.labels import is_label_name, is_label_value
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
+from vmimage.contract.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
+from vmimage.contract.verify import behind, differences
 from vmimage.errors import ImageError
-from vmimage.facts import with_capabilities
-from vmimage.ids import library_item_name, vmi_id
-from vmimage.image import image_object, item_kind
-from vmimage.kube import ImageObjects, KubeTarget
-from vmimage.labels import is_label_name, is_label_value
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
-from vmimage.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
-from vmimage.verify import behind, differences
+from vmimage.review.facts import with_capabilities
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -55,7 +55,7 @@ INPUTS = (
     "context",
     "becomes",
 )
-# becomes: what the image will be (vmimage/facts.py), from the item's local descriptor: shown by
+# becomes: what the image will be (vmimage/review/facts.py), from the item's local descriptor: shown by
 # `pulumi preview --diff` and preview-summary before any upload; never a reason for an update itself
 # content_fingerprint: what the item was published from. A server that keeps the content version
 # (govmomi's simulator leaves every item at "1") still moves the image on when the content changes.

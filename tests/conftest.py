@@ -43,7 +43,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dev stack's sample images, a folder of the test module's own (tests may change them)."""
-    from vmimage.samples import write_samples
+    from vmimage.descriptor.samples import write_samples
 
     folder = tmp_path_factory.mktemp("samples")
     write_samples(folder)
@@ -61,7 +61,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory):
     is checked against it in supervisor mode."""
     from tests.devcluster import install_crds, start_cluster
     from tests.vm_operator_playback import CLUSTER_CONTENT_LIBRARY_CRD
-    from vmimage.crds import crds
+    from vmimage.contract.crds import crds
 
     running = start_cluster(tmp_path_factory.mktemp("kube"), ("dev", "team-a", "team-b"))
     try:

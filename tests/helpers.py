@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vmimage.image import file_image, image_object
-from vmimage.source import default_display_name, read_image_file
+from vmimage.contract.image import file_image, image_object
+from vmimage.descriptor.source import default_display_name, read_image_file
 
 FIXED_NOW = datetime(2024, 1, 15, 10, 0, 0, tzinfo=UTC)
 READY = [

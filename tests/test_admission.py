@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vmimage.admission import MalformedReview, review
+from vmimage.admission.mutation import MalformedReview, review
 
 PHOTON = {
     "kind": "ClusterVirtualMachineImage",

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES
-from vmimage.samples import SAMPLES, write_iso, write_ova, write_ovf
-from vmimage.schema import schema_errors
+from vmimage.contract.schema import schema_errors
+from vmimage.descriptor.samples import SAMPLES, write_iso, write_ova, write_ovf
 
 TTYLINUX = str(FIXTURES / "ovf" / "ttylinux-pc_i486-16.1.ovf")
 ITEM = "e1968c25-dd84-4506-8dc7-9beacb6b688e"

@@ -15,8 +15,8 @@ from providers.library_item import ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.helpers import inspect_file
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
-from vmimage.kube import ImageObjects, KubeTarget
-from vmimage.samples import SAMPLES, write_ova
+from vmimage.cluster.kube import ImageObjects, KubeTarget
+from vmimage.descriptor.samples import SAMPLES, write_ova
 
 ITEM_A = "e1968c25-dd84-4506-8dc7-9beacb6b688e"
 ITEM_B = "0c6c4b4e-7a4f-4f65-9a0b-6a1d3e0f2a11"

@@ -107,7 +107,7 @@ def test_vm_resolves_against_the_live_cluster_too(kube):
     from components.vm import VirtualMachine
     from tests.conftest import FIXTURES
     from tests.helpers import inspect_file
-    from vmimage.kube import ImageObjects, KubeTarget
+    from vmimage.cluster.kube import ImageObjects, KubeTarget
 
     live = inspect_file(
         FIXTURES / "ovf" / "photon-ova.ovf",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from vmimage.configspec import allocation_units
-from vmimage.envelope import Property
-from vmimage.guest_os import cim_os_type, guest_id_from_cim
-from vmimage.ovf import parse_descriptor
-from vmimage.vapp import PropertyValueError, expression_default, parse_default, property_type
+from vmimage.descriptor.configspec import allocation_units
+from vmimage.descriptor.envelope import Property
+from vmimage.descriptor.guest_os import cim_os_type, guest_id_from_cim
+from vmimage.descriptor.ovf import parse_descriptor
+from vmimage.descriptor.vapp import PropertyValueError, expression_default, parse_default, property_type
 
 HEAD = (
     '<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" '

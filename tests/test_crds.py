@@ -5,9 +5,9 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.helpers import inspect_file
-from vmimage.crds import CLUSTERS_OWN, INSTALLED, INSTALLED_BY_LABEL, crd, crd_plan, crds, image_schema
-from vmimage.models import VERSIONS
-from vmimage.schema import schema_errors
+from vmimage.contract.crds import CLUSTERS_OWN, INSTALLED, INSTALLED_BY_LABEL, crd, crd_plan, crds, image_schema
+from vmimage.contract.models import VERSIONS
+from vmimage.contract.schema import schema_errors
 
 UPSTREAM = {
     "VirtualMachineImage": FIXTURES / "crds" / "vmoperator.vmware.com_virtualmachineimages.yaml",

@@ -1,5 +1,5 @@
 """The review loop's guard on the real engine: a misspelt key fails the preview, and a protected
-stack deletes no item or image object that is not allowed by name (vmimage/guard.py)."""
+stack deletes no item or image object that is not allowed by name (vmimage/review/guard.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config
 from tests.test_providers import PASSWORD
-from vmimage.samples import SampleImage, write_ova
+from vmimage.descriptor.samples import SampleImage, write_ova
 
 pytestmark = pytest.mark.vcsim
 ITEM = "dynamic/vmimage:ContentLibraryItem"

@@ -7,10 +7,10 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.helpers import READY, inspect_file
+from vmimage.contract.schema import schema_errors
+from vmimage.descriptor.ovf import parse_descriptor
+from vmimage.descriptor.source import read_image_file
 from vmimage.errors import ImageError
-from vmimage.ovf import parse_descriptor
-from vmimage.schema import schema_errors
-from vmimage.source import read_image_file
 
 REAL = sorted((FIXTURES / "ovf").glob("*.ovf"))
 MORE = sorted((FIXTURES / "ovf-more").glob("*.ovf"))

@@ -22,8 +22,8 @@ from tests.proxy import cutting_proxy
 from tests.pulumi_cli import ROOT, Stack
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.vcsim import Simulator
-from vmimage.ids import vmi_id
-from vmimage.samples import SampleImage, write_iso, write_ova
+from vmimage.contract.ids import vmi_id
+from vmimage.descriptor.samples import SampleImage, write_iso, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.rest import NotFoundError
 from vmimage.vsphere.settings import resolve_settings

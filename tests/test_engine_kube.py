@@ -27,10 +27,10 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config, items
 from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_webhook import Webhook
-from vmimage.admission import mutating_webhook
-from vmimage.crds import INSTALLED, crd_plan
-from vmimage.ids import vmi_id
-from vmimage.samples import SampleImage, write_ova
+from vmimage.admission.mutation import mutating_webhook
+from vmimage.contract.crds import INSTALLED, crd_plan
+from vmimage.contract.ids import vmi_id
+from vmimage.descriptor.samples import SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.settings import resolve_settings
 
@@ -102,7 +102,7 @@ def test_a_stack_of_the_previous_release_moves_to_vm_operators_objects_in_place(
     # what others add to the object (a team's label, Argo CD's, a change ticket) is theirs: the move keeps it
     cluster.kubectl("label", "cvmi", legacy["metadata"]["name"], "team=a", "argocd.argoproj.io/instance=catalog")
     cluster.kubectl("annotate", "cvmi", legacy["metadata"]["name"], "change-ticket=CHG-1")
-    from vmimage.kube import KubeTarget, read_crds
+    from vmimage.cluster.kube import KubeTarget, read_crds
 
     legacy_crds = read_crds(KubeTarget(str(cluster.kubeconfig)), list(crd_plan({})))
     assert set(crd_plan(legacy_crds).values()) == {INSTALLED}  # the previous release's: this stack's to update

@@ -1,14 +1,14 @@
-"""What an image is in a reviewer's terms (vmimage/facts.py), from real descriptors."""
+"""What an image is in a reviewer's terms (vmimage/review/facts.py), from real descriptors."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vmimage.facts import image_facts, moves, with_capabilities
-from vmimage.image import file_image
-from vmimage.samples import SAMPLES, SampleImage, write_ova
-from vmimage.source import read_image_file
-from vmimage.status import image_status, not_synced_status
+from vmimage.contract.image import file_image
+from vmimage.contract.status import image_status, not_synced_status
+from vmimage.descriptor.samples import SAMPLES, SampleImage, write_ova
+from vmimage.descriptor.source import read_image_file
+from vmimage.review.facts import image_facts, moves, with_capabilities
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -16,12 +16,12 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.helpers import FIXED_NOW
-from vmimage.image import image_object
-from vmimage.labels import CAPABILITY_LABEL_PREFIX
-from vmimage.models import CLUSTER_KIND
-from vmimage.ovf import parse_descriptor
-from vmimage.status import ItemImage, descriptor_labels, image_status, sync_error
-from vmimage.verify import without_vmimage_capabilities
+from vmimage.contract.image import image_object
+from vmimage.contract.labels import CAPABILITY_LABEL_PREFIX
+from vmimage.contract.models import CLUSTER_KIND
+from vmimage.contract.status import ItemImage, descriptor_labels, image_status, sync_error
+from vmimage.contract.verify import without_vmimage_capabilities
+from vmimage.descriptor.ovf import parse_descriptor
 
 RECORDS = FIXTURES / "vm-operator"
 PLACEHOLDER_TIME = "<lastTransitionTime>"
@@ -140,7 +140,7 @@ def test_vmimage_inspect_of_an_iso_prints_vm_operators_object(tmp_path):
     from click.testing import CliRunner
 
     from vmimage.cli import main
-    from vmimage.samples import write_iso
+    from vmimage.descriptor.samples import write_iso
 
     record = RECORDS / "tools-sample.vm-operator.v1alpha5.json"
     _, item, _ = _package(record)

@@ -1,10 +1,10 @@
-"""The deletion guard's rule (vmimage/guard.py): what a run deletes, and what allows it."""
+"""The deletion guard's rule (vmimage/review/guard.py): what a run deletes, and what allows it."""
 
 from __future__ import annotations
 
 import pytest
 
-from vmimage.guard import (
+from vmimage.review.guard import (
     ALLOW_ALL,
     Declared,
     blocked,

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
+from vmimage.descriptor.ova import read_ova_descriptor
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.descriptor.samples import SAMPLES, write_ova
+from vmimage.descriptor.source import read_image_file
 from vmimage.errors import ImageError
-from vmimage.ova import read_ova_descriptor
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.samples import SAMPLES, write_ova
-from vmimage.source import read_image_file
 
 ENVELOPE = b'<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1">&{}</Envelope>'
 DESCRIPTORS = sorted((FIXTURES / "ovf").glob("*.ovf")) + sorted((FIXTURES / "ovf-more").glob("*.ovf"))
@@ -214,7 +214,7 @@ HUGE = "9" * 5000  # past Python's 4,300-digit limit for int() of a string
 def test_hostile_numbers_are_unknown_values_not_crashes(old, new):
     from datetime import UTC, datetime
 
-    from vmimage.status import item_status
+    from vmimage.contract.status import item_status
 
     data = SAMPLES[0].descriptor("d.vmdk", 10)
     assert old in data
@@ -264,7 +264,7 @@ def test_unicode_digits_in_any_number_are_unknown_values_everywhere(tmp_path, ol
 
     from providers.library_item import ContentLibraryItemProvider
     from tests.test_integrity import ova_of
-    from vmimage.status import item_status
+    from vmimage.contract.status import item_status
 
     disk = b"\0" * 512
     data = SAMPLES[0].descriptor("d.vmdk", len(disk)).decode()

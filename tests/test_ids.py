@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vmimage.contract.ids import is_vmi_id, library_item_name, vmi_id
 from vmimage.errors import ImageError
-from vmimage.ids import is_vmi_id, library_item_name, vmi_id
 
 
 def test_reference_example():

@@ -18,8 +18,8 @@ from providers.library_item import ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
 from tests.test_reliability import failing_create
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest
-from vmimage.samples import SAMPLES, manifest_text, vmdk_head, write_ovf
+from vmimage.descriptor.manifest import MAX_MANIFEST_BYTES, Digest
+from vmimage.descriptor.samples import SAMPLES, manifest_text, vmdk_head, write_ovf
 
 pytestmark = pytest.mark.vcsim
 PHOTON = SAMPLES[0]

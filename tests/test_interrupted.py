@@ -32,7 +32,7 @@ from tests.pulumi_cli import Stack, pulumi_binary
 from tests.test_engine import dev_config, items
 from tests.test_providers import PASSWORD, direct_client, vsphere_config
 from vmimage.declaration import unmarked
-from vmimage.samples import SampleImage, write_ova
+from vmimage.descriptor.samples import SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.settings import resolve_settings

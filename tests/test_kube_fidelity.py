@@ -20,9 +20,9 @@ from tests.conftest import FIXTURES
 from tests.devcluster import Cluster, install_crds, start_cluster
 from tests.test_fidelity import PLACEHOLDER_TIME, PLACEHOLDER_UID, RECORDS, _package
 from tests.test_fidelity import vmimage_object as record_object
-from vmimage.crds import crds
-from vmimage.kube import ImageObjects, KubeTarget
-from vmimage.verify import without_vmimage_capabilities
+from vmimage.cluster.kube import ImageObjects, KubeTarget
+from vmimage.contract.crds import crds
+from vmimage.contract.verify import without_vmimage_capabilities
 
 REGISTRY_CRDS = [
     FIXTURES / "crds" / "imageregistry.vmware.com_clustercontentlibraryitems.yaml",
@@ -81,7 +81,7 @@ def test_the_api_server_holds_what_vm_operator_published(cluster: Cluster, recor
 def test_two_declarations_of_one_object_delete_it_only_when_the_last_lets_go(cluster: Cluster):
     """Ownership is the field manager, not a mark on the object: each declaration is one, and a
     delete while another declaration publishes the object only gives up its own fields."""
-    from vmimage.kube import object_owners
+    from vmimage.cluster.kube import object_owners
 
     obj, _ = record_object(RECORDS / "ubuntu-24.10-cloudimg.vm-operator.v1alpha5.json", placeholders=False)
     del obj["metadata"]["ownerReferences"]

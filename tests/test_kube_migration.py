@@ -21,12 +21,12 @@ import pytest
 
 from tests.devcluster import Cluster, install_crds, start_cluster
 from tests.test_engine_kube import previous_release
-from vmimage.crds import crds
+from vmimage.cluster.kube import ImageObjects, KubeTarget, written_by_an_earlier_release
+from vmimage.contract.crds import crds
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.image import file_image, image_object
+from vmimage.descriptor.source import read_image_file
 from vmimage.errors import ImageError
-from vmimage.ids import vmi_id
-from vmimage.image import file_image, image_object
-from vmimage.kube import ImageObjects, KubeTarget, written_by_an_earlier_release
-from vmimage.source import read_image_file
 
 KIND = "ClusterVirtualMachineImage"
 ITEMS = {  # one object per test, each an item ID of its own
@@ -41,9 +41,9 @@ OTHERS_ANNOTATIONS = {"change-ticket": "CHG-1"}
 # What the previous release's vm_image provider wrote for an image (its `_publish`), run with its code.
 PREVIOUS_PUBLISH = """
 import json, sys, uuid
-from vmimage.image import file_status, image_object
-from vmimage.kube import ImageObjects, KubeTarget
-from vmimage.source import read_image_file
+from vmimage.contract.image import file_status, image_object
+from vmimage.cluster.kube import ImageObjects, KubeTarget
+from vmimage.descriptor.source import read_image_file
 kubeconfig, ova, item_id = sys.argv[1:]
 status = file_status(read_image_file(ova), name="photon-5-sample", capabilities=["nvidia-gpu"], item_id=item_id)
 obj = image_object(status, cluster=True, extra_labels={"tier": "gold"}, owner=uuid.uuid4().hex).wire()
@@ -51,7 +51,7 @@ with ImageObjects(KubeTarget(kubeconfig)) as cluster:
     cluster.apply(obj)
     cluster.apply_status(obj)
 """
-PREVIOUS_CRDS = "import json; from vmimage.crds import crds; print(json.dumps(crds()))"
+PREVIOUS_CRDS = "import json; from vmimage.contract.crds import crds; print(json.dumps(crds()))"
 
 
 def run_previous(release: Path, code: str, *args: str) -> str:
@@ -214,7 +214,7 @@ def test_a_parallel_rewrite_between_the_read_and_the_status_write_is_not_undone(
     another rewrite: a second declaration of the same image migrates and publishes it after this
     one's read. This one's status write fails its precondition, the new read shows the object
     migrated, and both declarations publish it."""
-    from vmimage.kube import object_owners
+    from vmimage.cluster.kube import object_owners
 
     item = ITEMS["raced-before-status"]
     published = current_object(samples, item)

@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.test_integrity import ova_of, photon_members
+from vmimage.descriptor.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
 from vmimage.errors import ImageError
-from vmimage.lint import lint_package
-from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
+from vmimage.review.lint import lint_package
 
 CODES = {
     "no-manifest",
@@ -73,7 +73,7 @@ def test_a_file_the_manifest_does_not_list(tmp_path):
 
 
 def test_a_file_name_twice_in_any_folder_is_what_the_upload_refuses(tmp_path):
-    from vmimage.source import package_contents
+    from vmimage.descriptor.source import package_contents
 
     members = photon_members()
     ova = ova_of(tmp_path / "d.ova", [*members, ("extra/p-disk1.vmdk", members[2][1])])

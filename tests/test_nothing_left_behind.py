@@ -28,7 +28,7 @@ from tests.pulumi_cli import ROOT, Stack
 from tests.test_engine import dev_config
 from tests.test_interrupted import children, killed_up, new_stack, stack_config
 from tests.test_providers import PASSWORD
-from vmimage.samples import SampleImage, write_ova
+from vmimage.descriptor.samples import SampleImage, write_ova
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import inspect_file
+from vmimage.descriptor.ova import iter_members, read_ova_descriptor
+from vmimage.descriptor.samples import SAMPLES, SampleImage, vmdk_head, write_iso, write_ova, write_ovf
+from vmimage.descriptor.source import package_contents, read_image_file
 from vmimage.errors import ImageError
-from vmimage.lint import lint_package
-from vmimage.ova import iter_members, read_ova_descriptor
-from vmimage.samples import SAMPLES, SampleImage, vmdk_head, write_iso, write_ova, write_ovf
-from vmimage.source import package_contents, read_image_file
+from vmimage.review.lint import lint_package
 
 PHOTON = SAMPLES[0]
 

@@ -25,9 +25,9 @@ from tests.pulumi_cli import Stack
 from tests.test_engine import items
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
 from tests.test_reliability import failing_create
+from vmimage.contract.ids import vmi_id
 from vmimage.declaration import marked, new_instance, unmarked
-from vmimage.ids import vmi_id
-from vmimage.samples import SAMPLES, SampleImage, write_ova
+from vmimage.descriptor.samples import SAMPLES, SampleImage, write_ova
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.settings import resolve_settings

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-import vmimage.source
+import vmimage.descriptor.source
 from providers.library_item import ContentLibraryItemProvider
 from tests.proxy import fault_proxy
 from tests.pulumi_cli import Stack
 from tests.test_engine import dev_config
 from tests.test_providers import PASSWORD, direct_client, vsphere_config
+from vmimage.descriptor.samples import SAMPLES, write_iso, write_ova, write_ovf
 from vmimage.errors import ImageError
-from vmimage.preview_checks import UNCHECKED, offline, unchecked, unchecked_in
-from vmimage.samples import SAMPLES, write_iso, write_ova, write_ovf
-from vmimage.summary import parse_preview, summary_markdown
+from vmimage.review.preview_checks import UNCHECKED, offline, unchecked, unchecked_in
+from vmimage.review.summary import parse_preview, summary_markdown
 from vmimage.vsphere.inventory import find_datastore_id
 from vmimage.vsphere.settings import resolve_settings
 
@@ -89,9 +89,9 @@ def test_a_declared_sha256_is_checked_from_the_digests_the_fingerprint_cached(ki
         source, pinned = write_ovf(tmp_path, SAMPLES[0]), tmp_path / f"{SAMPLES[0].name}.mf"
     declared = hashlib.sha256(pinned.read_bytes()).hexdigest()
     reads: list[str] = []
-    real = vmimage.source.file_sha256
+    real = vmimage.descriptor.source.file_sha256
     monkeypatch.setattr(
-        vmimage.source, "file_sha256", lambda path, follow=True: reads.append(path) or real(path, follow)
+        vmimage.descriptor.source, "file_sha256", lambda path, follow=True: reads.append(path) or real(path, follow)
     )
     news = {"library_id": "a-library", "name": "x", "source": str(source), "sha256": declared}
     assert ContentLibraryItemProvider().check({}, news).failures == []

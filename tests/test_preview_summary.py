@@ -15,9 +15,9 @@ import pytest
 from tests.pulumi_cli import Stack
 from tests.test_engine import dev_config
 from tests.test_providers import PASSWORD
-from vmimage.ids import vmi_id
-from vmimage.samples import SAMPLES, SampleImage, write_ova, write_samples
-from vmimage.summary import image_changes
+from vmimage.contract.ids import vmi_id
+from vmimage.descriptor.samples import SAMPLES, SampleImage, write_ova, write_samples
+from vmimage.review.summary import image_changes
 
 pytestmark = pytest.mark.vcsim
 

@@ -1,8 +1,8 @@
-"""Upload progress in a person's units (vmimage/progress.py)."""
+"""Upload progress in a person's units (vmimage/vsphere/progress.py)."""
 
 from __future__ import annotations
 
-from vmimage.progress import duration, finished_line, human_bytes, new_content_line, transfer_line
+from vmimage.vsphere.progress import duration, finished_line, human_bytes, new_content_line, transfer_line
 
 GIB = 2**30
 

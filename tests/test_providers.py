@@ -16,9 +16,9 @@ from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
 from tests.engine import UNKNOWN, provider_host
 from tests.helpers import inspect_file
-from vmimage.ids import vmi_id
-from vmimage.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
-from vmimage.status import CONTRACT
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.status import CONTRACT
+from vmimage.descriptor.samples import SAMPLES, SampleImage, write_iso, write_ova, write_ovf
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.rest import VapiSession

@@ -16,7 +16,7 @@ from tests.engine import provider_host
 from tests.proxy import cutting_proxy, fault_proxy
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
 from vmimage.declaration import new_instance, unmarked
-from vmimage.samples import SAMPLES, write_ova
+from vmimage.descriptor.samples import SAMPLES, write_ova
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.rest import Call
 
@@ -117,7 +117,7 @@ def test_duplicate_item_name_is_refused(host, library, client, tmp_path):
 
 def test_a_package_holding_a_file_name_twice_is_refused_as_lint_says(host, library, client, tmp_path):
     from tests.test_integrity import ova_of, photon_members
-    from vmimage.lint import lint_package
+    from vmimage.review.lint import lint_package
 
     members = photon_members()
     ova = ova_of(tmp_path / "twice.ova", [*members, ("extra/p-disk1.vmdk", members[2][1])])

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmimage.resolve import ImageRef, ResolutionError, image_reference, resolve
+from vmimage.admission.resolve import ImageRef, ResolutionError, image_reference, resolve
 
 VMI_A = "vmi-0a0044d7c690bcbea"
 VMI_B = "vmi-1234567890abcdef0"

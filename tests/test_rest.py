@@ -381,7 +381,7 @@ class UpdateSessionVCenter:
 
 
 def test_an_update_removes_the_files_the_new_package_does_not_have(tmp_path):
-    from vmimage.samples import SAMPLES, write_ova
+    from vmimage.descriptor.samples import SAMPLES, write_ova
     from vmimage.vsphere.publish import upload_source
 
     old = write_ova(tmp_path / "photon-5.0.ova", SAMPLES[0])

@@ -15,7 +15,7 @@ from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
-from vmimage.samples import SAMPLES, write_ova
+from vmimage.descriptor.samples import SAMPLES, write_ova
 
 PROVIDERS = [ContentLibraryProvider, ContentLibraryItemProvider]
 
@@ -66,7 +66,7 @@ def user_facing_texts(url: str) -> list[str]:
     line built with redact, a check failure, and a cell of the pull-request summary."""
     from providers.library_item import ContentLibraryItemProvider
     from vmimage.errors import ImageError, redact
-    from vmimage.summary import _cell
+    from vmimage.review.summary import _cell
 
     failures = ContentLibraryItemProvider().check({}, {"name": "x", "library_id": "l", "source": url + ".txt"})
     return [
@@ -93,8 +93,8 @@ def test_a_kubeconfig_given_as_contents_is_refused_without_being_repeated(tmp_pa
     import subprocess
     import sys
 
+    from vmimage.cluster.kube import KubeTarget
     from vmimage.config import ConfigError, load_catalog_config
-    from vmimage.kube import KubeTarget
 
     contents = (
         "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: admin\n  user:\n    token: sEcReT-kUbE-t0ken\n"

@@ -1,7 +1,7 @@
 import pytest
 
+from vmimage.admission.selectors import matches, parse_selector
 from vmimage.errors import ImageError
-from vmimage.selectors import matches, parse_selector
 
 LINUX_GPU = {
     "os.image.vmoperator.vmware.com/type": "Linux",

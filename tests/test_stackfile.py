@@ -11,8 +11,8 @@ import pytest
 
 from vmimage.catalog import SyncedItem
 from vmimage.config import load_catalog_config
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
 from vmimage.errors import ImageError
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
 from vmimage.stackfile import MAX_STACK_FILE_BYTES, read_stack_file
 from vmimage.vsphere.published import NO_ITEM, Absent, declared_but_absent
 

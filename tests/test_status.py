@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vmimage.labels import extra_config_labels, image_labels, is_label_key, is_label_value
-from vmimage.models import ImageStatus, OSInfo
-from vmimage.ovf import parse_descriptor
-from vmimage.quantity import disk_quantity
-from vmimage.status import NOT_SYNCED_MESSAGE, hardware_version, image_capabilities, item_status
+from vmimage.contract.labels import extra_config_labels, image_labels, is_label_key, is_label_value
+from vmimage.contract.models import ImageStatus, OSInfo
+from vmimage.contract.status import NOT_SYNCED_MESSAGE, hardware_version, image_capabilities, item_status
+from vmimage.descriptor.ovf import parse_descriptor
+from vmimage.descriptor.quantity import disk_quantity
 
 NOW = datetime(2024, 1, 15, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmimage.errors import ImageError
-from vmimage.summary import MAX_DEPTH, parse_preview, stack_of, summary_markdown
+from vmimage.review.summary import MAX_DEPTH, parse_preview, stack_of, summary_markdown
 
 SIGNATURE = "4dabf18193072939515e22adb298388d"
 IMAGE = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"

@@ -25,10 +25,10 @@ from providers.vm_image import (
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
 from tests.vm_operator_playback import associate_with_supervisor, publish, publish_later, recorded_object
-from vmimage.ids import vmi_id
-from vmimage.models import CLUSTER_KIND
-from vmimage.samples import SAMPLES, write_ova
-from vmimage.status import CONTRACT
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.models import CLUSTER_KIND
+from vmimage.contract.status import CONTRACT
+from vmimage.descriptor.samples import SAMPLES, write_ova
 
 pytestmark = pytest.mark.vcsim
 CVMI = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
@@ -360,7 +360,7 @@ def test_four_waiting_images_do_not_delay_another_resources_create(host, library
 def test_settled_waits_for_every_field_vm_operator_derives_from_the_item():
     """Content version, display name and its annotation, readiness: until each is as predicted,
     VM Operator has not caught up (pure: VM Operator's recorded object against itself, changed)."""
-    from vmimage.verify import behind, settled
+    from vmimage.contract.verify import behind, settled
 
     item, library = "2f5a1c9e-8f7b-4c3d-9e2a-1b0c4d5e6f70", "7d3e2c1b-0a9f-4e8d-b7c6-a5f4e3d2c1b0"
     predicted = recorded_object("ubuntu-24.04-sample", item, library, "2", name="new-name")
@@ -470,7 +470,7 @@ def test_a_stack_switched_to_supervisor_mode_previews_updates_and_never_deletes_
     assert changing == ["create vm", "update cvmi", "update cvmi"], steps  # the observer; each image in place
     shown = stack.preview().stdout
     assert len(re.findall(r'~ mode +: "publish" => "supervisor"', shown)) == 2, shown
-    from vmimage.summary import image_changes
+    from vmimage.review.summary import image_changes
 
     summary = image_changes(json.loads(stack.run("preview", "--json").stdout))
     assert [c.what for c in summary] == [

@@ -10,10 +10,10 @@ from providers.library_item import ContentLibraryItemProvider
 from providers.vm_image import ClusterVirtualMachineImageProvider, VirtualMachineImageProvider
 from tests.engine import provider_host
 from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
-from vmimage.ids import vmi_id
-from vmimage.image import content_library_ref
-from vmimage.samples import SAMPLES, write_iso, write_ova
-from vmimage.schema import schema_errors
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.image import content_library_ref
+from vmimage.contract.schema import schema_errors
+from vmimage.descriptor.samples import SAMPLES, write_iso, write_ova
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 
 pytestmark = pytest.mark.vcsim
@@ -303,7 +303,7 @@ def test_the_provider_host_shares_one_client_per_cluster_until_its_kubeconfig_ch
     from providers import connection
     from tests.devcluster import write_kubeconfig
     from tests.tls import write_self_signed
-    from vmimage.kube import KubeTarget
+    from vmimage.cluster.kube import KubeTarget
 
     ca_file, _ = write_self_signed(tmp_path)
     path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", ca_file, "token-1")

@@ -21,7 +21,7 @@ import yaml
 
 from tests.helpers import inspect_file
 from tests.tls import write_self_signed
-from vmimage.kube import ImageCache, ImageObjects, KubeTarget
+from vmimage.cluster.kube import ImageCache, ImageObjects, KubeTarget
 
 ITEM_A = "e1968c25-dd84-4506-8dc7-9beacb6b688e"
 ITEM_B = "0c6c4b4e-7a4f-4f65-9a0b-6a1d3e0f2a11"

@@ -20,8 +20,8 @@ from tests.devcluster import start_cluster, write_kubeconfig
 from tests.helpers import inspect_file
 from tests.test_webhook import Webhook, admission, free_port, vm
 from tests.tls import write_self_signed
-from vmimage.crds import crds
-from vmimage.kube import ImageCache, KubeTarget
+from vmimage.cluster.kube import ImageCache, KubeTarget
+from vmimage.contract.crds import crds
 
 ITEM = "e1968c25-dd84-4506-8dc7-9beacb6b688e"
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from tests.conftest import FIXTURES
 from tests.devcluster import Cluster
-from vmimage.ids import content_library_name, library_item_name, vmi_id
-from vmimage.models import IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION
+from vmimage.contract.ids import content_library_name, library_item_name, vmi_id
+from vmimage.contract.models import IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION
 
 RECORDS = FIXTURES / "vm-operator"
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmimage.config import NAMESPACE, CatalogConfig, scopes
-from vmimage.governance import duplicate_display_names
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.review.governance import duplicate_display_names
 
 
 @dataclass(frozen=True)

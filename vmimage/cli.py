@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
-from vmimage.crds import crds
+from vmimage.admission.resolve import ResolutionError, image_reference, resolve
+from vmimage.admission.selectors import matches, parse_selector
+from vmimage.cluster.snapshot import load_images
+from vmimage.cluster.table import format_table, image_row, image_table, kind_columns
+from vmimage.contract.crds import crds
+from vmimage.contract.ids import content_library_name, vmi_id
+from vmimage.contract.image import file_image, image_object
+from vmimage.contract.labels import is_label_name
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, Image
+from vmimage.contract.verify import differences
+from vmimage.descriptor.source import cached_file_sha256, default_display_name, pinned_file, read_image_file
 from vmimage.errors import ImageError
-from vmimage.ids import content_library_name, vmi_id
-from vmimage.image import file_image, image_object
-from vmimage.labels import is_label_name
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, Image
-from vmimage.resolve import ResolutionError, image_reference, resolve
-from vmimage.selectors import matches, parse_selector
-from vmimage.snapshot import load_images
-from vmimage.source import cached_file_sha256, default_display_name, pinned_file, read_image_file
-from vmimage.table import format_table, image_row, image_table, kind_columns
-from vmimage.verify import differences
 
 if TYPE_CHECKING:
     from vmimage.stackfile import StackFile
@@ -214,7 +214,7 @@ class ImageSourceOptions:
                     click.echo(f"warning: {absent}", err=True)
             images = published.objects
         else:
-            from vmimage.kube import ImageObjects, KubeTarget
+            from vmimage.cluster.kube import ImageObjects, KubeTarget
 
             with ImageObjects(KubeTarget(self.kubeconfig, self.context)) as cluster:
                 images = [
@@ -410,7 +410,7 @@ def lint_command(files: tuple[str, ...], output: str) -> None:
 
     Reads each package once (the time of one SHA-256 of it). Exit status 0 when every package
     is clean, 1 when any has findings, 2 when any cannot be read."""
-    from vmimage.lint import lint_package
+    from vmimage.review.lint import lint_package
 
     reports, unreadable = [], []
     for path in files:
@@ -462,7 +462,7 @@ def preview_summary_command(preview, stack_name: str | None, outputs) -> None:
     """Markdown for a pull request: what `pulumi preview --json` (PREVIEW_JSON, or - for stdin)
     does to the catalog's images, in image terms. With PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true
     the preview's event stream also carries the policy pack's violations, which are listed."""
-    from vmimage.summary import masked, parse_preview, stack_of, summary_markdown
+    from vmimage.review.summary import masked, parse_preview, stack_of, summary_markdown
 
     def load(stream, what: str) -> dict:
         try:
@@ -577,10 +577,10 @@ def webhook_command(
     has synced (or while it is stale), a name it cannot resolve is answered with HTTP 503, so
     the API server applies the webhook's failurePolicy instead of a wrong denial; /readyz says
     the same."""
-    from vmimage.webhook import FileImages, serve
+    from vmimage.admission.webhook import FileImages, serve
 
     if images_from == "kube":
-        from vmimage.kube import ImageCache, KubeTarget
+        from vmimage.cluster.kube import ImageCache, KubeTarget
 
         source = ImageCache(KubeTarget(kubeconfig, context), stale_after=stale_after).start()
     else:

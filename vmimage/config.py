@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from vmimage.labels import is_label_name
-from vmimage.source import EXTENSIONS
+from vmimage.contract.labels import is_label_name
+from vmimage.descriptor.source import EXTENSIONS
 
 NAMESPACE = "vmimage"
 KEYS = ("libraries", "images", "sync", "kubernetes", "deletionProtection", "allowDelete")
@@ -220,7 +220,7 @@ class CatalogConfig(ConfigModel):
     images: list[ImageConfig] = []
     sync: list[SyncConfig] = []
     kubernetes: KubernetesConfig | None = None
-    # the deletion guard (vmimage/guard.py): on unless a stack turns it off, so a stack pointed at
+    # the deletion guard (vmimage/review/guard.py): on unless a stack turns it off, so a stack pointed at
     # a real vCenter is protected from its first run; allowDelete names what may go in the next run
     deletion_protection: bool = True
     allow_delete: list[Annotated[str, Field(min_length=1), AfterValidator(_a_name)]] = []

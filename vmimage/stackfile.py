@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from vmimage.config import KEYS, NAMESPACE, CatalogConfig, ConfigError, load_catalog_config
+from vmimage.descriptor.source import read_bounded_text
 from vmimage.errors import ImageError
-from vmimage.source import read_bounded_text
 from vmimage.vsphere.settings import ALLOW_UNVERIFIED_SSL, CA_FILE, PASSWORD, SERVER, USER, ConnectionSettings
 from vmimage.vsphere.settings import resolve_settings as _resolve_settings
 

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES
-from vmimage.source import cache_root
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES
+from vmimage.descriptor.source import cache_root
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemFile, ItemInfo
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")

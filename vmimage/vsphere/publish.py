@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from vmimage.errors import ImageError
-from vmimage.manifest import (
+from vmimage.descriptor.manifest import (
     ALGORITHMS,
     MAX_MANIFEST_BYTES,
     Digest,
@@ -30,9 +29,9 @@ from vmimage.manifest import (
     several_manifests_message,
     unlisted_message,
 )
-from vmimage.ova import duplicate_message, iter_members, read_member, tar_errors
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
-from vmimage.source import (
+from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.descriptor.source import (
     content_type,
     declared_sha256_problem,
     open_regular,
@@ -42,6 +41,7 @@ from vmimage.source import (
     referenced_file,
     require_regular,
 )
+from vmimage.errors import ImageError
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks, read_chunks_at
 from vmimage.vsphere.rest import NotFoundError, VSphereError
 

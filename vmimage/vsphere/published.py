@@ -14,9 +14,9 @@ from typing import Any
 
 from vmimage.catalog import SyncedItem, plan
 from vmimage.config import NAMESPACE, CatalogConfig, Scope, scopes
-from vmimage.image import image_object
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
-from vmimage.status import item_status
+from vmimage.contract.image import image_object
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.contract.status import item_status
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.listing import VCenterListing
 

@@ -2,7 +2,7 @@
 
 These models are the wire format vmimage writes: the CLI prints them and the providers
 publish them. They follow VM Operator's v1alpha5/v1alpha6 schema (identical for images),
-camelCase on the wire; `vmimage.crds` holds VM Operator's own CRDs.
+camelCase on the wire; `vmimage.contract.crds` holds VM Operator's own CRDs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 GROUP = "vmoperator.vmware.com"
-VERSION = "v1alpha5"  # written where the cluster says nothing else (its CRDs decide: vmimage.kube)
+VERSION = "v1alpha5"  # written where the cluster says nothing else (its CRDs decide: vmimage.cluster.kube)
 VERSIONS = ("v1alpha5", "v1alpha6")  # the versions whose image schema vmimage writes; identical there
 API_VERSION = f"{GROUP}/{VERSION}"
 IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION = "imageregistry.vmware.com", "v1alpha1"

@@ -10,9 +10,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
-from vmimage.crds import image_schema
+from vmimage.contract.crds import image_schema
+from vmimage.contract.models import VERSION
 from vmimage.errors import ImageError
-from vmimage.models import VERSION
 
 
 def _forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:

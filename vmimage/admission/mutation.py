@@ -16,8 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vmimage.models import GROUP
-from vmimage.resolve import (
+from vmimage.admission.resolve import (
     REQUIRED_CAPABILITIES_ANNOTATION,
     ResolutionError,
     UnknownImage,
@@ -26,6 +25,7 @@ from vmimage.resolve import (
     parse_capabilities,
     resolve,
 )
+from vmimage.contract.models import GROUP
 
 API_VERSION = "admission.k8s.io/v1"
 

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from vmimage.ids import content_library_name, library_item_name, vmi_id
-from vmimage.labels import image_labels
-from vmimage.models import (
+from vmimage.contract.ids import content_library_name, library_item_name, vmi_id
+from vmimage.contract.labels import image_labels
+from vmimage.contract.models import (
     CLUSTER_KIND,
     GROUP,
     IMAGE_REGISTRY_API_VERSION,
@@ -22,8 +22,8 @@ from vmimage.models import (
     OwnerReference,
     ProviderRef,
 )
-from vmimage.source import ImageFile
-from vmimage.status import ItemImage, descriptor_labels, image_status, sync_error
+from vmimage.contract.status import ItemImage, descriptor_labels, image_status, sync_error
+from vmimage.descriptor.source import ImageFile
 
 DISPLAY_NAME_ANNOTATION = "vmware.com/display-name"
 CONTENT_LIBRARY_ANNOTATION = "vmoperator.vmware.com/conversion-content-lib-ref"

@@ -13,7 +13,7 @@ import json
 import math
 import re
 
-from vmimage.envelope import Property, parse_integer
+from vmimage.descriptor.envelope import Property, parse_integer
 
 _BASE_TYPES = {
     "uint8": "int", "sint8": "int", "uint16": "int", "sint16": "int", "uint32": "int", "sint32": "int",

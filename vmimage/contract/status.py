@@ -14,12 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from vmimage.configspec import ConfigSpec
-from vmimage.envelope import parse_integer
-from vmimage.errors import ImageError
-from vmimage.guest_os import cim_os_type
-from vmimage.labels import EXTRA_CONFIG_LABELS, extra_config_labels
-from vmimage.models import (
+from vmimage.contract.labels import EXTRA_CONFIG_LABELS, extra_config_labels
+from vmimage.contract.models import (
     READY,
     REASON_NOT_SYNCED,
     V1ALPHA1_COMPATIBLE,
@@ -31,8 +27,12 @@ from vmimage.models import (
     OVFProperty,
     ProductInfo,
 )
-from vmimage.ovf import Descriptor, parse_descriptor
-from vmimage.quantity import disk_quantity
+from vmimage.descriptor.configspec import ConfigSpec
+from vmimage.descriptor.envelope import parse_integer
+from vmimage.descriptor.guest_os import cim_os_type
+from vmimage.descriptor.ovf import Descriptor, parse_descriptor
+from vmimage.descriptor.quantity import disk_quantity
+from vmimage.errors import ImageError
 
 # The VM Operator whose objects vmimage reproduces (tests/fixtures/vm-operator). Resources keep it
 # as an input: when it moves, the next `up` rewrites every image and item status in place.

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vmimage.crds import printer_columns
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND, Image
+from vmimage.contract.crds import printer_columns
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, Image
 
 _CAPABILITIES = ("Capabilities", ".status.capabilities")
 

@@ -16,9 +16,9 @@ import json
 import re
 from typing import NamedTuple
 
-from vmimage.envelope import Envelope, Item, Property, VirtualSystem, parse_integer
-from vmimage.guest_os import guest_id_from_cim
-from vmimage.vapp import PropertyValueError, expression_default, parse_default, property_type
+from vmimage.descriptor.envelope import Envelope, Item, Property, VirtualSystem, parse_integer
+from vmimage.descriptor.guest_os import guest_id_from_cim
+from vmimage.descriptor.vapp import PropertyValueError, expression_default, parse_default, property_type
 
 _MAX_INT64 = 2**63 - 1
 

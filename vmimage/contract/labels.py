@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from vmimage.models import ImageStatus
+from vmimage.contract.models import ImageStatus
 
 TYPE_LABEL = "image.vmoperator.vmware.com/type"
 OS_ID_LABEL = "os.image.vmoperator.vmware.com/id"

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.descriptor.source import read_bounded_text
 from vmimage.errors import ImageError
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
-from vmimage.source import read_bounded_text
 
 KINDS = (NAMESPACED_KIND, CLUSTER_KIND)
 MAX_SNAPSHOT_BYTES = 64 * 2**20

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from vmimage.descriptor.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
+from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, read_ova_descriptor, tar_errors
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
-from vmimage.ova import duplicate_message, iter_members, read_member, read_ova_descriptor, tar_errors
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
 
 ContentType = Literal["OVF", "ISO"]
 EXTENSIONS: dict[str, ContentType] = {".ova": "OVF", ".ovf": "OVF", ".iso": "ISO"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from vmimage.manifest import Digest
+from vmimage.descriptor.manifest import Digest
 
 _ZERO_CHUNK = bytes(2**20)
 

@@ -1,4 +1,4 @@
-"""VM Operator's own CRDs for the two image kinds (vmimage/upstream/, unchanged).
+"""VM Operator's own CRDs for the two image kinds (vmimage/contract/upstream/, unchanged).
 
 vmimage writes the objects VM Operator would, so it installs VM Operator's CRDs where a cluster
 has none, and never its own: a cluster that runs VM Operator keeps the ones it has.
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from vmimage.models import CLUSTER_KIND, GROUP, NAMESPACED_KIND, VERSION
+from vmimage.contract.models import CLUSTER_KIND, GROUP, NAMESPACED_KIND, VERSION
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream"
 FILES = {

@@ -1,7 +1,7 @@
 """Reading OVF descriptors: safely, into what the package holds and what VM Operator makes of it.
 
 Only input that is not a safe, well-formed XML envelope raises, as an ImageError. Everything
-else is read the way VM Operator reads it (vmimage.envelope, vmimage.configspec): a descriptor
+else is read the way VM Operator reads it (vmimage.descriptor.envelope, vmimage.descriptor.configspec): a descriptor
 it would refuse still parses, with the reason in ``config_error``.
 """
 
@@ -14,8 +14,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from vmimage.configspec import ConfigSpec, ConfigSpecError, config_spec
-from vmimage.envelope import Envelope, EnvelopeError, attr, children, local, parse_integer, read_envelope
+from vmimage.descriptor.configspec import ConfigSpec, ConfigSpecError, config_spec
+from vmimage.descriptor.envelope import Envelope, EnvelopeError, attr, children, local, parse_integer, read_envelope
 from vmimage.errors import ImageError
 
 # Bounds on what parsing a descriptor may cost: the largest real ones seen (VMware appliances)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmimage.config import kubeconfig_problem
+from vmimage.contract.models import CLUSTER_KIND, GROUP, IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION, VERSION, VERSIONS
 from vmimage.errors import ImageError
-from vmimage.models import CLUSTER_KIND, GROUP, IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION, VERSION, VERSIONS
 
 log = logging.getLogger("vmimage.kube")
 FIELD_MANAGER = "vmimage"  # the CLI's and tests' writes; a catalog declaration writes as owner_manager(owner)

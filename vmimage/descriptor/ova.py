@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
+from vmimage.descriptor.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest, verify_digest
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES
 from vmimage.errors import ImageError
-from vmimage.manifest import MAX_MANIFEST_BYTES, Digest, parse_manifest, verify_digest
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES
 
 
 @dataclass(frozen=True)

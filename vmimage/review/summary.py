@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmimage.contract.ids import vmi_id
+from vmimage.contract.models import CLUSTER_KIND
 from vmimage.errors import ImageError, redact
-from vmimage.facts import image_facts, moves
-from vmimage.ids import vmi_id
-from vmimage.models import CLUSTER_KIND
-from vmimage.preview_checks import unchecked_in
+from vmimage.review.facts import image_facts, moves
+from vmimage.review.preview_checks import unchecked_in
 
 _IMAGE_TYPES = ("dynamic/vmimage:VirtualMachineImage", "dynamic/vmimage:ClusterVirtualMachineImage")
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the engine spells an unknown value in JSON
@@ -34,7 +34,7 @@ class ImageChange:
     display_name: str
     scope: str  # a namespace, or "cluster"
     vmi_id: str | None
-    facts: dict[str, Any] = field(default_factory=dict)  # what the image is (after), vmimage/facts.py
+    facts: dict[str, Any] = field(default_factory=dict)  # what the image is (after), vmimage/review/facts.py
     what: list[str] = field(default_factory=list)
     before: dict[str, Any] | None = None  # what it was, where a change moves it
 
@@ -315,7 +315,7 @@ def _violations(preview: dict[str, Any]) -> list[str]:
 
 
 def _unchecked(preview: dict[str, Any]) -> list[str]:
-    """What an offline preview did not check, from its warning (vmimage.preview_checks)."""
+    """What an offline preview did not check, from its warning (vmimage.review.preview_checks)."""
     found = (unchecked_in(str(_dict(d).get("message") or "")) for d in _list(preview.get("diagnostics")))
     return sorted({text for text in found if text})
 

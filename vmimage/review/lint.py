@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vmimage.configspec import allocation_units
-from vmimage.envelope import Disk as EnvelopeDisk
-from vmimage.envelope import Envelope
-from vmimage.errors import ImageError
-from vmimage.guest_os import cim_os_type
-from vmimage.manifest import (
+from vmimage.contract.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status
+from vmimage.descriptor.configspec import allocation_units
+from vmimage.descriptor.envelope import Disk as EnvelopeDisk
+from vmimage.descriptor.envelope import Envelope
+from vmimage.descriptor.guest_os import cim_os_type
+from vmimage.descriptor.manifest import (
     ALGORITHMS,
     MAX_MANIFEST_BYTES,
     Digest,
@@ -31,9 +31,9 @@ from vmimage.manifest import (
     several_manifests_message,
     unlisted_message,
 )
-from vmimage.ova import duplicate_message, iter_members, read_member, tar_errors
-from vmimage.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
-from vmimage.source import (
+from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
+from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
+from vmimage.descriptor.source import (
     cache_root,
     content_type,
     file_sha256,
@@ -44,7 +44,7 @@ from vmimage.source import (
     referenced_file,
     require_regular,
 )
-from vmimage.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status
+from vmimage.errors import ImageError
 
 _CHUNK = 1 << 20
 
@@ -336,7 +336,7 @@ def lint_package(path: str, name: str | None = None) -> LintReport:
     try:
         kind = content_type(path)
         if kind == "ISO":
-            from vmimage.source import read_image_file
+            from vmimage.descriptor.source import read_image_file
 
             read_image_file(path)
             report.status = image_status(None, name=display, now=now).wire()

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vmimage.ids import is_vmi_id
-from vmimage.labels import CAPABILITY_LABEL_PREFIX
-from vmimage.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.contract.ids import is_vmi_id
+from vmimage.contract.labels import CAPABILITY_LABEL_PREFIX
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
 
 
 class ResolutionError(Exception):

@@ -2,7 +2,7 @@
 
 Images come from the API server (a watch-backed cache) or from a file of image objects
 (for tests and GitOps dry runs; re-read when it changes). The mutation itself is
-`vmimage.admission.review`, a pure function.
+`vmimage.admission.mutation.review`, a pure function.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from vmimage.admission import ImagesNotReady, MalformedReview, parse_body, review
-from vmimage.connections import ConnectionGate, GatedSite
+from vmimage.admission.connections import ConnectionGate, GatedSite
+from vmimage.admission.mutation import ImagesNotReady, MalformedReview, parse_body, review
+from vmimage.cluster.snapshot import load_images
 from vmimage.errors import ImageError
-from vmimage.snapshot import load_images
 
 log = logging.getLogger("vmimage.webhook")
 MAX_REVIEW_BYTES = 3 * 2**20  # the API server sends objects up to ~1.5 MiB; a review wraps one

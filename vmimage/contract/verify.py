@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vmimage.image import DISPLAY_NAME_ANNOTATION
-from vmimage.labels import CAPABILITY_LABEL_PREFIX
+from vmimage.contract.image import DISPLAY_NAME_ANNOTATION
+from vmimage.contract.labels import CAPABILITY_LABEL_PREFIX
 
 # what the API server keeps for itself: left out of an observed object
 _SERVER_METADATA = {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"}

@@ -1,0 +1,1 @@
+"""Display-name resolution for VMs, and the admission webhook that applies it."""

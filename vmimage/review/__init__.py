@@ -1,0 +1,1 @@
+"""What a reviewer sees before anything is uploaded: lint, the preview summary, governance rules, the deletion guard."""
