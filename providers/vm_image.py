@@ -31,7 +31,7 @@ from providers.common import (
     require_text,
 )
 from vmimage.cluster.kube import ImageObjects, KubeTarget
-from vmimage.config import kubeconfig_problem
+from vmimage.cluster.kubeconfig import kubeconfig_problem
 from vmimage.contract.ids import library_item_name, vmi_id
 from vmimage.contract.image import image_object, item_kind
 from vmimage.contract.labels import is_label_name, is_label_value

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from vmimage.cluster.kubeconfig import kubeconfig_problem
 from vmimage.contract.labels import is_label_name
 from vmimage.descriptor.source import EXTENSIONS
 
@@ -64,19 +65,6 @@ def _namespace(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.match(value):
         raise ValueError("a namespace is a DNS label: lower-case letters, digits and '-', at most 63 characters")
     return value
-
-
-def kubeconfig_problem(value: str) -> str | None:
-    """Why a kubeconfig setting is not a path, or None. Contents (YAML or JSON, with a token or a
-    client key) would be kept in the state and quoted in errors: only a path is taken, and the
-    answer never repeats what was given."""
-    head = value.lstrip()[:64]
-    if "\n" in value or len(value) > 4096 or head.startswith(("{", "apiVersion", "kind:", "clusters:", "users:")):
-        return (
-            "is a kubeconfig's contents, not a path: write them to a file only you can read "
-            "(chmod 600) and give its path"
-        )
-    return None
 
 
 def _kubeconfig(value: str | None) -> str | None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from vmimage.config import kubeconfig_problem
+from vmimage.cluster.kubeconfig import kubeconfig_problem
 from vmimage.contract.models import CLUSTER_KIND, GROUP, IMAGE_REGISTRY_GROUP, IMAGE_REGISTRY_VERSION, VERSION, VERSIONS
 from vmimage.errors import ImageError
 
