@@ -1,8 +1,6 @@
-"""vmimage: the VM image catalog core.
+"""vmimage: the VM image catalog's core, one package per concept (docs/architecture.md draws the layers).
 
-Pure domain code — VMI IDs, descriptor reading, image status, labels, quantities and
-the CRD schemas — shared by the CLI, the Pulumi providers and the components. Nothing
-in this package talks to a network or imports Pulumi.
+No Pulumi import anywhere below; only `vsphere/` and `cluster/kube.py` talk to a network.
 """
 
 from vmimage.errors import ImageError
