@@ -59,7 +59,7 @@ from vmimage.review.lint import cached_lint_errors
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.descriptors import content_version as content_version_of
-from vmimage.vsphere.progress import duration, finished_line, new_content_line, transfer_line
+from vmimage.vsphere.progress import duration, finished_line, new_content_line, pull_line, transfer_line
 from vmimage.vsphere.publish import UploadResult, check_declared_sha256, holds_source, is_url, upload_source
 from vmimage.vsphere.rest import NotFoundError
 
@@ -117,10 +117,10 @@ def new_content(olds: dict[str, Any], news: dict[str, Any]) -> bool:
 
 class _ProgressLog:
     """Upload progress through pulumi.log, in a person's units (vmimage/vsphere/progress.py): a first line
-    after a second, then one every PROGRESS_INTERVAL seconds."""
+    after a second, then one every PROGRESS_INTERVAL seconds. A pull says what vCenter reports."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, pulled: bool = False) -> None:
+        self.name, self.pulled = name, pulled
         self.started = time.monotonic()
         self.last: float | None = None
 
@@ -128,17 +128,21 @@ class _ProgressLog:
         now = time.monotonic()
         elapsed = now - self.started
         due = elapsed >= FIRST_PROGRESS_AFTER if self.last is None else now - self.last >= PROGRESS_INTERVAL
-        if due and sent < total:
-            self.last = now
+        if not due or (total and sent >= total):
+            return
+        self.last = now
+        if self.pulled:
+            pulumi.log.info(pull_line(self.name, elapsed, sent, total))
+        elif total:
             pulumi.log.info(transfer_line(self.name, sent, total, elapsed))
 
 
 def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str | None, name: str) -> UploadResult:
     """upload_source with its progress in the log, and a last line with the time it took."""
-    progress = _ProgressLog(name)
+    pulled = is_url(source)  # vCenter pulls a URL itself
+    progress = _ProgressLog(name, pulled)
     upload = upload_source(client, item_id, source, expected_sha256=sha256, progress=progress)
     elapsed = time.monotonic() - progress.started
-    pulled = is_url(source)  # vCenter pulls a URL itself and reports no byte counts
     pulumi.log.info(
         f"{name}: pulled by vCenter in {duration(elapsed)}"
         if pulled

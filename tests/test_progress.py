@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from vmimage.vsphere.progress import duration, finished_line, human_bytes, new_content_line, transfer_line
+from vmimage.vsphere.progress import (
+    duration,
+    finished_line,
+    human_bytes,
+    new_content_line,
+    pull_line,
+    transfer_line,
+)
 
 GIB = 2**30
 
@@ -27,3 +34,10 @@ def test_the_final_line_and_an_in_place_update():
     assert finished_line("Debian 12", 3 * GIB, 5.2) == "Debian 12: 3.0 GiB uploaded in 5 s (591 MiB/s)"
     assert new_content_line("Debian 12", 3 * GIB) == "new content for 'Debian 12': 3.0 GiB, item kept, VMI ID kept"
     assert new_content_line("x", None) == "new content for 'x': item kept, VMI ID kept"
+
+
+def test_a_pull_with_and_without_vcenters_byte_counts():
+    assert pull_line("Debian 12", 12.4) == "Debian 12: vCenter is pulling it, 12 s so far"
+    assert pull_line("Debian 12", 2.0, int(1.15 * GIB), 3 * GIB) == transfer_line(
+        "Debian 12", int(1.15 * GIB), 3 * GIB, 2.0
+    )

@@ -511,11 +511,36 @@ def test_url_sources_are_pulled_by_vcenter(host, library, https_files):
     assert [f["name"] for f in iso.outputs["files"]] == ["pulled.iso"]
     assert iso.outputs["image"]["type"] == "ISO"
     assert iso.checked.inputs["fingerprint"] == f"url:{base}/pulled.iso"
+    # the simulator gives no byte counts for a pull: the log says it is under way, then the time taken
+    assert "pulled-iso: vCenter is pulling it, 0 s so far" in host.wait_for_log("pulled-iso: pulled by vCenter in")
     logged = len(host.stderr)
     ova = host.up(ITEM, ContentLibraryItemProvider(), item_inputs(library, f"{base}/pulled.ova", "pulled-ova"))
     assert ova.outputs["image"]["osInfo"]["type"] == "ubuntu64Guest"  # read from the descriptor vCenter holds
     # vCenter unpacks a pulled OVA into files of its own naming: none of them is "left over"
     assert "still holds" not in host.wait_for_log(f"published 'pulled-ova' as item {ova.id}", since=logged)
+
+
+def test_a_pull_reports_the_bytes_vcenter_fetched(library, https_files, vcsim):
+    """Where vCenter reports ``bytes_transferred`` and ``size`` for a pulled file (the simulator
+    never does), every poll passes them on: a real pull, whose file list gets vCenter's counts."""
+    directory, base = https_files
+    write_iso(directory / "counted.iso")
+    polls = []
+
+    class Counting(ContentLibraryClient):
+        def session_files(self, session_id):
+            files = super().session_files(session_id)
+            polls.append(len(polls))
+            return [{**f, "size": 4096, "bytes_transferred": min(4096, 1024 * len(polls))} for f in files]
+
+    reported = []
+    with direct_client(vcsim) as client:
+        counting = Counting(client.session)
+        item_id = counting.create_item(library.id, "counted", "", "ISO")
+        upload_source(counting, item_id, f"{base}/counted.iso", progress=lambda *sent: reported.append(sent))
+        counting.delete_item(item_id)
+    assert reported[0] == (1024, 4096)
+    assert reported == [(min(4096, 1024 * (n + 1)), 4096) for n in range(len(reported))]
 
 
 def test_a_declared_sha256_is_checked_by_vcenter_for_url_sources(host, library, https_files, vcsim):

@@ -52,6 +52,13 @@ def transfer_line(name: str, sent: int, total: int, elapsed: float) -> str:
     return f"{name}: {sent_text} of {human_bytes(total, unit)} ({percent}%), {rate(sent, elapsed)}{left}"
 
 
+def pull_line(name: str, elapsed: float, fetched: int = 0, total: int = 0) -> str:
+    """A pull under way: vCenter's byte counts where it gives them, else the time so far."""
+    if total:
+        return transfer_line(name, fetched, total, elapsed)
+    return f"{name}: vCenter is pulling it, {duration(elapsed)} so far"
+
+
 def finished_line(name: str, total: int, elapsed: float) -> str:
     """``Debian 12: 3.0 GiB uploaded in 5 s (578 MiB/s)``."""
     return f"{name}: {human_bytes(total)} uploaded in {duration(elapsed)} ({rate(total, elapsed)})"

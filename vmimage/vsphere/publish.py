@@ -45,7 +45,7 @@ from vmimage.errors import ImageError
 from vmimage.vsphere.content_library import ContentLibraryClient, read_chunks, read_chunks_at
 from vmimage.vsphere.rest import NotFoundError, VSphereError
 
-ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all)
+ProgressFn = Callable[[int, int], None]  # (bytes sent, bytes in all; 0 while vCenter gives no size)
 # How often a running upload tells vCenter its update session is in use. vCenter expires an
 # update session after five minutes without a call (its default), and an API session after
 # its idle timeout: a multi-hour transfer makes no API call of its own.
@@ -295,7 +295,7 @@ def upload_source(
     try:
         with _KeptAlive(client, session_id, lambda: percent[0], KEEPALIVE_SECONDS):
             if is_url(source):
-                result = _pull(client, session_id, source, pull_timeout, expected_sha256)
+                result = _pull(client, session_id, source, pull_timeout, expected_sha256, progress)
             else:
                 removed = _remove_others(client, session_id, source, old_files)
                 result = _push(client, session_id, source, expected_sha256, report)
@@ -425,10 +425,17 @@ def preflight(url: str, verify: ssl.SSLContext | bool = True) -> None:
 
 
 def _pull(
-    client: ContentLibraryClient, session_id: str, url: str, timeout: float, expected_sha256: str | None = None
+    client: ContentLibraryClient,
+    session_id: str,
+    url: str,
+    timeout: float,
+    expected_sha256: str | None = None,
+    progress: ProgressFn | None = None,
 ) -> UploadResult:
     """vCenter fetches the URL itself; a declared sha256 goes with the file spec, so vCenter
-    checks what it fetched and fails the transfer on a mismatch (nothing is published)."""
+    checks what it fetched and fails the transfer on a mismatch (nothing is published). Each
+    poll reports vCenter's ``bytes_transferred`` of ``size`` (0 of 0 where it gives none:
+    govmomi's simulator never does)."""
     preflight(url, client.session.settings.ssl_context())
     name = posixpath.basename(url.split("?", 1)[0]) or "image"
     client.add_file(session_id, name, source_url=url, sha256=expected_sha256)
@@ -437,6 +444,8 @@ def _pull(
     while True:
         files = client.session_files(session_id)
         states = {f.get("name"): f.get("status") for f in files}
+        if progress is not None:
+            progress(sum(_count(f, "bytes_transferred") for f in files), sum(_count(f, "size") for f in files))
         if states and all(state == "READY" for state in states.values()):
             return UploadResult(files=list(states), source_sha256=expected_sha256.lower() if expected_sha256 else None)
         if any(state == "ERROR" for state in states.values()):
@@ -450,6 +459,11 @@ def _pull(
             raise ImageError(url, f"vCenter did not finish fetching it within {timeout:.0f} s")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def _count(file: dict, key: str) -> int:
+    value = file.get(key)
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _wait_done(client: ContentLibraryClient, session_id: str, source: str, timeout: float = 600.0) -> None:
