@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pulumi
 from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_engine
 
 from providers import connection
 from vmimage.contract.status import CONTRACT
 from vmimage.declaration import declaration_token
 from vmimage.errors import ImageError
+
+_LINES = threading.Lock()
+
+
+def say(message: str) -> None:
+    """One info line from a provider (see _line)."""
+    _line("info", message)
+
+
+def warn(message: str) -> None:
+    """One warning line from a provider (see _line)."""
+    _line("warning", message)
+
+
+def _line(severity: str, message: str) -> None:
+    """A dynamic provider has no engine connection, so the SDK's log prints ``info: …`` to the
+    host's stderr, which the engine reads line by line; print writes the text and its newline
+    apart, and two provider threads then glued their lines into one. One write, under a lock,
+    keeps each line whole."""
+    if get_engine() is not None:
+        (pulumi.log.warn if severity == "warning" else pulumi.log.info)(message)
+        return
+    with _LINES:
+        sys.stderr.write(f"{severity}: {message}\n")
+        sys.stderr.flush()
+
 
 PROVIDER_KEY = "__provider"
 DECLARATION = "declaration"  # present where the program names the declaration (the catalog does)

@@ -16,7 +16,7 @@ from pulumi.dynamic import (
 )
 
 from providers import connection
-from providers.common import VSphereProvider, changed, is_unknown, present, require_text
+from providers.common import VSphereProvider, changed, is_unknown, present, require_text, say, warn
 from vmimage.errors import ImageError, url_has_credentials
 from vmimage.review.guard import LIBRARY, Declared
 from vmimage.review.preview_checks import offline
@@ -102,7 +102,7 @@ class ContentLibraryProvider(VSphereProvider):
                 props["name"], datastore_id, props.get("description") or "", props.get("subscription_url")
             )
             library = client.get_library(library_id)
-        pulumi.log.info(f"created content library {library.name!r} ({library.id})")
+        say(f"created content library {library.name!r} ({library.id})")
         return CreateResult(library_id, _outputs(library, props))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -136,7 +136,7 @@ class ContentLibraryProvider(VSphereProvider):
             if others and not props.get(FORCE):
                 names = sorted(client.get_item(item).name for item in others[:5])
                 more = f" and {len(others) - 5} more" if len(others) > 5 else ""
-                pulumi.log.warn(
+                warn(
                     f"left content library {library.name!r} ({id_}) in vCenter: it holds {len(others)} item(s) "
                     f"this stack does not manage ({', '.join(map(repr, names))}{more}). It is no longer part of "
                     "the stack; delete it by hand, or set forceDestroy: true on the library to let Pulumi "

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from providers.common import warn
 from vmimage.review.guard import ALLOW_ALL, ALLOW_ENV, blocked, guard_message, parse_allowed, removals, stale_allowances
 
 INPUTS = ("declared", "former_names", "protection", "allowed")
@@ -42,7 +43,7 @@ class DeletionGuardProvider(ResourceProvider):
         )
         stale = stale_allowances(news.get("allowed") or [], removed)
         if stale:
-            pulumi.log.warn(
+            warn(
                 f"vmimage:allowDelete names {', '.join(map(repr, stale))}, of which this run deletes nothing: take "
                 "it out, or a later accidental deletion of that image goes through"
             )

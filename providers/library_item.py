@@ -35,7 +35,9 @@ from providers.common import (
     is_unknown,
     present,
     require_text,
+    say,
     source_forms,
+    warn,
 )
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.image import file_image
@@ -132,9 +134,9 @@ class _ProgressLog:
             return
         self.last = now
         if self.pulled:
-            pulumi.log.info(pull_line(self.name, elapsed, sent, total))
+            say(pull_line(self.name, elapsed, sent, total))
         elif total:
-            pulumi.log.info(transfer_line(self.name, sent, total, elapsed))
+            say(transfer_line(self.name, sent, total, elapsed))
 
 
 def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str | None, name: str) -> UploadResult:
@@ -143,7 +145,7 @@ def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str
     progress = _ProgressLog(name, pulled)
     upload = upload_source(client, item_id, source, expected_sha256=sha256, progress=progress)
     elapsed = time.monotonic() - progress.started
-    pulumi.log.info(
+    say(
         f"{name}: pulled by vCenter in {duration(elapsed)}"
         if pulled
         else finished_line(name, upload.bytes_sent, elapsed)
@@ -172,9 +174,7 @@ def _outputs(
 ) -> dict[str, Any]:
     files = client.item_files(item.id)
     if upload is not None and upload.removed:
-        pulumi.log.info(
-            f"item {item.id} ({item.name}): removed {', '.join(map(repr, upload.removed))}, not in the new source"
-        )
+        say(f"item {item.id} ({item.name}): removed {', '.join(map(repr, upload.removed))}, not in the new source")
     content_version = content_version_of(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )
@@ -230,7 +230,7 @@ def _fill(client: ContentLibraryClient, item_id: str, props: dict[str, Any]) -> 
         pinned = pinned_file(source) if props.get("sha256") else None  # a local read, no upload
         source_sha256 = file_sha256(pinned, follow=pinned == source) if pinned else None
         check_declared_sha256(source, source_sha256, props.get("sha256"))
-        pulumi.log.info(f"item {item_id} already holds {shown_source(props)} (same files, descriptor and manifest)")
+        say(f"item {item_id} already holds {shown_source(props)} (same files, descriptor and manifest)")
         return None, source_sha256
     upload = _upload(client, item_id, source, props.get("sha256"), props["name"])
     return upload, upload.source_sha256
@@ -344,9 +344,9 @@ class ContentLibraryItemProvider(VSphereProvider):
                         if token
                         else "delete it by hand: it carries no declaration's token, so no create removes it"
                     )
-                    pulumi.log.warn(f"could not remove the unfinished item {item_id} ({name!r}): {cleanup}; {then}")
+                    warn(f"could not remove the unfinished item {item_id} ({name!r}): {cleanup}; {then}")
                 raise
-        pulumi.log.info(f"published {name!r} as item {item_id} ({outputs['vmi_id']})")
+        say(f"published {name!r} as item {item_id} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
 
     @staticmethod
@@ -362,7 +362,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             text, mark = unmarked(client.get_item(existing).description)
             ours = token is not None and mark == token
             if ours and text == UNFINISHED:
-                pulumi.log.warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
+                warn(f"removing item {existing} ({name!r}), left unfinished by an earlier failed create")
                 client.delete_item(existing)
                 continue
             if ours and mine is None:
@@ -392,7 +392,7 @@ class ContentLibraryItemProvider(VSphereProvider):
     def _take_back(self, client: ContentLibraryClient, item_id: str, props: dict[str, Any], token: str) -> CreateResult:
         """A finished item this declaration made, which no state records: kept (its UUID and VMI
         ID stay), with the declared source in it (uploaded unless it holds it already)."""
-        pulumi.log.warn(
+        warn(
             f"taking back item {item_id} ({props['name']!r}): an earlier run of this declaration made it, and Pulumi "
             "did not record it (the run was interrupted, or the stack's state restored or deleted from); its UUID "
             "and VMI ID stay"
@@ -423,7 +423,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 client.update_item(item_id, props["name"], props.get("description") or "")
             outputs = _outputs(client, client.get_item(item_id), props, upload)
         outputs["source_sha256"] = source_sha256
-        pulumi.log.info(f"adopted item {item_id} as {props['name']!r} ({outputs['vmi_id']})")
+        say(f"adopted item {item_id} as {props['name']!r} ({outputs['vmi_id']})")
         return CreateResult(item_id, outputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -433,7 +433,7 @@ class ContentLibraryItemProvider(VSphereProvider):
                 client.update_item(id_, news["name"], marked(news.get("description") or "", kept))
             upload = None
             if new_content(olds, news):
-                pulumi.log.info(new_content_line(news["name"], _local_size(news["source"])))
+                say(new_content_line(news["name"], _local_size(news["source"])))
                 upload = _upload(client, id_, news["source"], news.get("sha256"), news["name"])
             outputs = _outputs(client, client.get_item(id_), news, upload, previous=olds)
         return UpdateResult(outputs)

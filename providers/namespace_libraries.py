@@ -20,7 +20,7 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers import connection
-from providers.common import VSphereProvider, is_unknown, require_text
+from providers.common import VSphereProvider, is_unknown, require_text, say, warn
 from vmimage.vsphere.namespaces import NamespacesClient
 
 INPUTS = ("namespace", "library_ids")
@@ -60,7 +60,7 @@ def _let_go(client: NamespacesClient, namespace: str, tag: str | None, libraries
     back = [library for library in removed if owners.wanted_by_others(namespace, library, tag)]
     if back:
         owners.mark_added(namespace, client.change(namespace, add=back).added)
-        pulumi.log.warn(
+        warn(
             f"namespace {namespace}: another declaration claimed {', '.join(back)} while this one took it out; "
             "associated again"
         )
@@ -97,9 +97,7 @@ class NamespaceLibrariesProvider(VSphereProvider):
             owner["owner_tag"] = client.owners.claim(namespace, owner["owner"], wanted)
             change = client.change(namespace, add=wanted)
             client.owners.mark_added(namespace, change.added)
-        pulumi.log.info(
-            f"namespace {namespace}: associated {len(change.added)} content library(ies) with its VM Service"
-        )
+        say(f"namespace {namespace}: associated {len(change.added)} content library(ies) with its VM Service")
         return CreateResult(namespace, _outputs(namespace, wanted, change.added, change.associated, owner))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

@@ -29,6 +29,8 @@ from providers.common import (
     is_unknown,
     present,
     require_text,
+    say,
+    warn,
 )
 from vmimage.cluster.kube import ImageObjects, KubeTarget
 from vmimage.cluster.kubeconfig import kubeconfig_problem
@@ -155,7 +157,7 @@ def _require_supervisor_library(cluster: ImageObjects, library_id: str, obj: dic
     if libraries is None:
         if cluster.target not in _UNCHECKABLE_SAID:
             _UNCHECKABLE_SAID.add(cluster.target)
-            pulumi.log.warn(
+            warn(
                 f"cannot check that cluster images' libraries are associated with the Supervisor: {why}; "
                 "the wait for VM Operator's objects tells instead"
             )
@@ -240,7 +242,7 @@ class _Image(VSphereProvider):
         with connection.cluster(target) if target is not None else contextlib.nullcontext() as cluster:
             obj, image, library_id = _predict(props, cluster_scope, cluster)
             if image.sync_error:
-                pulumi.log.warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
+                warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
             if cluster is not None and supervisor:
                 if cluster_scope and library_id:
                     _require_supervisor_library(cluster, library_id, obj, props["display_name"])
@@ -249,7 +251,7 @@ class _Image(VSphereProvider):
             elif cluster is not None:
                 cluster.publish(obj, owner)
                 if olds is not None and recorded_mode(olds) == SUPERVISOR:
-                    pulumi.log.info(f"{_label(obj, props['display_name'])}: publish mode: vmimage writes it now")
+                    say(f"{_label(obj, props['display_name'])}: publish mode: vmimage writes it now")
         return {
             **{key: props.get(key) for key in INPUTS},
             "contract": CONTRACT,  # which VM Operator's objects it reproduces: a new one rewrites it in place
@@ -271,7 +273,7 @@ class _Image(VSphereProvider):
         try:
             outcome = cluster.disown(self.kind, meta.get("namespace"), meta["name"], olds.get("owner"))
         except ImageError as error:  # a Supervisor's RBAC may refuse even that: the stale entry is harmless
-            pulumi.log.warn(
+            warn(
                 f"{label}: supervisor mode: vmimage no longer owns this object, but could not take its field "
                 f"manager off it ({error}); vmimage will never write or delete it again"
             )
@@ -281,18 +283,19 @@ class _Image(VSphereProvider):
             "gone": "it is not in the cluster now",
             "not ours": "it carried no field manager of vmimage's",
         }[outcome]
-        pulumi.log.warn(
+        warn(
             f"{label}: supervisor mode: vmimage no longer owns this object ({said}); VM Operator publishes it "
             "from now on, and vmimage will never write or delete it"
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outputs = self._publish(props, owner=self.create_owner(props))
-        pulumi.log.info(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r}): {self._where(props)}")
+        say(f"{outputs['kind']} {outputs['vmi_id']} ({props['display_name']!r}): {self._where(props)}")
         return CreateResult(outputs["vmi_id"], outputs)
 
     def _where(self, props: dict[str, Any]) -> str:
-        """Where the object went, for the create line: a stack without a cluster keeps it in its state only."""
+        """Where the object went, for the create and update lines: a stack without a cluster keeps it in its
+        state only."""
         target = self._target(props)
         if target is None:
             return "state only: no cluster configured"
@@ -306,7 +309,10 @@ class _Image(VSphereProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # an owner of its own from the first write on (a stack in supervisor mode had none)
         owner = olds.get("owner") or self.create_owner(news)
-        return UpdateResult(self._publish(news, owner=owner, olds=olds))
+        outputs = self._publish(news, owner=owner, olds=olds)
+        said = f"{outputs['kind']} {outputs['vmi_id']} ({news['display_name']!r})"
+        say(f"{said} updated: {self._where(news)}")
+        return UpdateResult(outputs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         target = self._target(props)
@@ -340,7 +346,7 @@ class _Image(VSphereProvider):
         with connection.cluster(target) as cluster:  # already gone counts as done
             outcome = cluster.delete_owned(self.kind, props.get("namespace"), id_, props.get("owner"))
         if outcome == "kept":
-            pulumi.log.info(f"{self.kind} {id_} stays: another declaration publishes it (of this stack, or another's)")
+            say(f"{self.kind} {id_} stays: another declaration publishes it (of this stack, or another's)")
 
     def create_owner(self, props: dict[str, Any]) -> str:
         """The owner (field manager) a create applies the object as.
@@ -619,7 +625,7 @@ class ObservedImagesProvider(VSphereProvider):
                     f"{label}: VM Operator's object differs from the prediction (strict):\n  " + "\n  ".join(lines)
                 )
             elif lines:
-                pulumi.log.warn(f"{label}: VM Operator's object differs from the prediction:\n  " + "\n  ".join(lines))
+                warn(f"{label}: VM Operator's object differs from the prediction:\n  " + "\n  ".join(lines))
         if missing or failing:
             raise ImageError(
                 "supervisor mode", "\n".join(["VM Operator's objects are not as predicted:", *missing, *failing])
@@ -652,7 +658,7 @@ class ObservedImagesProvider(VSphereProvider):
                     f"{key} ({', '.join(behind(found.get(key), predicted[key][1]))})" for key in pending[:5]
                 )
                 more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
-                pulumi.log.info(
+                say(
                     f"waiting for VM Operator ({now - started:.0f} s of {wait:.0f} s): {len(pending)} of "
                     f"{len(predicted)} images not as predicted yet: {shown}{more}"
                 )

@@ -58,6 +58,13 @@ def test_the_readme_tour_runs_as_written_twice_in_new_shells(checkout, capsys):
     timings.append(time.monotonic() - began)
     assert re.search(r'version\s*:\s*"5\.0"\s*=>\s*"5\.1"', first.stdout), first.stdout  # the new version, previewed
     assert re.search(r'"path": ?"/spec/imageName", ?"value": ?"vmi-[0-9a-f]{17}"', first.stdout), first.stdout[-3000:]
+    # the new version's `up` says what happened and where the image went, one diagnostic per line
+    assert "info: new content for 'photon-5-sample': " in first.stdout
+    assert re.search(r"info: photon-5-sample: [0-9.]+ KiB uploaded in \d+ s", first.stdout), first.stdout[-6000:]
+    updated = r"info: ClusterVirtualMachineImage vmi-[0-9a-f]{17} \('photon-5-sample'\) updated: state only: no cluster"
+    assert re.search(updated, first.stdout), first.stdout[-6000:]
+    glued = [line for line in first.stdout.splitlines() if len(re.findall(r"\b(?:info|warning|error): ", line)) > 1]
+    assert not glued, glued
 
     began = time.monotonic()
     for command in [dev_up, *tour[1:]]:
