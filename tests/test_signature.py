@@ -531,3 +531,16 @@ def test_the_member_order_of_a_signed_ova_starts_with_descriptor_manifest_certif
         names = [member.name for member in stream]
     assert names == ["p.ovf", "p.mf", "p.cert", "p-disk1.vmdk"]
     assert io.BytesIO((tmp_path / "s.ova").read_bytes()).getbuffer().nbytes % tarfile.RECORDSIZE == 0
+
+
+def test_the_previews_check_refuses_a_broken_signature_and_not_an_untrusted_one(certs, tmp_path):
+    """cached_lint_errors is what a library item's check runs: a broken signature is an upload refused."""
+    from vmimage.lint import cached_lint_errors
+
+    members = photon_members()
+    other = Cert(certs.other_root.key, certs.leaf.pem)
+    broken = signed_ova(tmp_path / "b.ova", openssl_cert_file(certs.pki, members[1][1], other, []))
+    errors = cached_lint_errors(str(broken), "b" * 64, cache_dir=tmp_path / "cache")
+    assert [f.code for f in errors] == ["signature-wrong-key"]
+    good = signed_ova(tmp_path / "g.ova", openssl_cert_file(certs.pki, members[1][1], certs.leaf, []))
+    assert cached_lint_errors(str(good), "g" * 64, cache_dir=tmp_path / "cache") == []  # trust is not its to judge
