@@ -46,6 +46,25 @@ def sha256_line(digest: str, path: str, pinned: str | None) -> str:
     return line
 
 
+def _trust_option(command):
+    return click.option(
+        "--trust",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        metavar="PEM",
+        help="Certificates a package's signature must chain to, as vCenter's trusted certificates (repeatable).",
+    )(command)
+
+
+def _trust_bundle(paths: tuple[str, ...]):
+    """The certificates of the --trust files; None when none was given (trust is then not checked)."""
+    if not paths:
+        return None
+    from vmimage.descriptor.signing import load_trust_bundle
+
+    return load_trust_bundle(paths)
+
+
 def dump_json(document: Any) -> str:
     return json.dumps(document, indent=2)
 
@@ -101,6 +120,7 @@ def id_command(uuid: str) -> None:
     help="Manifest (.mf) to check the descriptor against (default: the .mf beside an .ovf, the one inside an OVA).",
 )
 @click.option("-o", "--output", type=click.Choice(["yaml", "json", "table", "wide"]), default="yaml", show_default=True)
+@_trust_option
 def inspect(
     path: str,
     name: str | None,
@@ -112,12 +132,15 @@ def inspect(
     capabilities: tuple[str, ...],
     manifest: str | None,
     output: str,
+    trust: tuple[str, ...],
 ) -> None:
     """Print the VirtualMachineImage an .ova, .ovf or .iso file would become: the object VM
     Operator publishes for it once it is that library item.
 
     Reads only the descriptor: a 50 GB OVA inspects as fast as its bare .ovf. A package VM
-    Operator would not sync prints its NotSynced object, and why on standard error.
+    Operator would not sync prints its NotSynced object, and why on standard error. A signed
+    package (or any, with --trust) gets a `signature:` line on standard error: its signer,
+    chain and trust (the disks' digests are lint's to check).
     """
     if cluster and namespace:
         raise click.UsageError("--namespace and --cluster exclude each other: a cluster image has no namespace")
@@ -148,6 +171,7 @@ def inspect(
     )
     if found.sync_error:
         click.echo(f"warning: {path}: VM Operator would not sync this package: {found.sync_error}", err=True)
+    _echo_signature(path, _trust_bundle(trust))
     image = image_object(found.status, cluster=cluster, namespace=namespace, labels=found.labels, library_id=library_id)
     if output in ("table", "wide"):
         click.echo(image_table([image], image.kind, wide=output == "wide"))
@@ -158,6 +182,66 @@ def inspect(
         click.echo(dump_json(image.wire()))
     else:
         click.echo(dump_yaml([image.wire()]), nl=False)
+
+
+def _echo_signature(path: str, bundle) -> None:
+    """The package's signature, on standard error, when it has one or trust was asked about."""
+    from datetime import UTC, datetime
+
+    from vmimage.descriptor.signing import package_signature
+
+    report = package_signature(path, bundle or [], datetime.now(UTC))
+    if report is not None and (bundle is not None or report.certificate_file is not None):
+        click.echo(f"signature: {report.summary()}", err=True)
+
+
+@main.command("sign")
+@click.argument("package", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--key", required=True, type=click.Path(dir_okay=False, path_type=str), help="Private key (PEM).")
+@click.option(
+    "--cert", required=True, type=click.Path(dir_okay=False, path_type=str), help="The key's certificate (PEM)."
+)
+@click.option(
+    "--chain",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="PEM",
+    help="Intermediate certificates to ship in the .cert (repeatable), from the signer's issuer up.",
+)
+@click.option("--passphrase-env", metavar="VAR", help="The environment variable that holds the key's passphrase.")
+@click.option("--digest", type=click.Choice(["SHA256", "SHA512", "SHA1"]), default="SHA256", show_default=True)
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False, path_type=str), help="The signed .ova (default: in place)."
+)
+def sign_command(
+    package: str, key: str, cert: str, chain: tuple[str, ...], passphrase_env: str | None, digest: str, out: str | None
+) -> None:
+    """Sign an .ova or .ovf package with KEY, as ovftool --privateKey does.
+
+    Writes the .cert (the manifest's signature and the certificate chain) and, when the package
+    has none, the manifest (SHA256 of every file). A manifest the package has is checked first:
+    a file changed since it was packed is refused, never signed. An .ova becomes a new archive
+    (descriptor, manifest, certificate, then the disks), written to a temporary file and renamed
+    over PACKAGE (or -o) once whole; an .ovf gets its .mf and .cert beside it."""
+    from datetime import UTC, datetime
+
+    from vmimage.descriptor.signing import load_signer, sign_package
+
+    password = None
+    if passphrase_env is not None:
+        if passphrase_env not in os.environ:
+            raise ImageError(f"--passphrase-env {passphrase_env}", "the environment variable is not set")
+        password = os.environ[passphrase_env].encode()
+    signing_key, certificates = load_signer(key, cert, chain, password)
+    signed = sign_package(package, signing_key, certificates, datetime.now(UTC), out=out, algorithm=digest)
+    for path in signed.written:
+        click.echo(f"wrote {path}")
+    report = signed.report
+    if report.status == "expired":
+        click.echo(f"warning: {package}: {report.message}", err=True)
+    click.echo(
+        "signature: " + "; ".join(report.details()) + f" (check its trust with: vmimage lint --trust CA.pem {package})"
+    )
 
 
 @main.command("crds")
@@ -405,17 +489,23 @@ def verify_command(stack: str, kubeconfig: str | None, context: str | None, name
 @main.command("lint")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-def lint_command(files: tuple[str, ...], output: str) -> None:
-    """Check .ova/.ovf/.iso packages before an upload: manifest, digests, sizes, disks, properties, OS.
+@_trust_option
+@click.option("--require-signed", is_flag=True, help="A package whose signature --trust does not verify is an error.")
+def lint_command(files: tuple[str, ...], output: str, trust: tuple[str, ...], require_signed: bool) -> None:
+    """Check .ova/.ovf/.iso packages before an upload: manifest, digests, sizes, disks, properties, OS,
+    signature.
 
     Reads each package once (the time of one SHA-256 of it). Exit status 0 when every package
     is clean, 1 when any has findings, 2 when any cannot be read."""
     from vmimage.review.lint import lint_package
 
+    if require_signed and not trust:
+        raise click.UsageError("--require-signed needs --trust: the certificates a signature must chain to")
+    bundle = _trust_bundle(trust)
     reports, unreadable = [], []
     for path in files:
         try:
-            reports.append(lint_package(path))
+            reports.append(lint_package(path, trust=bundle, require_signed=require_signed))
         except ImageError as error:
             unreadable.append({"path": path, "error": str(error)})
     if output == "json":
@@ -440,6 +530,8 @@ def lint_command(files: tuple[str, ...], output: str) -> None:
                 click.echo(f"{report.path}: {len(report.findings)} finding(s) ({summary})")
             if report.sha256 is not None:
                 click.echo(f"  {sha256_line(report.sha256, report.path, report.pinned)}")
+            if report.signature is not None:
+                click.echo(f"  signature: {report.signature.summary()}")
             for finding in report.findings:
                 click.echo(f"  {finding.severity:<8} {finding.code:<17} {finding.message}")
         for entry in unreadable:

@@ -10,13 +10,14 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from vmimage.descriptor.manifest import MAX_MANIFEST_BYTES, parse_manifest, verify_digest
 from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, read_ova_descriptor, tar_errors
 from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
+from vmimage.descriptor.signature import MAX_CERT_BYTES
 from vmimage.errors import ImageError
 
 ContentType = Literal["OVF", "ISO"]
@@ -100,6 +101,7 @@ class PackageContents:
     descriptor_name: str
     manifest: bytes | None
     manifest_name: str | None
+    certificates: list[tuple[str, bytes]] = field(default_factory=list)  # an OVA's .cert members, to past the cap
 
 
 def package_contents(path: str) -> PackageContents:
@@ -108,6 +110,7 @@ def package_contents(path: str) -> PackageContents:
     sizes: dict[str, int] = {}
     descriptor = manifest = None
     descriptor_name = manifest_name = None
+    certificates: list[tuple[str, bytes]] = []
     try:
         if path.lower().endswith(".ova"):
             with open_regular(path) as raw, io.BufferedReader(raw) as stream, tar_errors(path):
@@ -123,6 +126,8 @@ def package_contents(path: str) -> PackageContents:
                     elif lowered.endswith(".mf") and manifest is None:
                         manifest_name = name
                         manifest = read_member(reader, info, MAX_MANIFEST_BYTES, "manifest", path)
+                    elif lowered.endswith(".cert"):  # to one byte past what the verification accepts
+                        certificates.append((name, reader.read(MAX_CERT_BYTES + 1)))
         else:
             descriptor, descriptor_name = read_descriptor_file(path), os.path.basename(path)
             sizes[descriptor_name] = len(descriptor)
@@ -136,7 +141,7 @@ def package_contents(path: str) -> PackageContents:
         raise ImageError(exc.filename or path, exc.strerror or str(exc)) from None
     if descriptor is None or descriptor_name is None:
         raise ImageError(path, "the package has no .ovf descriptor")
-    return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name)
+    return PackageContents(sizes, descriptor, descriptor_name, manifest, manifest_name, certificates)
 
 
 _A_LINK = "is a symbolic link; a package's files must be regular files beside its descriptor"

@@ -13,10 +13,13 @@ import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from vmimage.contract.status import CAPABILITIES_PROPERTY, SYSTEM_PROPERTY_PREFIX, image_status
 from vmimage.descriptor.configspec import allocation_units
@@ -33,6 +36,8 @@ from vmimage.descriptor.manifest import (
 )
 from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
 from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, Descriptor, parse_descriptor
+from vmimage.descriptor.signature import MAX_CERT_BYTES, SignatureReport, SignatureStatus, verify_signature
+from vmimage.descriptor.signing import read_certificate_beside
 from vmimage.descriptor.source import (
     cache_root,
     content_type,
@@ -63,6 +68,7 @@ class LintReport:
     status: dict[str, Any] | None = None  # the image's status as it would be published
     sha256: str | None = None  # what a declared `sha256` must be (source.pinned_file), None: nothing to pin
     pinned: str | None = None  # the file it is the digest of (the package, or a bare .ovf's manifest)
+    signature: SignatureReport | None = None  # None for an ISO
 
     @property
     def clean(self) -> bool:
@@ -78,6 +84,7 @@ class LintReport:
             "status": self.status,
             "sha256": self.sha256,
             "pinned": self.pinned,
+            "signature": self.signature.model_dump(mode="json") if self.signature else None,
         }
 
 
@@ -91,6 +98,7 @@ class _Package:
     descriptor_name: str | None = None
     manifests: list[tuple[str, bytes]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # names an OVA holds more than once
+    certificates: list[tuple[str, bytes]] = field(default_factory=list)  # .cert files, to a byte past the cap
     sha256: str | None = None  # of the whole .ova, on the same pass
 
 
@@ -160,6 +168,8 @@ def _read_ova(path: str) -> _Package:
             if lowered.endswith(".mf"):
                 data = read_member(reader, info, MAX_MANIFEST_BYTES, "manifest", path)
                 package.manifests.append((name, data))
+            elif lowered.endswith(".cert"):
+                package.certificates.append((name, reader.read(MAX_CERT_BYTES + 1)))
             elif lowered.endswith(".ovf") and package.descriptor is None:
                 data = read_member(reader, info, MAX_DESCRIPTOR_BYTES, "descriptor", path)
                 package.descriptor, package.descriptor_name = data, name
@@ -181,6 +191,7 @@ def _read_ovf(path: str, report: LintReport) -> _Package:
     if beside is not None:
         with open_regular(beside, follow=False) as stream:
             package.manifests.append((os.path.basename(beside), stream.read(MAX_MANIFEST_BYTES + 1)))
+    package.certificates = read_certificate_beside(path)
     for reference in parse_descriptor(data, path).files:
         try:
             file_path = referenced_file(path, reference.href)
@@ -309,10 +320,54 @@ def _check_disks_and_properties(envelope: Envelope, report: LintReport) -> None:
             )
 
 
+_BROKEN = (
+    SignatureStatus.TAMPERED,
+    SignatureStatus.WRONG_KEY,
+    SignatureStatus.MALFORMED,
+    SignatureStatus.UNSUPPORTED,
+)
+
+
+def signature_severity(status: SignatureStatus, trust_given: bool, require_signed: bool) -> str | None:
+    """The finding a signature status is (None: none, the signature line says it).
+
+    A signature that is there but broken is an error: the package changed after signing, or its
+    .cert is wrong. Short of that, ``require_signed`` makes anything but verified an error;
+    otherwise an expired chain is a warning, an untrusted one a warning once a trust bundle was
+    given (without one nothing could be trusted: the line says so), and unsigned is no finding."""
+    if status == SignatureStatus.VERIFIED:
+        return None
+    if status in _BROKEN or require_signed:
+        return "error"
+    if status == SignatureStatus.EXPIRED or (status == SignatureStatus.UNTRUSTED and trust_given):
+        return "warning"
+    return None
+
+
+def _check_signature(
+    package: _Package,
+    report: LintReport,
+    trust: Sequence[x509.Certificate] | None,
+    require_signed: bool,
+    now: datetime,
+) -> None:
+    members = {n: package.digests.get(n) for n in package.sizes if not n.lower().endswith((".mf", ".cert"))}
+    report.signature = verify_signature(
+        manifest=package.manifests[0] if package.manifests else None,
+        certificates=package.certificates,
+        members=members,
+        trust=trust or (),
+        now=now,
+    )
+    severity = signature_severity(report.signature.status, trust is not None, require_signed)
+    if severity is not None:
+        report.add(f"signature-{report.signature.status}", severity, report.signature.message)
+
+
 def cached_lint_errors(path: str, digest: str, cache_dir: Path | None = None) -> list[Finding]:
     """The error findings of lint_package, remembered per content digest: a provider's check asks
     on every preview, and only a package it has not seen costs a read."""
-    entry = (cache_dir or cache_root() / "lint") / f"{digest}.json"
+    entry = (cache_dir or cache_root() / "lint") / f"{digest}.v2.json"  # v2: with the signature's errors
     try:
         return [Finding(**finding) for finding in json.loads(entry.read_text())]
     except (OSError, ValueError, TypeError):
@@ -328,11 +383,20 @@ def cached_lint_errors(path: str, digest: str, cache_dir: Path | None = None) ->
     return errors
 
 
-def lint_package(path: str, name: str | None = None) -> LintReport:
-    """Lint one .ova, .ovf or .iso. Raises ImageError when the file cannot be read at all."""
+def lint_package(
+    path: str,
+    name: str | None = None,
+    trust: Sequence[x509.Certificate] | None = None,
+    require_signed: bool = False,
+    now: datetime | None = None,
+) -> LintReport:
+    """Lint one .ova, .ovf or .iso. Raises ImageError when the file cannot be read at all.
+
+    ``trust``: the certificates a signature must chain to (None: trust is not checked);
+    ``require_signed``: a package whose signature does not verify against them is an error."""
     report = LintReport(path)
     display = name or os.path.splitext(os.path.basename(path))[0]
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = now or datetime.now(UTC).replace(microsecond=0)
     try:
         kind = content_type(path)
         if kind == "ISO":
@@ -353,6 +417,7 @@ def lint_package(path: str, name: str | None = None) -> LintReport:
     for duplicate in package.duplicates:
         report.add("duplicate-file", "error", duplicate_message(duplicate))
     _check_manifest(package, report)
+    _check_signature(package, report, trust, require_signed, now)
     _check_descriptor(descriptor, package, report)
     report.status = image_status(descriptor, name=display, now=now).wire()
     if package.sha256 is not None:
