@@ -79,3 +79,37 @@ def postgres() -> Iterator[Postgres]:
         yield server
     finally:
         server.stop()
+
+
+# --- the provider tests' shared pieces: a module names its own with PROVIDER_ENV and LIBRARY_NAME ---
+
+
+@pytest.fixture(scope="module")
+def host(vcsim, request):
+    """A provider host (tests/engine.py) configured for the session's simulator, with the module's
+    PROVIDER_ENV (backoffs, progress intervals) in its environment."""
+    from tests.engine import provider_host
+    from tests.test_providers import vsphere_config
+
+    with provider_host(vsphere_config(vcsim), env=getattr(request.module, "PROVIDER_ENV", None)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def library(host, request):
+    """A content library of the module's own (LIBRARY_NAME), created through the provider."""
+    from providers.content_library import ContentLibraryProvider
+    from tests.test_providers import LIBRARY
+
+    step = host.up(LIBRARY, ContentLibraryProvider(), {"name": request.module.LIBRARY_NAME, "datastore": "LocalDS_0"})
+    assert step.op == "create", step
+    return step
+
+
+@pytest.fixture(scope="module")
+def client(vcsim):
+    """A content library client of the test's own: what a person does in the vSphere Client."""
+    from tests.test_providers import direct_client
+
+    with direct_client(vcsim) as opened:
+        yield opened

@@ -13,27 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
-from tests.engine import provider_host
-from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
+from tests.test_providers import ITEM, direct_client
 from tests.test_reliability import failing_create
 from vmimage.descriptor.manifest import MAX_MANIFEST_BYTES, Digest
 from vmimage.descriptor.samples import SAMPLES, manifest_text, vmdk_head, write_ovf
 
 pytestmark = pytest.mark.vcsim
+PROVIDER_ENV = {"VMIMAGE_HTTP_BACKOFF": "0.01"}
+LIBRARY_NAME = "integrity"
 PHOTON = SAMPLES[0]
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim), env={"VMIMAGE_HTTP_BACKOFF": "0.01"}) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def library(host):
-    return host.up(LIBRARY, ContentLibraryProvider(), {"name": "integrity", "datastore": "LocalDS_0"})
 
 
 def create(host, library, source: Path, name: str, **extra):

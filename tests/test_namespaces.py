@@ -24,12 +24,6 @@ NAMESPACE_LIBRARIES = "pulumi-python:dynamic/vmimage:NamespaceLibraries"
 
 
 @pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim)) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
 def namespaces(vcsim):
     """A client of the test's own: what the Supervisor's admin does in Workload Management."""
     with VapiSession(resolve_settings({**vsphere_config(vcsim), "vsphere:password": PASSWORD}, {})) as session:

@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 
 from providers.common import INSTANCE
-from providers.content_library import ContentLibraryProvider
 from providers.library_item import UNFINISHED, ContentLibraryItemProvider
 from tests.devcluster import Cluster
-from tests.engine import provider_host
 from tests.pulumi_cli import Stack
 from tests.test_engine import items
-from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
+from tests.test_providers import ITEM, PASSWORD, direct_client, vsphere_config
 from tests.test_reliability import failing_create
 from vmimage.contract.ids import vmi_id
 from vmimage.declaration import marked, new_instance, unmarked
@@ -33,25 +31,10 @@ from vmimage.vsphere.publish import upload_source
 from vmimage.vsphere.settings import resolve_settings
 
 pytestmark = pytest.mark.vcsim
+PROVIDER_ENV = {"VMIMAGE_PROGRESS_INTERVAL": "0"}
+LIBRARY_NAME = "ownership"
 
 DECLARATION = "vmimage/prod/catalog-item-ownership-photon-5-a1b2c3"
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim), env={"VMIMAGE_PROGRESS_INTERVAL": "0"}) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def library(host):
-    return host.up(LIBRARY, ContentLibraryProvider(), {"name": "ownership", "datastore": "LocalDS_0"})
-
-
-@pytest.fixture(scope="module")
-def client(vcsim):
-    with direct_client(vcsim) as opened:
-        yield opened
 
 
 def declared() -> ContentLibraryItemProvider:

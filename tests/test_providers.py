@@ -25,6 +25,8 @@ from vmimage.vsphere.rest import VapiSession
 from vmimage.vsphere.settings import resolve_settings
 
 pytestmark = pytest.mark.vcsim
+PROVIDER_ENV = {"VMIMAGE_PROGRESS_INTERVAL": "0"}
+LIBRARY_NAME = "providers-test"
 
 LIBRARY = "pulumi-python:dynamic/vmimage:ContentLibrary"
 ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
@@ -40,19 +42,6 @@ def vsphere_config(vcsim, password: str = PASSWORD, server: str | None = None) -
         "vsphere:caFile": str(vcsim.ca_file),
         "vmimage:deletionProtection": "false",  # a sandbox, as the dev stack: the guard's own tests turn it on
     }
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim), env={"VMIMAGE_PROGRESS_INTERVAL": "0"}) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def library(host):
-    step = host.up(LIBRARY, ContentLibraryProvider(), {"name": "providers-test", "datastore": "LocalDS_0"})
-    assert step.op == "create", step
-    return step
 
 
 @pytest.fixture

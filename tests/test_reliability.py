@@ -10,35 +10,19 @@ import grpc
 import pytest
 
 from providers.common import INSTANCE
-from providers.content_library import ContentLibraryProvider
 from providers.library_item import UNFINISHED, ContentLibraryItemProvider
 from tests.engine import provider_host
 from tests.proxy import cutting_proxy, fault_proxy
-from tests.test_providers import ITEM, LIBRARY, PASSWORD, direct_client, vsphere_config
+from tests.test_providers import ITEM, PASSWORD, vsphere_config
 from vmimage.declaration import new_instance, unmarked
 from vmimage.descriptor.samples import SAMPLES, write_ova
 from vmimage.vsphere.content_library import ContentLibraryClient
 from vmimage.vsphere.rest import Call
 
 pytestmark = pytest.mark.vcsim
+LIBRARY_NAME = "reliability"
 FAST_RETRIES = {"VMIMAGE_HTTP_BACKOFF": "0.01", "VMIMAGE_PROGRESS_INTERVAL": "0"}
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim), env=FAST_RETRIES) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def library(host):
-    return host.up(LIBRARY, ContentLibraryProvider(), {"name": "reliability", "datastore": "LocalDS_0"})
-
-
-@pytest.fixture(scope="module")
-def client(vcsim):
-    with direct_client(vcsim) as opened:
-        yield opened
+PROVIDER_ENV = FAST_RETRIES
 
 
 def active_sessions(client: ContentLibraryClient) -> list[dict]:

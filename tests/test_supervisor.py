@@ -22,8 +22,7 @@ from providers.vm_image import (
     ObservedImagesProvider,
     _require_supervisor_library,
 )
-from tests.engine import provider_host
-from tests.test_providers import ITEM, LIBRARY, PASSWORD, vsphere_config
+from tests.test_providers import ITEM, LIBRARY, PASSWORD
 from tests.vm_operator_playback import associate_with_supervisor, publish, publish_later, recorded_object
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.models import CLUSTER_KIND
@@ -34,12 +33,7 @@ pytestmark = pytest.mark.vcsim
 CVMI = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
 OBSERVED = "pulumi-python:dynamic/vmimage:ObservedImages"
 FAST = {"VMIMAGE_OBSERVE_POLL_SECONDS": "0.2", "VMIMAGE_PROGRESS_INTERVAL": "0.5"}
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim), env=FAST) as started:
-        yield started
+PROVIDER_ENV = FAST
 
 
 @pytest.fixture(scope="module")
@@ -274,12 +268,11 @@ class _Unanswering:
 
 
 def test_a_cluster_that_cannot_say_is_warned_about_and_left_to_the_wait(monkeypatch):
-    """Recorded from pulumi.log itself: where it prints depends on whether an earlier test set up a
-    (mocked) engine in this process."""
-    import pulumi
+    """Recorded from the provider's warning line (providers/common.py `warn`)."""
+    import providers.vm_image
 
     said: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: said.append(message))
+    monkeypatch.setattr(providers.vm_image, "warn", said.append)
     obj = {"kind": CLUSTER_KIND, "metadata": {"name": "vmi-0123456789abcdef0"}}
     _require_supervisor_library(_Unanswering(), "lib-1", obj, "x")  # type: ignore[arg-type]
     assert any("cannot check that cluster images' libraries are associated with the Supervisor" in m for m in said)

@@ -8,8 +8,7 @@ import pytest
 from providers.content_library import ContentLibraryProvider
 from providers.library_item import ContentLibraryItemProvider
 from providers.vm_image import ClusterVirtualMachineImageProvider, VirtualMachineImageProvider
-from tests.engine import provider_host
-from tests.test_providers import ITEM, LIBRARY, direct_client, vsphere_config
+from tests.test_providers import ITEM, LIBRARY, direct_client
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.image import content_library_ref
 from vmimage.contract.schema import schema_errors
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.vcsim
 VMI = "pulumi-python:dynamic/vmimage:VirtualMachineImage"
 CVMI = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
 PLURAL = {"VirtualMachineImage": "virtualmachineimages", "ClusterVirtualMachineImage": "clustervirtualmachineimages"}
-
-
-@pytest.fixture(scope="module")
-def host(vcsim):
-    with provider_host(vsphere_config(vcsim)) as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
