@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vmimage.errors import ImageError
@@ -80,3 +81,20 @@ def check_digest(expected: Digest, actual_hex: str, name: str, source: str) -> N
             f"{expected.algorithm} of {name!r} is {actual_hex}, but the manifest says {expected.hexdigest}: "
             "the file is corrupt or was changed after packing",
         )
+
+
+_CHUNK = 1 << 20
+
+
+def stream_digests(read: Callable[[int], bytes], size: int, algorithms: Sequence[str], where: str) -> dict[str, str]:
+    """The digests of the next ``size`` bytes of ``read``, every algorithm in one pass (a disk is read once)."""
+    hashers = {a: hashlib.new(a.lower()) for a in algorithms}
+    remaining = size
+    while remaining:
+        chunk = read(min(_CHUNK, remaining))
+        if not chunk:
+            raise ImageError(where, "the file ended early")
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        remaining -= len(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}

@@ -24,7 +24,14 @@ from typing import IO
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from vmimage.descriptor.manifest import ALGORITHMS, MAX_MANIFEST_BYTES, Digest, parse_manifest, unlisted_message
+from vmimage.descriptor.manifest import (
+    ALGORITHMS,
+    MAX_MANIFEST_BYTES,
+    Digest,
+    parse_manifest,
+    stream_digests,
+    unlisted_message,
+)
 from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
 from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
 from vmimage.descriptor.signature import (
@@ -136,19 +143,6 @@ def load_signer(
     return key, certificates
 
 
-def _hash(read, size: int, algorithms: Sequence[str]) -> dict[str, str]:
-    hashers = {a: hashlib.new(a.lower()) for a in algorithms}
-    remaining = size
-    while remaining:
-        chunk = read(min(_CHUNK, remaining))
-        if not chunk:
-            raise ImageError("sign", "a file ended early")
-        for hasher in hashers.values():
-            hasher.update(chunk)
-        remaining -= len(chunk)
-    return {a: h.hexdigest() for a, h in hashers.items()}
-
-
 def _manifest_for(
     source: str, order: list[str], digests: dict[str, dict[str, str]], existing: tuple[str, bytes] | None
 ) -> bytes:
@@ -239,7 +233,7 @@ def _sign_ova(source: str, out: str, key, certificates, algorithm: str, now: dat
                 continue  # replaced by the new signature
             else:
                 order.append(name)
-                digests[name] = _hash(reader.read, info.size, wanted)
+                digests[name] = stream_digests(reader.read, info.size, wanted, "sign")
     if descriptor is None:
         raise ImageError(source, "the OVA archive is empty; expected an .ovf descriptor first")
     descriptor_path, descriptor_data, mtime = descriptor
@@ -295,7 +289,7 @@ def _sign_ovf(source: str, key, certificates, algorithm: str, now: datetime) -> 
         with open_regular(path, follow=False) as stream:
             size = os.fstat(stream.fileno()).st_size
             order.append(reference.href)
-            digests[reference.href] = _hash(stream.read, size, ALGORITHMS)
+            digests[reference.href] = stream_digests(stream.read, size, ALGORITHMS, "sign")
     beside = manifest_beside(source)
     existing = None
     if beside is not None:

@@ -32,6 +32,7 @@ from vmimage.descriptor.manifest import (
     Digest,
     parse_manifest,
     several_manifests_message,
+    stream_digests,
     unlisted_message,
 )
 from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
@@ -123,19 +124,6 @@ class _HashingReader:
         return self._digest.hexdigest()
 
 
-def _hash_stream(read, size: int, algorithms: tuple[str, ...]) -> dict[str, str]:
-    hashers = {a: hashlib.new(a.lower()) for a in algorithms}
-    remaining = size
-    while remaining:
-        chunk = read(min(_CHUNK, remaining))
-        if not chunk:
-            raise ImageError("lint", "the file ended early")
-        for hasher in hashers.values():
-            hasher.update(chunk)
-        remaining -= len(chunk)
-    return {a: h.hexdigest() for a, h in hashers.items()}
-
-
 def _all_digests(data: bytes) -> dict[str, str]:
     """A small file (a descriptor) read before any manifest: every digest a manifest may ask for."""
     return {a: hashlib.new(a.lower(), data).hexdigest() for a in ALGORITHMS}
@@ -175,7 +163,7 @@ def _read_ova(path: str) -> _Package:
                 package.descriptor, package.descriptor_name = data, name
                 package.digests[name] = _all_digests(data)
             else:
-                package.digests[name] = _hash_stream(reader.read, info.size, _wanted(package))
+                package.digests[name] = stream_digests(reader.read, info.size, _wanted(package), "lint")
         package.sha256 = stream.hexdigest()
     return package
 
@@ -201,7 +189,7 @@ def _read_ovf(path: str, report: LintReport) -> _Package:
         size = require_regular(file_path, follow=False).st_size
         package.sizes[reference.href] = size
         with open_regular(file_path, follow=False) as stream:
-            package.digests[reference.href] = _hash_stream(stream.read, size, _wanted(package))
+            package.digests[reference.href] = stream_digests(stream.read, size, _wanted(package), "lint")
     return package
 
 
