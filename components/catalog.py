@@ -27,7 +27,7 @@ from vmimage.catalog import (
 from vmimage.cluster.table import format_table, image_row
 from vmimage.config import CatalogConfig, ConfigError, LibraryConfig
 from vmimage.contract.models import Image
-from vmimage.review.guard import LIBRARY
+from vmimage.review.guard import LIBRARY, object_identity
 from vmimage.vsphere.listing import LibraryListing
 
 FORCED = ", with every item in it (forceDestroy)"
@@ -115,6 +115,10 @@ class ImageCatalog(pulumi.ComponentResource):
         # registered first: its check fails the run, before any delete, when a protected stack would lose
         # an item, image object or library no allowDelete names (gone, or replaced: its identity moved)
         identity = {library.name: _identity(library) for library in config.libraries}
+        written_to = None  # where the image objects go: nowhere outside the state, or a cluster
+        if kubernetes is not None and not supervisor:
+            context, kubeconfig = kubernetes.context or "(current context)", kubernetes.kubeconfig or "default"
+            written_to = f"cluster {context} of kubeconfig {kubeconfig}"
         declared = {
             library_name: [library.name, LIBRARY + (FORCED if library.force_destroy else ""), identity[library.name]]
             for library in config.libraries
@@ -129,7 +133,9 @@ class ImageCatalog(pulumi.ComponentResource):
             image_name: [
                 image.display_name,
                 image.kind + (f" in {image.namespace}" if image.namespace else ""),
-                identity[config.images[image.image_index].library] if image.image_index is not None else "",
+                object_identity(identity[config.images[image.image_index].library], written_to)
+                if image.image_index is not None
+                else "",
             ]
             for image, (image_name, _) in zip(planned, image_names, strict=True)
         }

@@ -198,6 +198,12 @@ def test_an_equivalent_kubeconfig_path_replaces_the_images_and_keeps_their_objec
     copy = tmp_path / "kubeconfig-elsewhere"
     shutil.copy(cluster.kubeconfig, copy)
     before = image_objects(cluster)
+    # a protected stack does not move its images to another cluster (as far as the stack file says) unallowed
+    stack.configure({**kube_config(simulator, samples, copy), "vmimage:deletionProtection": True})
+    refused = stack.preview(check=False)
+    assert refused.returncode != 0
+    moved = f"; cluster (current context) of kubeconfig {cluster.kubeconfig} → "
+    assert f"'photon-5-sample': ClusterVirtualMachineImage (replaced: datastore 'LocalDS_0'{moved}" in refused.output
     stack.configure(kube_config(simulator, samples, copy))
     steps = stack.preview_steps()
     assert sorted(op for op in steps.values() if op == "replace") == ["replace"] * 4

@@ -10,6 +10,7 @@ from vmimage.review.guard import (
     blocked,
     configured,
     guard_message,
+    object_identity,
     parse_allowed,
     refused_delete,
     removals,
@@ -59,6 +60,27 @@ def test_a_changed_identity_is_a_replacement_and_an_unknown_one_is_not():
     assert moved[item].what == "library item in dev-images (replaced: datastore 'LocalDS_0' → datastore 'LocalDS_1')"
     assert removals(before, {item: ["ubuntu", "library item in dev-images"]}) == {}  # an existing library now
     assert removals({item: BEFORE[item]}, before) == {}  # recorded before identities were
+
+
+def test_an_image_object_moved_to_another_cluster_is_a_replacement():
+    """The objects of a stack whose kubeconfig or context changes are deleted from the cluster
+    before; where vmimage wrote them nowhere (no cluster, supervisor mode) nothing is lost."""
+    cvmi = "catalog-cvmi-ubuntu-cluster-4d5e6f"
+    a, b = "cluster (current context) of kubeconfig /a", "cluster prod of kubeconfig /a"
+
+    def run(before: str, now: str) -> dict[str, Declared]:
+        return removals({cvmi: ["ubuntu", "ClusterVirtualMachineImage", before]}, {cvmi: ["ubuntu", "x", now]})
+
+    moved = run(object_identity("datastore 'LocalDS_0'", a), object_identity("datastore 'LocalDS_0'", b))
+    assert (
+        moved[cvmi].what
+        == f"ClusterVirtualMachineImage (replaced: datastore 'LocalDS_0'; {a} → datastore 'LocalDS_0'; {b})"
+    )
+    assert cvmi in run(object_identity("", a), object_identity("", b))  # an existing library's images too
+    assert cvmi in run(object_identity("", a), object_identity("", None))  # the cluster taken out of the stack
+    assert run(object_identity("", None), object_identity("", a)) == {}  # state only until now: nothing lost
+    assert run("datastore 'LocalDS_0'", object_identity("datastore 'LocalDS_0'", a)) == {}  # recorded before clusters
+    assert cvmi in run("datastore 'LocalDS_0'", object_identity("datastore 'LocalDS_1'", a))
 
 
 def test_a_malformed_record_is_never_nothing():

@@ -18,6 +18,28 @@ ALLOW_ENV = "VMIMAGE_ALLOW_DELETE"
 ALLOW_ALL = "*"
 LIBRARY = "content library"  # what a library entry is (the rest: "library item in …", the image kinds)
 PROTECTION_KEY, ALLOW_KEY = "vmimage:deletionProtection", "vmimage:allowDelete"
+# the last part of an image object's identity when vmimage writes it nowhere (no cluster, or
+# supervisor mode, where VM Operator's object is not vmimage's): replacing it deletes nothing
+NOWHERE = "written nowhere"
+
+
+def object_identity(library_identity: str, cluster: str | None) -> str:
+    """An image object's identity: its library's (which replaces its item, and so it), then the
+    cluster it is written to. A stack moved to another cluster (kubeconfig, context) deletes every
+    object from the one before."""
+    return f"{library_identity}; {cluster or NOWHERE}"
+
+
+def _replaced(old: str, new: str) -> bool:
+    """Whether an identity moved. Parts are compared as far as both have them: a record written
+    before a part existed (an image object's cluster) is no replace. One that was written nowhere
+    loses nothing when replaced."""
+    if not old or not new:
+        return False
+    old_parts, new_parts = old.split("; "), new.split("; ")
+    if len(old_parts) > 1 and old_parts[-1] == NOWHERE:
+        return False
+    return any(a != b for a, b in zip(old_parts, new_parts, strict=False))
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,7 @@ def removals(
             removed[name] = Declared(old.display_name, old.what)
             continue
         new = Declared.of(now[kept[name]])
-        if old.identity and new.identity and old.identity != new.identity:
+        if _replaced(old.identity, new.identity):
             removed[name] = Declared(old.display_name, f"{old.what} (replaced: {old.identity} → {new.identity})")
     return removed
 
