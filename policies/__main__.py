@@ -28,6 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from providers import lifeline  # noqa: F401  (the pack's host exits when the engine is gone: providers/lifeline.py)
 from vmimage.errors import ImageError
 from vmimage.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
 from vmimage.guard import ALLOW_ENV, blocked, guard_message

@@ -9,15 +9,17 @@ hands an orphan to init (or to a subreaper), so its parent process ID changes. A
 on a change it runs the process's exit hooks (`atexit`: providers/connection.py logs out of vCenter
 and removes pulumi-kubernetes' kubeconfig copies) for a few seconds at most, and exits.
 
-Importing this module arms it in a process a Pulumi engine started (the dynamic provider host, or a
-program whose resource monitor is the engine's gRPC service), and nowhere else: a test process that
-imports the providers, or runs the program with Pulumi's mocks, has no engine to outlive.
+Importing this module arms it in a process a Pulumi engine started (the dynamic provider host, the
+policy pack's host, or a program whose resource monitor is the engine's gRPC service), and nowhere
+else: a test process that imports the providers, or runs the program with Pulumi's mocks, has no
+engine to outlive.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -35,10 +37,18 @@ def in_provider_host() -> bool:
     return host is not None and hasattr(host, "DynamicResourceProviderServicer")
 
 
+def in_policy_host() -> bool:
+    """Whether this process is Pulumi's Python policy pack host (`python -m pulumi.policy`), which
+    the language host starts for `--policy-pack` and which holds the run's environment (the CI
+    job's vCenter password, passphrase, state login)."""
+    argv = list(getattr(sys, "orig_argv", []))  # the interpreter's own: runpy rewrites sys.argv[0] for the pack
+    return ("-m", "pulumi.policy") in itertools.pairwise(argv)
+
+
 def under_engine() -> bool:
-    """Whether a Pulumi engine started this process: its dynamic provider host, or a program whose
-    resource monitor is the engine's gRPC service (Pulumi's mocks are not)."""
-    if in_provider_host():
+    """Whether a Pulumi engine started this process: its dynamic provider host, its policy pack
+    host, or a program whose resource monitor is the engine's gRPC service (Pulumi's mocks are not)."""
+    if in_provider_host() or in_policy_host():
         return True
     from pulumi.runtime.proto import resource_pb2_grpc
     from pulumi.runtime.settings import get_monitor

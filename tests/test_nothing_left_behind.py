@@ -261,10 +261,14 @@ def test_a_run_killed_with_the_processes_the_cli_started_leaves_no_process_and_l
                 running.extend(project_processes(stack))
             return bool(running)
 
-        killed_up(stack, uploading, victims=children)
+        # with the policy pack, as the deploy job runs `up`: its host (`python -m pulumi.policy`, a child of
+        # the language host) outlived the kill too, with the job's secrets in its environment
+        pack = ("--policy-pack", str(ROOT / "policies"), "--policy-pack-config", str(ROOT / "policies" / "dev.json"))
+        killed_up(stack, uploading, victims=children, args=pack)
         killed = len(proxy.requests)
         assert any("-m pulumi.dynamic" in p for p in running), running  # the provider host
         assert any("pulumi-language-python-exec" in p for p in running), running  # the program
+        assert any("-m pulumi.policy" in p for p in running), running  # the policy pack's host
         deadline = time.monotonic() + 30
         while (left := project_processes(stack)) and time.monotonic() < deadline:
             time.sleep(0.5)
