@@ -229,6 +229,30 @@ def test_preview_up_and_destroy_leave_no_copy_of_the_clusters_key_in_the_tempora
     assert copies_in_tmp(secrets) == before
 
 
+@pytest.mark.vcsim
+def test_a_stack_whose_kubeconfig_is_in_the_temporary_folder_under_a_name_go_gives_keeps_it(
+    simulator, cluster, samples, tmp_path
+):
+    """`up` removed the stack's own kubeconfig when it was `$TMPDIR/kubeconfig2`: the next command
+    could not read the cluster. (Before the kill below, which leaves the dev library behind.)"""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    ours = temporary / "kubeconfig2"
+    ours.write_bytes(cluster.kubeconfig.read_bytes())
+    ours.chmod(0o600)
+    stack = Stack(tmp_path / "stack", name="dev-k8s", env={"TMPDIR": str(temporary)})
+    config = dev_config(simulator, samples)
+    config["vmimage:images"] = config["vmimage:images"][:1]
+    config["vmimage:kubernetes"] = {"kubeconfig": str(ours), "installCrds": True}
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    assert ours.read_bytes() == cluster.kubeconfig.read_bytes()
+    assert holding_a_secret(temporary, secrets_of(cluster)) == [ours]  # and no copy beside it
+    stack.preview("--expect-no-changes")
+    stack.destroy()
+    assert ours.exists()
+
+
 def project_processes(stack: Stack) -> list[str]:
     """The running processes with this stack's environment (its backend is its own folder): the
     program, the provider hosts, the plugins."""
@@ -276,27 +300,3 @@ def test_a_run_killed_with_the_processes_the_cli_started_leaves_no_process_and_l
         logouts = [r for r in proxy.requests[killed:] if r[0] == "DELETE" and r[1].endswith("/session")]
         assert logouts, textwrap.shorten(f"no logout after the kill: {proxy.requests[killed:]}", 2000)
     assert holding_a_secret(temporary, secrets_of(cluster)) == []  # nor the killed provider's copy
-
-
-@pytest.mark.vcsim
-def test_a_stack_whose_kubeconfig_is_in_the_temporary_folder_under_a_name_go_gives_keeps_it(
-    simulator, cluster, samples, tmp_path
-):
-    """`up` removed the stack's own kubeconfig when it was `$TMPDIR/kubeconfig2`: the next command
-    could not read the cluster."""
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    ours = temporary / "kubeconfig2"
-    ours.write_bytes(cluster.kubeconfig.read_bytes())
-    ours.chmod(0o600)
-    stack = Stack(tmp_path / "stack", name="dev-k8s", env={"TMPDIR": str(temporary)})
-    config = dev_config(simulator, samples)
-    config["vmimage:images"] = config["vmimage:images"][:1]
-    config["vmimage:kubernetes"] = {"kubeconfig": str(ours), "installCrds": True}
-    stack.configure(config, secrets={"vsphere:password": PASSWORD})
-    stack.up()
-    assert ours.read_bytes() == cluster.kubeconfig.read_bytes()
-    assert holding_a_secret(temporary, secrets_of(cluster)) == [ours]  # and no copy beside it
-    stack.preview("--expect-no-changes")
-    stack.destroy()
-    assert ours.exists()
