@@ -18,7 +18,6 @@ engine to outlive.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import os
 import sys
@@ -73,12 +72,8 @@ def _watch(parent: int, poll_seconds: float, hook_seconds: float) -> None:
     while os.getppid() == parent:
         time.sleep(poll_seconds)
     if threading.main_thread().is_alive():  # orphaned mid-work
-        with contextlib.suppress(OSError, ValueError):  # stderr was the dead engine's pipe, most likely
-            print(
-                f"vmimage: the Pulumi engine is gone (parent process {parent} exited): logging out, exiting",
-                file=sys.stderr,
-                flush=True,
-            )
+        # silently: where anyone reads this stderr, the engine is alive and ending a failed run (the
+        # language host exits before the program), and a line saying it is gone was a false alarm
         # the hooks a normal exit runs, on a thread of their own: the main thread may be blocked for good
         hooks = threading.Thread(target=atexit._run_exitfuncs, name="vmimage-lifeline-exit", daemon=True)
         hooks.start()
