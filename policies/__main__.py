@@ -28,6 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from providers import lifeline  # noqa: F401  (the pack's host exits when the engine is gone: providers/lifeline.py)
 from vmimage.admission.resolve import (
     REQUIRED_CAPABILITIES_ANNOTATION,
     ResolutionError,

@@ -10,7 +10,8 @@ provider stops it, and the program cannot give the provider another temporary fo
 the CLI's environment). The dynamic provider host runs in those same commands and exits after the
 Kubernetes provider's Configure; at its exit (`atexit`, and the lifeline's: providers/lifeline.py)
 it removes each such copy that holds a credential of a kubeconfig the stack uses. Other files stay:
-a name Go does not give, a link, a file of another user, or a copy of another kubeconfig.
+a name Go does not give, a link, a file of another user, a copy of another kubeconfig,
+and the stack's kubeconfig itself (which may have such a name).
 """
 
 from __future__ import annotations
@@ -86,13 +87,24 @@ def _read_own_file(path: Path) -> Any:
         return _load(file.read(_MAX_BYTES))
 
 
+def _identity(entry: os.DirEntry) -> tuple[int, int] | None:
+    with contextlib.suppress(OSError):
+        found = entry.stat(follow_symlinks=False)
+        return found.st_dev, found.st_ino
+    return None
+
+
 def remove_copies(kubeconfigs: Iterable[str], directory: Path | None = None) -> list[Path]:
     """Remove pulumi-kubernetes' copies of ``kubeconfigs`` from ``directory`` (Go's temporary
-    folder); the removed files."""
+    folder); the removed files. A kubeconfig of the stack's own that lives there under such a
+    name (`$TMPDIR/kubeconfig2`, a link's target) is what the stack uses, no copy: it stays."""
     wanted: set[str] = set()
+    kept: set[tuple[int, int]] = set()  # the kubeconfigs themselves: one may have a name Go gives
     for name in kubeconfigs:
         with contextlib.suppress(OSError):
             wanted |= credentials(_load(Path(name).expanduser().read_bytes()))
+            found = Path(name).expanduser().stat()
+            kept.add((found.st_dev, found.st_ino))
     if not wanted:
         return []
     try:
@@ -102,7 +114,9 @@ def remove_copies(kubeconfigs: Iterable[str], directory: Path | None = None) -> 
     removed = []
     for entry in entries:
         path = Path(entry.path)
-        if COPY_NAME.fullmatch(entry.name) and credentials(_read_own_file(path)) & wanted:
+        if not COPY_NAME.fullmatch(entry.name) or _identity(entry) in kept:
+            continue
+        if credentials(_read_own_file(path)) & wanted:
             try:
                 path.unlink()
             except OSError:

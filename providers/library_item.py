@@ -385,7 +385,9 @@ class ContentLibraryItemProvider(VSphereProvider):
                 f"item {name!r}",
                 f"library {library_id} already has an item with this name ({existing}): {whose}; vmimage "
                 "neither deletes nor takes it: publish this image under another name or library, or delete the "
-                "item if it is no one's",
+                "item if it is no one's. If it is this stack's own and its state was lost or made anew (a new "
+                "state is a new stack instance), restore that state instead (`pulumi stack import --file "
+                "<backup>`): deleting the item ends its VMI ID for good",
             )
         return mine
 

@@ -9,15 +9,16 @@ hands an orphan to init (or to a subreaper), so its parent process ID changes. A
 on a change it runs the process's exit hooks (`atexit`: providers/connection.py logs out of vCenter
 and removes pulumi-kubernetes' kubeconfig copies) for a few seconds at most, and exits.
 
-Importing this module arms it in a process a Pulumi engine started (the dynamic provider host, or a
-program whose resource monitor is the engine's gRPC service), and nowhere else: a test process that
-imports the providers, or runs the program with Pulumi's mocks, has no engine to outlive.
+Importing this module arms it in a process a Pulumi engine started (the dynamic provider host, the
+policy pack's host, or a program whose resource monitor is the engine's gRPC service), and nowhere
+else: a test process that imports the providers, or runs the program with Pulumi's mocks, has no
+engine to outlive.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -35,10 +36,18 @@ def in_provider_host() -> bool:
     return host is not None and hasattr(host, "DynamicResourceProviderServicer")
 
 
+def in_policy_host() -> bool:
+    """Whether this process is Pulumi's Python policy pack host (`python -m pulumi.policy`), which
+    the language host starts for `--policy-pack` and which holds the run's environment (the CI
+    job's vCenter password, passphrase, state login)."""
+    argv = list(getattr(sys, "orig_argv", []))  # the interpreter's own: runpy rewrites sys.argv[0] for the pack
+    return ("-m", "pulumi.policy") in itertools.pairwise(argv)
+
+
 def under_engine() -> bool:
-    """Whether a Pulumi engine started this process: its dynamic provider host, or a program whose
-    resource monitor is the engine's gRPC service (Pulumi's mocks are not)."""
-    if in_provider_host():
+    """Whether a Pulumi engine started this process: its dynamic provider host, its policy pack
+    host, or a program whose resource monitor is the engine's gRPC service (Pulumi's mocks are not)."""
+    if in_provider_host() or in_policy_host():
         return True
     from pulumi.runtime.proto import resource_pb2_grpc
     from pulumi.runtime.settings import get_monitor
@@ -63,12 +72,8 @@ def _watch(parent: int, poll_seconds: float, hook_seconds: float) -> None:
     while os.getppid() == parent:
         time.sleep(poll_seconds)
     if threading.main_thread().is_alive():  # orphaned mid-work
-        with contextlib.suppress(OSError, ValueError):  # stderr was the dead engine's pipe, most likely
-            print(
-                f"vmimage: the Pulumi engine is gone (parent process {parent} exited): logging out, exiting",
-                file=sys.stderr,
-                flush=True,
-            )
+        # silently: where anyone reads this stderr, the engine is alive and ending a failed run (the
+        # language host exits before the program), and a line saying it is gone was a false alarm
         # the hooks a normal exit runs, on a thread of their own: the main thread may be blocked for good
         hooks = threading.Thread(target=atexit._run_exitfuncs, name="vmimage-lifeline-exit", daemon=True)
         hooks.start()

@@ -66,6 +66,16 @@ def _let_go(client: NamespacesClient, namespace: str, tag: str | None, libraries
         )
 
 
+def _drop_stale_marks(client: NamespacesClient, namespace: str, tag: str | None, libraries: list[str]) -> None:
+    """``libraries`` were in the namespace before this declaration wanted them: where one carries the
+    mark of a declaration's association yet no other declaration claims it, the mark outlived what
+    it said (its declaration let go while the namespace was gone; the namespace was made anew and
+    the library associated by hand). It goes, so that the last to let go leaves the library."""
+    for library in libraries:
+        if client.owners.added(namespace, library) and not client.owners.wanted_by_others(namespace, library, tag):
+            client.owners.unmark_added(namespace, library)
+
+
 class NamespaceLibrariesProvider(VSphereProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
@@ -97,6 +107,7 @@ class NamespaceLibrariesProvider(VSphereProvider):
             owner["owner_tag"] = client.owners.claim(namespace, owner["owner"], wanted)
             change = client.change(namespace, add=wanted)
             client.owners.mark_added(namespace, change.added)
+            _drop_stale_marks(client, namespace, owner["owner_tag"], [x for x in wanted if x not in change.added])
         say(f"namespace {namespace}: associated {len(change.added)} content library(ies) with its VM Service")
         return CreateResult(namespace, _outputs(namespace, wanted, change.added, change.associated, owner))
 
@@ -111,6 +122,8 @@ class NamespaceLibrariesProvider(VSphereProvider):
             client.owners.mark_added(namespace, [library for library in legacy if library in current])
             change = client.change(namespace, add=wanted)
             client.owners.mark_added(namespace, change.added)
+            found = [x for x in wanted if x not in before and x not in change.added and x not in legacy]
+            _drop_stale_marks(client, namespace, owner["owner_tag"], found)
             _let_go(client, namespace, owner["owner_tag"], [x for x in before if x not in wanted], legacy)
             associated = client.libraries(namespace)
         ours = [library for library in list(olds.get("added") or []) if library in wanted]

@@ -148,6 +148,41 @@ def test_run_as_root_a_folder_given_to_another_user_is_refused_not_taken(tmp_pat
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.parametrize("name", ["data", "run"])
+def test_a_folder_that_already_has_a_data_or_run_folder_of_anothers_is_refused_untouched(name):
+    """--dir naming a folder in use (`--dir /srv`, `--dir /`): the script deleted a `data/` without
+    PG_VERSION whole (`rm -rf`, as root), and gave an existing `run/` to `postgres` (`/run`, for
+    `--dir /`). Refused with one line before anything is written; what was there stays."""
+    directory = postgres_folder()
+    try:
+        (directory / name).mkdir()
+        (directory / name / "notes.txt").write_text("someone's\n")
+        refused = run_postgres(directory)
+        assert refused.returncode != 0
+        assert refused.stderr.startswith(f"postgres: {directory / name} is there")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert (directory / name / "notes.txt").read_text() == "someone's\n"
+        assert (directory / name).stat().st_uid == os.geteuid()  # not given to the server's user
+        assert sorted(p.name for p in directory.iterdir()) == [name]  # nothing written beside it
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_data_folder_left_by_an_initdb_that_was_cut_off_is_made_again():
+    """What the script may remove: a data/ its own initdb left unfinished (the marker beside it)."""
+    directory = postgres_folder()
+    try:
+        (directory / "data").mkdir()
+        (directory / "data" / "half-made").write_text("")
+        (directory / "initdb.unfinished").write_text("")
+        server = start_postgres(directory)
+        assert (directory / "data" / "PG_VERSION").exists() and not (directory / "data" / "half-made").exists()
+        assert not (directory / "initdb.unfinished").exists()
+        server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # --- dev-up --stop ---------------------------------------------------------------------------
 
 

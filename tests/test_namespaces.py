@@ -167,6 +167,34 @@ def test_two_stacks_that_want_one_library_keep_it_until_the_last_lets_go(host, n
     assert owners.wanted_by_others("shared-ns", "lib-l", None) == [] and not owners.added("shared-ns", "lib-l")
 
 
+def test_a_library_associated_by_hand_in_a_namespace_made_anew_stays_when_the_last_stack_lets_go(host, namespaces):
+    """Stack A associated library L, then let go of it while the namespace was gone (deleted, and
+    its associations with it). The namespace is made anew and its administrator associates L by
+    hand; stack B wants L too. The mark "a declaration associated L" that A left is no longer true:
+    B's delete used to read it and take the administrator's library out."""
+    create_namespace(namespaces, "made-anew", [])
+    provider = NamespaceLibrariesProvider()
+    a = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "made-anew", "library_ids": ["lib-l"]})
+    assert a.outputs["added"] == ["lib-l"]
+    where = "/vcenter/namespaces/instances/made-anew"
+    namespaces.session.call(Call("DELETE", where, where, api_only=True))
+    host.delete(a.id, a.outputs)  # vCenter has no such namespace: nothing to take out
+    create_namespace(namespaces, "made-anew", ["lib-l"])  # by hand
+    b = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "made-anew", "library_ids": ["lib-l"]})
+    assert b.outputs["added"] == [] and not namespaces.owners.added("made-anew", "lib-l")
+    host.delete(b.id, b.outputs)
+    assert namespaces.libraries("made-anew") == ["lib-l"]
+    # and through an update: C wants another library first, then L as well
+    c = host.up(NAMESPACE_LIBRARIES, provider, {"namespace": "made-anew", "library_ids": ["lib-m"]})
+    namespaces.owners.mark_added("made-anew", ["lib-l"])  # the same stale mark
+    both = host.up(
+        NAMESPACE_LIBRARIES, provider, {"namespace": "made-anew", "library_ids": ["lib-l", "lib-m"]}, after=c
+    )
+    assert both.op == "update" and not namespaces.owners.added("made-anew", "lib-l")
+    host.delete(both.id, both.outputs)
+    assert namespaces.libraries("made-anew") == ["lib-l"]
+
+
 def test_a_library_another_stack_claims_while_one_lets_go_of_it_is_put_back(proxied, namespaces):
     """Stack B claims library L in the moment between stack A's check that nobody else wants
     it and A's write that takes it out: A associates it again, for B."""

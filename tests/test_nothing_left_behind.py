@@ -67,6 +67,21 @@ def test_only_go_named_copies_of_the_stacks_own_credentials_are_removed(tmp_path
     assert others.exists() and named.exists() and ours.exists()
 
 
+def test_the_stacks_own_kubeconfig_under_a_name_go_gives_is_never_removed(tmp_path):
+    """A careless but ordinary set-up: the stack's kubeconfig itself is `$TMPDIR/kubeconfig2` (or a
+    link to it, or a hard link): it holds the stack's credentials under a name Go gives, yet it is no
+    copy. The copy beside it goes; the kubeconfig stays."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    ours = write(folder / "kubeconfig2", kubeconfig("b3Vycy1rZXk="))
+    (tmp_path / "link.yaml").symlink_to(ours)
+    os.link(ours, folder / "kubeconfig3")
+    copy = write(folder / "kubeconfig1234567", kubeconfig("b3Vycy1rZXk="))
+    assert kubeconfig_copies.remove_copies([str(ours)], folder) == [copy]
+    assert kubeconfig_copies.remove_copies([str(tmp_path / "link.yaml")], folder) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["kubeconfig2", "kubeconfig3"]
+
+
 def test_a_copy_of_a_token_or_an_oidc_login_counts_and_a_kubeconfig_without_credentials_matches_nothing(tmp_path):
     oidc = {"users": [{"name": "u", "user": {"auth-provider": {"name": "oidc", "config": {"id-token": "eyJ0b2tlbg"}}}}]}
     ours = write(tmp_path / "ours.yaml", oidc)
@@ -214,6 +229,30 @@ def test_preview_up_and_destroy_leave_no_copy_of_the_clusters_key_in_the_tempora
     assert copies_in_tmp(secrets) == before
 
 
+@pytest.mark.vcsim
+def test_a_stack_whose_kubeconfig_is_in_the_temporary_folder_under_a_name_go_gives_keeps_it(
+    simulator, cluster, samples, tmp_path
+):
+    """`up` removed the stack's own kubeconfig when it was `$TMPDIR/kubeconfig2`: the next command
+    could not read the cluster. (Before the kill below, which leaves the dev library behind.)"""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    ours = temporary / "kubeconfig2"
+    ours.write_bytes(cluster.kubeconfig.read_bytes())
+    ours.chmod(0o600)
+    stack = Stack(tmp_path / "stack", name="dev-k8s", env={"TMPDIR": str(temporary)})
+    config = dev_config(simulator, samples)
+    config["vmimage:images"] = config["vmimage:images"][:1]
+    config["vmimage:kubernetes"] = {"kubeconfig": str(ours), "installCrds": True}
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    assert ours.read_bytes() == cluster.kubeconfig.read_bytes()
+    assert holding_a_secret(temporary, secrets_of(cluster)) == [ours]  # and no copy beside it
+    stack.preview("--expect-no-changes")
+    stack.destroy()
+    assert ours.exists()
+
+
 def project_processes(stack: Stack) -> list[str]:
     """The running processes with this stack's environment (its backend is its own folder): the
     program, the provider hosts, the plugins."""
@@ -246,10 +285,14 @@ def test_a_run_killed_with_the_processes_the_cli_started_leaves_no_process_and_l
                 running.extend(project_processes(stack))
             return bool(running)
 
-        killed_up(stack, uploading, victims=children)
+        # with the policy pack, as the deploy job runs `up`: its host (`python -m pulumi.policy`, a child of
+        # the language host) outlived the kill too, with the job's secrets in its environment
+        pack = ("--policy-pack", str(ROOT / "policies"), "--policy-pack-config", str(ROOT / "policies" / "dev.json"))
+        killed_up(stack, uploading, victims=children, args=pack)
         killed = len(proxy.requests)
         assert any("-m pulumi.dynamic" in p for p in running), running  # the provider host
         assert any("pulumi-language-python-exec" in p for p in running), running  # the program
+        assert any("-m pulumi.policy" in p for p in running), running  # the policy pack's host
         deadline = time.monotonic() + 30
         while (left := project_processes(stack)) and time.monotonic() < deadline:
             time.sleep(0.5)
