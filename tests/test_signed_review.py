@@ -102,6 +102,8 @@ def test_an_unknown_status_is_not_read_as_a_pass():
 
 def test_an_iso_is_not_judged_it_has_no_ovf_signature():
     assert unsigned_image("tools", "tools.iso", {"type": "ISO", "ready": "True"}) == []
+    assert unsigned_image("tools", "https://example.com/tools.ISO?x=1", None) == []  # a URL: nothing read yet
+    assert unsigned_image("tools", "https://example.com/tools.ova", None) != []
 
 
 def test_a_hostile_signer_name_stays_on_one_bounded_line():

@@ -113,7 +113,8 @@ def unsigned_image(name: str, source: Any, facts: Any) -> list[str]:
     """A production image not signed by a certificate the stack trusts: in a library with an OVF
     security policy vCenter holds it not compliant, and VM Operator publishes it NotReady. ``facts``:
     the item's ``becomes`` (vmimage/review/facts.py); one without a signature is never a pass."""
-    if isinstance(facts, Mapping) and facts.get("type") == "ISO":
+    iso = str(source or "").split("?", 1)[0].lower().endswith(".iso")  # a URL source's, before its upload
+    if iso or (isinstance(facts, Mapping) and facts.get("type") == "ISO"):
         return []  # an ISO has no OVF signature, and vCenter's OVF security policy does not judge it
     signature = facts.get("signature") if isinstance(facts, Mapping) else None
     cause = signature_cause(signature)
