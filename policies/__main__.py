@@ -5,6 +5,7 @@ engine. Each policy's enforcement level (advisory, mandatory, disabled) and opti
 the stack's policy config, e.g. policies/prod.json:
 
     {"vmimage-production-sha256": {"production": true},
+     "vmimage-production-signed": {"production": true},
      "vmimage-image-floors": {"enforcementLevel": "mandatory", "minHardwareVersion": 19, "requireEfi": true}}
 """
 
@@ -41,7 +42,14 @@ from vmimage.contract.ids import vmi_id
 from vmimage.contract.image import file_image
 from vmimage.descriptor.source import read_image_file
 from vmimage.errors import ImageError
-from vmimage.review.governance import below_floors, duplicate_display_names, missing_sha256, unverified_ssl
+from vmimage.review.governance import (
+    below_floors,
+    duplicate_display_names,
+    library_without_security_policy,
+    missing_sha256,
+    unsigned_image,
+    unverified_ssl,
+)
 from vmimage.review.guard import ALLOW_ENV, blocked, guard_message
 from vmimage.review.lint import lint_package
 
@@ -49,6 +57,7 @@ ITEM = "pulumi-python:dynamic/vmimage:ContentLibraryItem"
 IMAGE = "pulumi-python:dynamic/vmimage:VirtualMachineImage"
 CLUSTER_IMAGE = "pulumi-python:dynamic/vmimage:ClusterVirtualMachineImage"
 GUARD = "pulumi-python:dynamic/vmimage:DeletionGuard"
+LIBRARY = "pulumi-python:dynamic/vmimage:ContentLibrary"
 
 
 def _local_source(args: ResourceValidationArgs) -> str | None:
@@ -62,6 +71,23 @@ def production_sha256(args: ResourceValidationArgs, report_violation: ReportViol
     if args.resource_type != ITEM or not args.get_config().get("production"):
         return
     for problem in missing_sha256(args.props):
+        report_violation(problem)
+
+
+def production_signed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Each item's package signed by a trusted certificate (its ``becomes.signature``, read in the
+    item's check), each library the stack creates with a security policy. A value the preview cannot
+    know yet is judged by `up`, which runs the pack again on the resolved inputs."""
+    if args.resource_type not in (ITEM, LIBRARY) or not args.get_config().get("production"):
+        return
+    try:
+        if args.resource_type == ITEM:
+            problems = unsigned_image(str(args.props.get("name")), args.props.get("source"), args.props.get("becomes"))
+        else:
+            problems = library_without_security_policy(str(args.props.get("name")), args.props.get("security_policy"))
+    except UnknownValueError:
+        return
+    for problem in problems:
         report_violation(problem)
 
 
@@ -267,6 +293,15 @@ PolicyPack(
             name="vmimage-production-sha256",
             description="Images in a production stack pin their content with sha256.",
             validate=production_sha256,
+            config_schema=PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}}),
+        ),
+        ResourceValidationPolicy(
+            name="vmimage-production-signed",
+            description=(
+                "Images in a production stack are signed by a trusted certificate, and its libraries have a "
+                "security policy."
+            ),
+            validate=production_signed,
             config_schema=PolicyConfigSchema(properties={"production": {"type": "boolean", "default": False}}),
         ),
         ResourceValidationPolicy(

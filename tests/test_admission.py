@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.conftest import FIXTURES
 from vmimage.admission.mutation import MalformedReview, review
 
 PHOTON = {
@@ -103,3 +104,47 @@ def test_a_vm_that_names_its_image_is_checked_too_when_it_requires_capabilities(
     answer = review(with_required(request(dict(named)), "nvidia-gpu"), [PHOTON])["response"]
     assert answer["allowed"] is False and "does not have: nvidia-gpu" in answer["status"]["message"]
     assert "patch" not in answer
+
+
+# VM Operator's objects for an item vCenter holds not security compliant (a library with an OVF
+# security policy, an unsigned package): NotReady, reason VirtualMachineImageProviderSecurityNotCompliant.
+NOT_COMPLIANT = sorted((FIXTURES / "vm-operator" / "security-policy").glob("*.vm-operator.v1alpha*.json"))
+
+
+@pytest.mark.parametrize("record", NOT_COMPLIANT, ids=lambda p: p.name)
+def test_an_image_that_is_not_security_compliant_is_refused_with_its_reason(record):
+    image = json.loads(record.read_text())
+    name, display = image["metadata"]["name"], image["status"]["name"]
+    namespace = image["metadata"].get("namespace", "team-a")
+    named = {"imageName": name, "image": {"kind": image["kind"], "name": name}}
+    for body in (  # by display name; by VMI ID; named already (sent for its required capabilities)
+        request({"imageName": display}, namespace=namespace),
+        request({"imageName": name}, namespace=namespace),
+        with_required(request(named, namespace=namespace), "cloud-init"),
+    ):
+        answer = review(body, [image, PHOTON])["response"]
+        assert answer["allowed"] is False and "patch" not in answer
+        assert answer["status"]["code"] == 403
+        assert answer["status"]["message"] == (
+            f"VM {namespace}/vm: its image {name} ({display}) is not security compliant (Ready False, "
+            "VirtualMachineImageProviderSecurityNotCompliant: Provider item is not security compliant): VM Operator "
+            "deploys no VM from it; sign the package with a certificate vCenter trusts (`vmimage sign`) and publish "
+            "it again, or choose another image"
+        )
+
+
+def test_an_image_not_ready_for_another_reason_is_not_refused_by_the_security_check():
+    """The webhook refused no NotReady image before: only the security reason is refused."""
+    not_synced = {
+        **PHOTON,
+        "status": {
+            "name": "Photon OS 5.0",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "VirtualMachineImageNotSynced"}],
+        },
+    }
+    answer = review(request({"imageName": "Photon OS 5.0"}), [not_synced])["response"]
+    assert answer["allowed"] is True and answer["patchType"] == "JSONPatch"
+    compliant = json.loads(NOT_COMPLIANT[0].read_text())
+    compliant["status"]["conditions"][0].update(status="True", reason="True", message="")
+    answer = review(request({"imageName": compliant["status"]["name"]}), [compliant])["response"]
+    assert answer["allowed"] is True

@@ -125,6 +125,17 @@ def test_resolve(snapshot):
     )
 
 
+def test_resolve_refuses_an_image_that_is_not_security_compliant_as_the_webhook_does(fixtures):
+    record = fixtures / "vm-operator" / "security-policy" / "photon-ova.namespaced.vm-operator.v1alpha5.json"
+    refused = vmimage("resolve", "photon-ova-namespaced", "-n", "team-a", "--from-file", str(record))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith(
+        "error: VM in namespace team-a: its image vmi-62001e532b7ff0085 (photon-ova-namespaced) is not security "
+        "compliant (Ready False, VirtualMachineImageProviderSecurityNotCompliant: Provider item is not security "
+        "compliant)"
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [

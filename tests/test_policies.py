@@ -250,3 +250,95 @@ def test_a_resource_the_preview_cannot_know_yet_is_skipped_alone(vm_stack):
     assert "VM dev/web requires capabilities its image" in result.stdout
     assert "display name 'GPU image' appears twice in namespace dev: gpu and gpu-again" in result.stdout
     assert "image 'Missing image'" in result.stdout
+
+
+SIGNED = {"type": "OVF", "ready": "True", "signature": {"status": "verified", "signer": "CN=Platform", "trusted": True}}
+
+
+def signed_violations(output: str) -> list[str]:
+    """This rule's lines (the other item rules read the sources, which these items do not have)."""
+    return [line for line in violations(output) if "vmimage-production-signed" in line]
+
+
+def signed_stack(tmp_path: Path, items: list[dict], libraries: list[dict]) -> Stack:
+    stack = Stack(tmp_path / "signed", name="prod", program=ROOT / "tests" / "projects" / "signed_items")
+    stack.configure({"test:items": items, "test:libraries": libraries})
+    return stack
+
+
+def test_production_images_must_be_signed_by_a_trusted_certificate(tmp_path):
+    """The agreed shape, through the engine: each item judged on its becomes.signature, each created
+    library on its security_policy; a value the preview cannot know yet is left to `up`."""
+    unsigned = {**SIGNED, "signature": {"status": "unsigned", "signer": None, "trusted": False}}
+    untrusted = {**SIGNED, "signature": {"status": "verified", "signer": "CN=Laptop", "trusted": False}}
+    stack = signed_stack(
+        tmp_path,
+        items=[
+            {"name": "signed", "source": "signed.ova", "becomes": SIGNED},
+            {"name": "unsigned", "source": "unsigned.ova", "becomes": unsigned},
+            {"name": "untrusted", "source": "untrusted.ova", "becomes": untrusted},
+            {"name": "unread", "source": "https://user:hunter2@example.com/unread.ova"},  # no becomes at all
+            {"name": "older", "source": "older.ova", "becomes": {"type": "OVF", "ready": "True"}},
+            {"name": "tools", "source": "tools.iso", "becomes": {"type": "ISO", "ready": "True"}},
+            {"name": "later", "source": "later.ova", "becomes": unsigned, "later": True},
+        ],
+        libraries=[{"name": "strict", "securityPolicy": "OVF default policy"}, {"name": "open"}],
+    )
+    path = tmp_path / "policy-config.json"
+    path.write_text(json.dumps({"vmimage-production-signed": {"production": True}}))
+    result = stack.run("preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False)
+    assert result.returncode != 0  # mandatory: the preview fails
+    found = signed_violations(result.stdout)
+    judged = sorted(line.rsplit(": ", 1)[1].rstrip(")") for line in found)
+    assert judged == ["older", "open", "unread", "unsigned", "untrusted"], result.stdout
+    assert all("[mandatory]  vmimage-production-signed" in line for line in found)
+    assert "image 'unsigned' (unsigned.ova) is not signed: sign it with `vmimage sign`" in result.stdout
+    assert "image 'untrusted' (untrusted.ova) is signed by CN=Laptop, whose certificate chains to none" in (
+        result.stdout
+    )
+    assert "image 'unread' (https://***@example.com/unread.ova): its signature could not be checked" in result.stdout
+    assert "image 'older' (older.ova): its signature could not be checked" in result.stdout
+    assert "library 'open' has no security policy" in result.stdout and "set `securityPolicy:`" in result.stdout
+    assert "hunter2" not in result.output
+
+    path.write_text(json.dumps({"vmimage-production-signed": {"production": True, "enforcementLevel": "advisory"}}))
+    advisory = stack.run("preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False)
+    assert advisory.returncode == 0, advisory.output  # the other rules here are advisory too
+    assert len(signed_violations(advisory.stdout)) == 5
+    assert all("[advisory]" in line for line in signed_violations(advisory.stdout))
+    path.write_text("{}")  # off outside production
+    off = stack.run("preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False)
+    assert signed_violations(off.stdout) == [], off.stdout
+
+    # one the preview could not know yet is judged by `up`, once its becomes is known
+    stack.configure({"test:items": [{"name": "later", "source": "later.ova", "becomes": unsigned, "later": True}]})
+    path.write_text(json.dumps({"vmimage-production-signed": {"production": True}}))
+    previewed = stack.run("preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False)
+    assert signed_violations(previewed.stdout) == [], previewed.output
+    up = stack.run(
+        "up", "--yes", "--skip-preview", "--policy-pack", str(PACK), "--policy-pack-config", str(path), check=False
+    )
+    assert up.returncode != 0
+    assert "image 'later' (later.ova) is not signed" in up.output
+
+
+def test_the_shipped_configs_hold_prod_to_signed_images_and_warn_in_staging():
+    configs = {name: json.loads((PACK / f"{name}.json").read_text()) for name in ("prod", "staging", "dev")}
+    assert configs["prod"]["vmimage-production-signed"] == {"production": True}  # mandatory: the pack's default
+    assert configs["staging"]["vmimage-production-signed"] == {"production": True, "enforcementLevel": "advisory"}
+    assert "vmimage-production-signed" not in configs["dev"]
+
+
+def test_a_production_dev_stack_is_refused_until_its_images_are_signed(stack, simulator, samples, tmp_path):
+    """The catalog's own resources on the simulator: the unsigned samples and the library the stack
+    creates without a security policy are each named; the ISO is not judged."""
+    result = preview(
+        stack, dev_config(simulator, samples), {"vmimage-production-signed": {"production": True}}, tmp_path
+    )
+    assert result.returncode != 0
+    found = [line for line in violations(result.stdout) if "vmimage-production-signed" in line]
+    assert len(found) == 3 and all("[mandatory]" in line for line in found), result.stdout
+    assert "image 'photon-5-sample'" in result.stdout and "image 'ubuntu-24.04-sample'" in result.stdout
+    assert "image 'tools-sample'" not in result.stdout
+    assert "library 'dev-images' has no security policy" in result.stdout
+    assert PASSWORD not in result.output

@@ -26,6 +26,7 @@ from vmimage.cluster.kube import ImageCache, ImageObjects, KubeTarget
 ITEM_A = "e1968c25-dd84-4506-8dc7-9beacb6b688e"
 ITEM_B = "0c6c4b4e-7a4f-4f65-9a0b-6a1d3e0f2a11"
 PHOTON = "vmi-0a0044d7c690bcbea"
+NOT_COMPLIANT = ("photon-ova.cluster.vm-operator.v1alpha5.json", "photon-ova.namespaced.vm-operator.v1alpha5.json")
 
 
 def vm(name: str, image_name: str | None = None, image: dict | None = None, namespace: str = "team-a") -> dict:
@@ -75,8 +76,10 @@ def images_file(tmp_path_factory, fixtures) -> Path:
         item_id="5f0d7a52-3c1e-4f8b-9d2a-7e6b5c4d3e2f",
         namespace="team-a",
     )
+    # VM Operator's NotReady objects for items vCenter holds not security compliant, as recorded
+    recorded = [json.loads((fixtures / "vm-operator" / "security-policy" / name).read_text()) for name in NOT_COMPLIANT]
     path = tmp_path_factory.mktemp("webhook") / "images.yaml"
-    path.write_text(yaml.safe_dump_all([photon, dup_a, dup_b]))
+    path.write_text(yaml.safe_dump_all([photon, dup_a, dup_b, *recorded]))
     return path
 
 
@@ -175,6 +178,26 @@ def test_ambiguous_and_unknown_names_are_denied_with_the_resolver_message(webhoo
     assert ambiguous["status"]["message"] == 'multiple VM images exist for "Windows" in namespace scope'
     unknown = webhook.review(admission(vm("x", "CentOS"))).json()["response"]
     assert unknown["status"]["message"] == 'no VM image exists for "CentOS" in namespace or cluster scope'
+
+
+def test_an_image_that_is_not_security_compliant_is_denied_with_the_reason(webhook):
+    """The recorded objects: by display name (cluster and namespaced), and by VMI ID in spec.image
+    for a VM the webhook gets for its required capabilities."""
+    cluster = webhook.review(admission(vm("c", "photon-ova-cluster"))).json()["response"]
+    namespaced = webhook.review(admission(vm("n", "photon-ova-namespaced"))).json()["response"]
+    direct = vm("d", "vmi-6450a0f4e34197d5c", {"kind": "ClusterVirtualMachineImage", "name": "vmi-6450a0f4e34197d5c"})
+    direct["metadata"]["annotations"] = {"vmimage.io/required-capabilities": "cloud-init"}
+    by_id = webhook.review(admission(direct)).json()["response"]
+    for answer, shown in (
+        (cluster, "team-a/c: its image vmi-6450a0f4e34197d5c (photon-ova-cluster)"),
+        (namespaced, "team-a/n: its image vmi-62001e532b7ff0085 (photon-ova-namespaced)"),
+        (by_id, "team-a/d: its image vmi-6450a0f4e34197d5c (photon-ova-cluster)"),
+    ):
+        assert answer["allowed"] is False and "patch" not in answer
+        assert answer["status"]["message"].startswith(
+            f"VM {shown} is not security compliant (Ready False, VirtualMachineImageProviderSecurityNotCompliant: "
+            "Provider item is not security compliant)"
+        )
 
 
 def test_other_operations_and_kinds_pass(webhook):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
-from vmimage.admission.resolve import ResolutionError, image_reference, resolve
+from vmimage.admission.resolve import ResolutionError, check_security, image_reference, resolve
 from vmimage.admission.selectors import matches, parse_selector
 from vmimage.cluster.snapshot import load_images
 from vmimage.cluster.table import format_table, image_row, image_table, kind_columns
@@ -587,6 +587,7 @@ def resolve_command(name: str, namespace: str, strict: bool, output: str, source
     images = source.images((NAMESPACED_KIND, CLUSTER_KIND), namespace)
     try:
         resolved = resolve(name, namespace, images, strict=strict)
+        check_security(resolved, f"in namespace {namespace}")  # the webhook refuses it
     except ResolutionError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -4,8 +4,10 @@ A CREATE of a VirtualMachine whose ``spec.imageName`` is set and ``spec.image`` 
 JSONPatch that sets ``spec.imageName`` to the VMI ID and ``spec.image`` to ``{kind, name}``;
 one that already has ``spec.image`` passes unchanged; a name that resolves to nothing or to
 several images is denied with the resolver's message. Either kind of VM is checked against
-its ``vmimage.io/required-capabilities`` annotation. ``mutating_webhook`` is the registration
-that sends the API server's VMs here: exactly those this module has something to do for.
+its ``vmimage.io/required-capabilities`` annotation, and refused when the image it gets is
+NotReady for security compliance (VM Operator would deploy nothing from it). ``mutating_webhook``
+is the registration that sends the API server's VMs here: exactly those this module has
+something to do for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from vmimage.admission.resolve import (
     ResolutionError,
     UnknownImage,
     check_capabilities,
+    check_security,
     image_reference,
     parse_capabilities,
     resolve,
@@ -162,6 +165,7 @@ def review(
         if wanted is not None:
             try:
                 resolved = resolve(wanted, namespace, images, strict=strict)
+                check_security(resolved, vm_name)
                 check_capabilities(resolved, parse_capabilities(required), vm_name)
             except UnknownImage as error:
                 if not complete:

@@ -14,7 +14,7 @@ from typing import Any
 
 from vmimage.contract.ids import is_vmi_id
 from vmimage.contract.labels import CAPABILITY_LABEL_PREFIX
-from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
+from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, READY, REASON_SECURITY_NOT_COMPLIANT
 
 
 class ResolutionError(Exception):
@@ -34,6 +34,7 @@ class ImageRef:
     namespace: str | None
     display_name: str | None
     capabilities: frozenset[str] = frozenset()
+    not_ready: tuple[str, str] | None = None  # the Ready condition's (reason, message) when it is not True
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ImageRef:
@@ -46,12 +47,19 @@ class ImageRef:
             for k, v in (metadata.get("labels") or {}).items()
             if k.startswith(CAPABILITY_LABEL_PREFIX) and v == "true"
         ]
+        ready = next(
+            (c for c in status.get("conditions") or () if isinstance(c, Mapping) and c.get("type") == READY), None
+        )
+        not_ready = None
+        if ready is not None and ready.get("status") != "True":
+            not_ready = (str(ready.get("reason") or ""), str(ready.get("message") or ""))
         return cls(
             kind,
             metadata.get("name", ""),
             metadata.get("namespace") if kind == NAMESPACED_KIND else None,
             status.get("name"),
             frozenset(declared + labelled),
+            not_ready,
         )
 
     @property
@@ -114,6 +122,25 @@ def check_capabilities(image: ImageRef, required: Iterable[str], vm: str) -> Non
             f"VM {vm} requires capabilities its image {shown} does not have: {', '.join(missing)}"
             f" (it has: {', '.join(sorted(image.capabilities)) or 'none'})"
         )
+
+
+class NotSecurityCompliant(ResolutionError):
+    """The image resolved, but VM Operator publishes it NotReady: vCenter holds its library item
+    not security compliant (a library with an OVF security policy, a package not signed by a
+    certificate vCenter trusts), so no VM can be deployed from it."""
+
+
+def check_security(image: ImageRef, vm: str) -> None:
+    """Refuse an image whose Ready condition is False for security compliance, with that reason."""
+    if image.not_ready is None or image.not_ready[0] != REASON_SECURITY_NOT_COMPLIANT:
+        return
+    reason, message = image.not_ready
+    shown = f"{image.name} ({image.display_name})" if image.display_name else image.name
+    raise NotSecurityCompliant(
+        f"VM {vm}: its image {shown} is not security compliant (Ready False, {reason}: "
+        f"{message or 'no message'}): VM Operator deploys no VM from it; sign the package with a certificate "
+        "vCenter trusts (`vmimage sign`) and publish it again, or choose another image"
+    )
 
 
 def image_reference(resolved: ImageRef) -> dict[str, str]:

@@ -26,6 +26,7 @@ ImageKind = Literal["VirtualMachineImage", "ClusterVirtualMachineImage"]
 READY = "Ready"
 REASON_PROVIDER_NOT_READY = "VirtualMachineImageProviderNotReady"
 REASON_NOT_SYNCED = "VirtualMachineImageNotSynced"
+REASON_SECURITY_NOT_COMPLIANT = "VirtualMachineImageProviderSecurityNotCompliant"
 V1ALPHA1_COMPATIBLE = "VirtualMachineImageV1Alpha1Compatible"
 
 # A Kubernetes resource.Quantity: serialised as a string, accepted as int or string.

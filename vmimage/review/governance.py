@@ -74,3 +74,79 @@ def duplicate_display_names(entries: Iterable[tuple[str | None, str, str]]) -> l
         else:
             first[key] = origin
     return problems
+
+
+TRUSTED_CERTIFICATES_KEY = "vmimage:trustedCertificates"
+_WHAT_TO_DO = {
+    "unsigned": "is not signed: sign it with `vmimage sign` (a key whose certificate chains to one in {trust})",
+    "untrusted": (
+        "is signed by {signer}, whose certificate chains to none in {trust}: add the issuing CA's certificate "
+        "(PEM) to {trust}, or sign it again with `vmimage sign` and a certificate that chains to one there"
+    ),
+    "expired": (
+        "is signed by {signer} with a certificate chain outside its validity period: sign it again with "
+        "`vmimage sign` and a current certificate"
+    ),
+}
+_BROKEN = ("tampered", "wrong-key", "unsupported", "malformed")  # vmimage/descriptor/signature.py's failures
+
+
+def signature_cause(signature: Any) -> str | None:
+    """Why vCenter's OVF security policy would hold an item with this signature (``becomes.signature``:
+    status, signer, trusted) not compliant, in one word: ``unsigned``, ``untrusted``, ``tampered``, …
+    None for a signature verified against a certificate the stack trusts; ``not checked`` without one."""
+    if not isinstance(signature, Mapping) or not isinstance(signature.get("status"), str):
+        return "not checked"
+    status = signature["status"]
+    if status == "verified":
+        return None if signature.get("trusted") is True else "untrusted"
+    return status
+
+
+def printable(signer: Any, limit: int = 200) -> str:
+    """A signer's name (a certificate's subject, which a package's author writes) on one line, bounded."""
+    text = " ".join(str(signer or "").split())
+    return (text[:limit] + "…" if len(text) > limit else text) or "an unnamed certificate"
+
+
+def unsigned_image(name: str, source: Any, facts: Any) -> list[str]:
+    """A production image not signed by a certificate the stack trusts: in a library with an OVF
+    security policy vCenter holds it not compliant, and VM Operator publishes it NotReady. ``facts``:
+    the item's ``becomes`` (vmimage/review/facts.py); one without a signature is never a pass."""
+    iso = str(source or "").split("?", 1)[0].lower().endswith(".iso")  # a URL source's, before its upload
+    if iso or (isinstance(facts, Mapping) and facts.get("type") == "ISO"):
+        return []  # an ISO has no OVF signature, and vCenter's OVF security policy does not judge it
+    signature = facts.get("signature") if isinstance(facts, Mapping) else None
+    cause = signature_cause(signature)
+    if cause is None:
+        return []
+    image = f"image {name!r} ({redact(str(source or '?'))})"
+    signer = printable(signature.get("signer")) if isinstance(signature, Mapping) else ""
+    if cause in _WHAT_TO_DO:
+        return [f"{image} {_WHAT_TO_DO[cause].format(signer=signer, trust=TRUSTED_CERTIFICATES_KEY)}"]
+    if cause in _BROKEN:
+        return [
+            f"{image} has a signature that does not verify ({cause}): `vmimage lint` says what failed; sign it "
+            "again with `vmimage sign` from the files as built"
+        ]
+    why = (
+        "the preview has no signature for it: a URL source vmimage could not read, or a state or preview without it"
+        if cause == "not checked"
+        else f"its signature's status is {cause!r}"
+    )
+    return [
+        f"{image}: its signature could not be checked ({why}); a production image must be signed by a "
+        f"certificate in {TRUSTED_CERTIFICATES_KEY}: publish it from a package vmimage can read, signed with "
+        "`vmimage sign`, and preview again"
+    ]
+
+
+def library_without_security_policy(name: str, security_policy: Any) -> list[str]:
+    """A production library the stack creates without an OVF security policy: vCenter would hold any
+    package in it compliant, signed or not, and VM Operator would publish it Ready."""
+    if isinstance(security_policy, str) and security_policy.strip():
+        return []
+    return [
+        f"library {name!r} has no security policy, so vCenter accepts unsigned and untrusted packages in it: set "
+        "`securityPolicy:` on it in vmimage:libraries (vCenter's OVF security policy, by name or id)"
+    ]

@@ -2,7 +2,8 @@
 
 A reviewer reads what changes for the teams that deploy VMs: images added, removed, changed
 or replaced, with their display name, scope, VMI ID and what the image is (OS, version,
-hardware version, firmware), and which VMs' name resolution moves. Pure: the engine's JSON
+hardware version, firmware, who signed it and whether the stack trusts the signer), and which
+VMs' name resolution moves. Pure: the engine's JSON
 and, optionally, the stack's current outputs (`pulumi stack output --json`) are the inputs.
 Secrets never appear: the engine masks secret values as ``[secret]``, and every URL is
 redacted.
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmimage.contract.ids import vmi_id
-from vmimage.contract.models import CLUSTER_KIND
+from vmimage.contract.models import CLUSTER_KIND, REASON_SECURITY_NOT_COMPLIANT
 from vmimage.errors import ImageError, redact
 from vmimage.review.facts import image_facts, moves
+from vmimage.review.governance import printable, signature_cause
 from vmimage.review.preview_checks import unchecked_in
 
 _IMAGE_TYPES = ("dynamic/vmimage:VirtualMachineImage", "dynamic/vmimage:ClusterVirtualMachineImage")
@@ -93,10 +95,11 @@ def _vmi(props: dict[str, Any]) -> str | None:
 def _facts_after(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """What the image is after the step: the status an applied step published (a deploy's event
     stream), else what the preview says it becomes (``becomes``, read from the local descriptor),
-    else the status it keeps."""
+    else the status it keeps. The signature is the package's, read before the upload (``becomes``)."""
     status, becomes = _dict(new.get("status")), _dict(_known(new.get("becomes")))
     if status and status != _dict(old.get("status")):
-        return image_facts(status)
+        signature = _dict(becomes.get("signature"))
+        return {**image_facts(status), **({"signature": signature} if signature else {})}
     if becomes:
         return {key: value for key, value in becomes.items() if _known(value) is not None}
     return image_facts(status) if status else {}
@@ -159,11 +162,46 @@ def _becomes_notes(change: ImageChange, known: bool) -> list[str]:
     if not known:
         return ["what it becomes is known after the upload (a URL source)"] if change.kind == "added" else []
     notes = []
+    security = _security_note(change.facts)
     if change.before is not None:
-        notes += [line for line in moves(change.before, change.facts) if line.split(":")[0] in _NOTED]
-    elif change.facts.get("ready") not in (None, "True"):
+        moved = moves(change.before, change.facts)
+        notes += [line for line in moved if line.split(":")[0] in _NOTED and not (security and line[:6] == "ready:")]
+    elif change.facts.get("ready") not in (None, "True") and not security:
         notes.append(f"not Ready: VM Operator would publish it {change.facts['ready']}")
+    if security:
+        was_ready = change.before is not None and change.before.get("ready") == "True"
+        notes.append(security + ("; it was Ready" if was_ready else ""))
     return notes
+
+
+def _security_note(facts: dict[str, Any]) -> str | None:
+    """ "NotReady: not security compliant (unsigned)" for an image VM Operator publishes NotReady for
+    its item's security compliance (a library with an OVF security policy); None otherwise."""
+    ready = facts.get("ready")
+    cause = signature_cause(facts.get("signature"))
+    if not (
+        (isinstance(ready, str) and REASON_SECURITY_NOT_COMPLIANT in ready)
+        or (ready in (False, "False") and cause not in (None, "not checked"))
+    ):
+        return None
+    if cause is None:
+        return "NotReady: not security compliant (vCenter's verdict; the package's own signature verified)"
+    return "NotReady: not security compliant" + ("" if cause == "not checked" else f" ({cause})")
+
+
+def _signature_cell(facts: dict[str, Any]) -> str:
+    """Who signed the package and whether the stack trusts the signer: ``CN=… (trusted)``,
+    ``unsigned``, ``CN=… (untrusted)``, ``CN=… (tampered)``; — where nothing was read (an ISO,
+    a URL source, a state from before signatures)."""
+    signature = facts.get("signature")
+    if facts.get("type") == "ISO" or not isinstance(signature, dict) or signature_cause(signature) == "not checked":
+        return "—"
+    cause = signature_cause(signature)
+    signer = printable(signature["signer"]) if _known(signature.get("signer")) else None
+    if cause == "unsigned":
+        return "unsigned"
+    word = "trusted" if cause is None else cause
+    return f"{signer} ({word})" if signer else word
 
 
 _COLUMNS = ("os", "version", "hardware", "firmware")
@@ -343,11 +381,12 @@ def summary_markdown(preview: dict[str, Any], stack: str, outputs: dict[str, Any
     engine = ", ".join(f"{n} {op}" for op, n in sorted(steps.items()) if op != "same" and isinstance(n, int) and n)
     lines += [f"{head} ({engine} in all)", ""]
     lines += [
-        "| | image | scope | VMI ID | OS | version | hardware | firmware | what changes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| | image | scope | VMI ID | OS | version | hardware | firmware | signature | what changes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for change in changes:
         cells = [_MARK[change.kind], change.display_name, change.scope, change.vmi_id or "(new)", *_fact_cells(change)]
+        cells.append(_signature_cell(change.facts))
         cells.append("; ".join(change.what) or "—")
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     moves = resolution_moves(changes, outputs)
