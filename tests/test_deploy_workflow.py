@@ -382,12 +382,19 @@ def test_the_preview_job_hands_the_kubeconfig_to_the_preview_then_removes_it_eve
             "PREVIEW_EXIT": str(preview_exit),
         },
     )
-    ran = runner.run(preview_job(), tmp_path, skip=("Install the project",))
-    assert ran == ["Kubeconfig for the stack's Supervisor", "The preview in image terms", "Remove the kubeconfig"]
+    ran = runner.run(preview_job(), tmp_path, skip=("Install the project", "The pinned toolchain"))
+    assert ran == [
+        "Kubeconfig for the stack's Supervisor",
+        "The raw preview",
+        "The preview in image terms",
+        "Remove the kubeconfig",
+    ]
+    assert runner.outputs["The raw preview"].returncode == 0  # the next step fails the job, with the summary
     assert runner.outputs["The preview in image terms"].returncode == preview_exit
-    (given,) = log.read_text().splitlines()
-    path, count = given.split()
-    assert Path(path).parent == runner.temp and count == "1"  # the preview read this job's file
+    raw, summarized = log.read_text().splitlines()
+    assert raw == summarized
+    path, count = raw.split()
+    assert Path(path).parent == runner.temp and count == "1"  # each preview read this job's file
     assert runner.kubeconfigs() == [] and not Path(path).exists()
     assert "vmimage catalog · `prod`" in runner.summary.read_text()  # on the run's page for the approver
 
@@ -480,7 +487,8 @@ def run_job(stack: Stack, tmp_path: Path) -> tuple[Runner, list[str]]:
         key: value for key, value in stack.env.items() if key not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL")
     }
     runner = Runner(tmp_path, deploy_values(stack.name, stack.env["PULUMI_BACKEND_URL"]), env=env)
-    ran = runner.run(deploy_job(), stack.project_dir, skip=("Install the project",))
+    # the toolchain the job builds is the one the tests' Stack already runs (test_the_pinned_toolchain…)
+    ran = runner.run(deploy_job(), stack.project_dir, skip=("Install the project", "The pinned toolchain"))
     return runner, ran
 
 
@@ -531,3 +539,40 @@ def test_a_clean_stack_is_applied_and_summarised_from_what_was_applied(simulator
     assert history.count('"kind": "update"') == 2
     stack.env.update(VSPHERE_USER="user", VSPHERE_PASSWORD=PASSWORD)  # the stack file has no account
     stack.destroy()
+
+
+def test_no_third_party_action_runs_beside_the_stacks_credentials():
+    """A job that reads a secret runs only GitHub's own actions (actions/*), the repository's own
+    workflows, or an action pinned to a full commit: a tag (pulumi/actions@v6 was one) can be moved
+    to other code by whoever controls the action's repository. The Pulumi CLI comes from
+    scripts/toolchain, built from the Go module proxy as CI builds it."""
+    pinned = re.compile(r"[^@]+@[0-9a-f]{40}")
+    found = []
+    for file, parsed in all_workflows().items():
+        for name, job in parsed["jobs"].items():
+            if "secrets." not in json.dumps(job):
+                continue
+            for step in job.get("steps", []):
+                uses = step.get("uses")
+                if uses and not (uses.startswith(("actions/", "./")) or pinned.fullmatch(uses)):
+                    found.append(f"{file}:{name}: {uses}")
+    assert found == []
+    names = [s.get("name") for s in deploy_job()["steps"]]
+    assert names.index("The pinned toolchain") < names.index(deploy_step()["name"])
+
+
+def test_the_pinned_toolchain_step_puts_the_built_cli_first(tmp_path):
+    """The step as the runner runs it, in this checkout (its Go caches warm: seconds): the PATH and
+    environment it hands the next steps name the CLI scripts/toolchain built and its plugins."""
+    toolchain = step_named(deploy_job(), "The pinned toolchain")
+    assert toolchain == step_named(preview_job(), "The pinned toolchain")
+    path_file, env_file = tmp_path / "path", tmp_path / "env"
+    env = {"HOME": os.environ["HOME"], "GITHUB_PATH": str(path_file), "GITHUB_ENV": str(env_file)}
+    env |= {k: v for k, v in os.environ.items() if k.startswith(("GO", "XDG_"))}
+    done = bash(toolchain["run"], env, ROOT, timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (bin_dir,) = path_file.read_text().splitlines()
+    assert (Path(bin_dir) / "pulumi").is_file() and Path(bin_dir) == ROOT / ".build" / "toolchain" / "bin"
+    exported = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert exported["PULUMI_HOME"] == str(ROOT / ".build" / "pulumi-home")
+    assert (Path(exported["PULUMI_HOME"]) / "plugins").is_dir()  # the Kubernetes provider is registered there
