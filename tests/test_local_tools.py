@@ -429,6 +429,7 @@ def test_setup_prints_its_steps_and_keeps_the_tools_output_in_its_log(tmp_path):
         timeout=60,
     )
     assert failed.returncode == 7
-    assert "setup: failed (exit 7): venv/bin/python -m pip install -q --upgrade pip" in failed.stderr
+    first_pip = "venv/bin/python -m pip install -q --require-hashes -r requirements.lock"
+    assert f"setup: failed (exit 7): {first_pip}" in failed.stderr
     assert "ERROR: No matching distribution found for noise" in failed.stderr  # the log's tail, shown
     assert "==> building the toolchain" not in failed.stdout
