@@ -115,10 +115,10 @@ class ImageCatalog(pulumi.ComponentResource):
         # registered first: its check fails the run, before any delete, when a protected stack would lose
         # an item, image object or library no allowDelete names (gone, or replaced: its identity moved)
         identity = {library.name: _identity(library) for library in config.libraries}
-        written_to = None  # where the image objects go: nowhere outside the state, or a cluster
-        if kubernetes is not None and not supervisor:
+        cluster = None  # the image objects' cluster, as the stack file names it
+        if kubernetes is not None:
             context, kubeconfig = kubernetes.context or "(current context)", kubernetes.kubeconfig or "default"
-            written_to = f"cluster {context} of kubeconfig {kubeconfig}"
+            cluster = f"cluster {context} of kubeconfig {kubeconfig}"
         declared = {
             library_name: [library.name, LIBRARY + (FORCED if library.force_destroy else ""), identity[library.name]]
             for library in config.libraries
@@ -133,7 +133,7 @@ class ImageCatalog(pulumi.ComponentResource):
             image_name: [
                 image.display_name,
                 image.kind + (f" in {image.namespace}" if image.namespace else ""),
-                object_identity(identity[config.images[image.image_index].library], written_to)
+                object_identity(identity[config.images[image.image_index].library], cluster, supervisor)
                 if image.image_index is not None
                 else "",
             ]

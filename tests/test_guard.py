@@ -76,11 +76,16 @@ def test_an_image_object_moved_to_another_cluster_is_a_replacement():
         moved[cvmi].what
         == f"ClusterVirtualMachineImage (replaced: datastore 'LocalDS_0'; {a} → datastore 'LocalDS_0'; {b})"
     )
+    ds = "datastore 'LocalDS_0'"
     assert cvmi in run(object_identity("", a), object_identity("", b))  # an existing library's images too
     assert cvmi in run(object_identity("", a), object_identity("", None))  # the cluster taken out of the stack
+    assert cvmi in run(object_identity("", a), object_identity("", b, supervised=True))  # moved, then VM Operator's
     assert run(object_identity("", None), object_identity("", a)) == {}  # state only until now: nothing lost
-    assert run("datastore 'LocalDS_0'", object_identity("datastore 'LocalDS_0'", a)) == {}  # recorded before clusters
-    assert cvmi in run("datastore 'LocalDS_0'", object_identity("datastore 'LocalDS_1'", a))
+    assert run(object_identity("", a, supervised=True), object_identity("", b)) == {}  # it was VM Operator's
+    assert run(object_identity(ds, a), object_identity(ds, a, supervised=True)) == {}  # a mode is an update
+    assert run(object_identity(ds, a, supervised=True), object_identity(ds, a)) == {}
+    assert run(ds, object_identity(ds, a)) == {}  # recorded before clusters
+    assert cvmi in run(ds, object_identity("datastore 'LocalDS_1'", a))
 
 
 def test_a_malformed_record_is_never_nothing():

@@ -18,28 +18,28 @@ ALLOW_ENV = "VMIMAGE_ALLOW_DELETE"
 ALLOW_ALL = "*"
 LIBRARY = "content library"  # what a library entry is (the rest: "library item in …", the image kinds)
 PROTECTION_KEY, ALLOW_KEY = "vmimage:deletionProtection", "vmimage:allowDelete"
-# the last part of an image object's identity when vmimage writes it nowhere (no cluster, or
-# supervisor mode, where VM Operator's object is not vmimage's): replacing it deletes nothing
-NOWHERE = "written nowhere"
+# where an image object's identity says vmimage writes it nowhere, replacing it deletes nothing:
+# a stack without a cluster keeps it in its state only; in supervisor mode it is VM Operator's
+NO_CLUSTER, SUPERVISED = "no cluster", "VM Operator's"
 
 
-def object_identity(library_identity: str, cluster: str | None) -> str:
+def object_identity(library_identity: str, cluster: str | None, supervised: bool = False) -> str:
     """An image object's identity: its library's (which replaces its item, and so it), then the
-    cluster it is written to. A stack moved to another cluster (kubeconfig, context) deletes every
-    object from the one before."""
-    return f"{library_identity}; {cluster or NOWHERE}"
+    cluster (kubeconfig and context: a new one replaces the object, and deletes it from the one
+    before), then whether it is VM Operator's (a mode is an update, never a replace)."""
+    return "; ".join([library_identity, cluster or NO_CLUSTER, *([SUPERVISED] if supervised else [])])
 
 
 def _replaced(old: str, new: str) -> bool:
     """Whether an identity moved. Parts are compared as far as both have them: a record written
-    before a part existed (an image object's cluster) is no replace. One that was written nowhere
-    loses nothing when replaced."""
+    before a part existed (an image object's cluster) is no replace, nor is a mode switched. An
+    object vmimage wrote nowhere loses nothing when replaced."""
     if not old or not new:
         return False
     old_parts, new_parts = old.split("; "), new.split("; ")
-    if len(old_parts) > 1 and old_parts[-1] == NOWHERE:
+    if len(old_parts) > 1 and (old_parts[1] == NO_CLUSTER or old_parts[-1] == SUPERVISED):
         return False
-    return any(a != b for a, b in zip(old_parts, new_parts, strict=False))
+    return any(a != b for a, b in zip(old_parts[:2], new_parts[:2], strict=False))
 
 
 @dataclass(frozen=True)
