@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmimage.contract.models import REASON_SECURITY_NOT_COMPLIANT
+from vmimage.descriptor.signature import SignatureReport, SignatureStatus
+
 FIELDS = ("type", "os", "version", "hardware", "firmware", "disks", "capabilities", "ready")
+NOT_COMPLIANT = "not security compliant"  # how a reviewer reads VM Operator's SecurityNotCompliant
 
 
 def _disk(disk: dict[str, Any]) -> str:
@@ -29,6 +33,8 @@ def ready(status: dict[str, Any]) -> str:
         return "unknown"
     if condition.get("status") == "True":
         return "True"
+    if condition.get("reason") == REASON_SECURITY_NOT_COMPLIANT:
+        return f"False: {NOT_COMPLIANT}"
     detail = ": ".join(str(part) for part in (condition.get("reason"), condition.get("message")) if part)
     return f"{condition.get('status', 'False')}: {detail}" if detail else str(condition.get("status", "False"))
 
@@ -48,6 +54,44 @@ def image_facts(status: dict[str, Any]) -> dict[str, Any]:
         "ready": ready(status) if status.get("conditions") else None,
     }
     return {key: value for key, value in facts.items() if value not in (None, "", [])}
+
+
+def signature_facts(report: SignatureReport) -> dict[str, Any]:
+    """What a reviewer (and the policy pack) reads of a package's signature: its status, the
+    signer's common name, and whether its chain ends at a certificate of the stack's trust bundle."""
+    signer = report.chain[0].subject if report.chain else report.signer
+    common_name = None
+    for part in (signer or "").split(","):  # RFC 4514, most specific first: CN=…,O=…
+        key, _, value = part.partition("=")
+        if key.strip().upper() == "CN":
+            common_name = value.strip()
+            break
+    return {"status": str(report.status), "signer": common_name or signer, "trusted": report.trusted_by is not None}
+
+
+def with_compliance(facts: dict[str, Any], signature: dict[str, Any] | None, policy: bool) -> dict[str, Any]:
+    """The facts of an item's image with its signature (``signature_facts``); in a library with a
+    security policy (``policy``) an OVF package whose signature does not verify against the trust
+    bundle is predicted NotReady, as vCenter and VM Operator will leave it: ``ready`` is
+    "False: not security compliant (<status>)" and the descriptor's facts go (VM Operator stops
+    before the descriptor)."""
+    if signature is None:
+        return facts
+    facts = {**facts, "signature": signature}
+    if not policy or signature["status"] == SignatureStatus.VERIFIED:
+        return facts
+    kept = {key: facts[key] for key in ("type", "capabilities", "signature") if key in facts}
+    return {**kept, "ready": f"False: {NOT_COMPLIANT} ({signature['status']})"}
+
+
+def readiness(ready: str | None) -> str:
+    """``ready`` as a person reads it: Ready, or "NotReady: <why>" (VM Operator's reason and message,
+    or for an item that is not security compliant, why: unsigned, untrusted, expired…)."""
+    if ready in (None, "unknown"):
+        return "Ready unknown"
+    if ready == "True":
+        return "Ready"
+    return "NotReady: " + str(ready).removeprefix("False: ")
 
 
 def with_capabilities(facts: dict[str, Any], declared: list[str]) -> dict[str, Any]:
