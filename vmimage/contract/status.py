@@ -179,14 +179,17 @@ def not_compliant_status(status: ImageStatus, now: datetime) -> ImageStatus:
     )
 
 
-def with_compliance(image: ItemImage, compliant: bool | None, now: datetime) -> ItemImage:
+def with_compliance(
+    image: ItemImage, compliant: bool | None, now: datetime, certificate_status: str | None = None
+) -> ItemImage:
     """The image of an item as vCenter's ``security_compliance`` leaves it: False (an item of a
     library with a security policy that vCenter did not verify) gives the NotReady status, with no
     labels and no sync error (VM Operator never reads the descriptor); None (no policy) and True
-    leave it as it is, as the Image Registry Operator reads an item without the field compliant."""
+    leave it as it is, as the Image Registry Operator reads an item without the field compliant.
+    ``certificate_status``: vCenter's certificate_verification_info.status, kept as the why."""
     if compliant is not False:
         return image
-    return ItemImage(not_compliant_status(image.status, now))
+    return ItemImage(not_compliant_status(image.status, now), not_compliant=certificate_status or "not reported")
 
 
 def sync_error(descriptor: Descriptor | None) -> str | None:
@@ -204,12 +207,13 @@ def descriptor_labels(descriptor: Descriptor | None) -> dict[str, str]:
 
 
 class ItemImage(NamedTuple):
-    """What a library item gives its image: the status, the descriptor's labels, and why VM
-    Operator would not sync it (None when it would)."""
+    """What a library item gives its image: the status, the descriptor's labels, why VM Operator
+    would not sync it (None when it would), and why vCenter holds it not security compliant."""
 
     status: ImageStatus
     labels: dict[str, str] | None = None
     sync_error: str | None = None
+    not_compliant: str | None = None  # vCenter's certificate verification status of a non-compliant item
 
 
 def item_status(

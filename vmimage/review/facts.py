@@ -84,6 +84,21 @@ def with_compliance(facts: dict[str, Any], signature: dict[str, Any] | None, pol
     return {**kept, "ready": f"False: {NOT_COMPLIANT} ({signature['status']})"}
 
 
+# vCenter's certificate_verification_info.status in a reviewer's words (the local statuses'
+# counterparts: vmimage.descriptor.signature.VCENTER_STATUS)
+VCENTER_WORDS = {
+    "NOT_AVAILABLE": "unsigned",
+    "UNTRUSTED": "untrusted",
+    "VERIFICATION_FAILURE": "signature not verified",
+}
+
+
+def not_compliant_line(certificate_status: str | None) -> str:
+    """ "NotReady: not security compliant (unsigned)", from what vCenter reports of the item."""
+    why = VCENTER_WORDS.get(str(certificate_status), str(certificate_status or "not reported").lower())
+    return f"NotReady: {NOT_COMPLIANT} ({why})"
+
+
 def readiness(ready: str | None) -> str:
     """``ready`` as a person reads it: Ready, or "NotReady: <why>" (VM Operator's reason and message,
     or for an item that is not security compliant, why: unsigned, untrusted, expired…)."""
