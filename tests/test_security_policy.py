@@ -241,3 +241,42 @@ def test_a_supervisor_stack_predicts_the_not_compliant_object_and_vm_operator_ag
         )
         assert "NotReady: not security compliant (unsigned)" in up.output
         stack.destroy()
+
+
+def test_a_policy_applied_in_place_is_previewed_for_the_items_in_it_and_an_unknown_name_fails(
+    simulator, kube, ova, tmp_path
+):
+    """A library without a policy gets one: the preview warns what vCenter does to the items already in
+    it, and each of the stack's items there shows it will be NotReady; the simulator keeps the policy
+    as it was (it ignores the update), so `up` refuses, naming what to do. A policy name vCenter does
+    not have fails the preview, naming the ones it has."""
+    stack = Stack(tmp_path / "change", name="change")
+    config = policy_config(simulator, ova, "gets-a-policy", [], kube)
+    del config["vmimage:trustedCertificates"], config["vmimage:kubernetes"]
+    del config["vmimage:libraries"][0]["securityPolicy"]
+    config["vmimage:images"] = [{"displayName": "ubuntu", "source": str(ova), "library": "gets-a-policy"}]
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    (item,) = stack_items(stack).values()
+    assert "security_compliance" not in item and item["image"]["conditions"][0]["status"] == "True"
+
+    config["vmimage:libraries"][0]["securityPolicy"] = "ovf-strict"
+    stack.configure(config)
+    steps = stack.preview_steps()
+    assert sorted(op for name, op in steps.items() if op != "same") == ["update", "update", "update"], steps
+    preview = stack.preview()
+    assert "security policy 'none' -> 'OVF default policy': vCenter verifies every OVF item" in preview.output
+    assert "'ubuntu': NotReady: not security compliant (unsigned)" in preview.output
+    refused = stack.up(check=False)
+    assert refused.returncode != 0
+    assert "did not apply the security policy 'OVF default policy'" in refused.output
+    assert "Set it in the vSphere Client (the library, Edit Settings, Security Policy)" in refused.output
+    assert "Traceback" not in refused.output
+
+    config["vmimage:libraries"][0]["securityPolicy"] = "Strict OVF"
+    stack.configure(config)
+    failed = stack.preview(check=False)
+    assert failed.returncode != 0
+    assert "securityPolicy 'Strict OVF': vCenter" in failed.output
+    assert "has no security policy of this name (it has: 'OVF default policy')" in failed.output
+    stack.destroy()
