@@ -73,11 +73,11 @@ def _name_taken(name: str) -> list[CheckFailure]:
 
 
 def resolve_policy(client: ContentLibraryClient, name: str) -> str:
-    """The ID of the security policy vCenter lists under ``name``; an unknown name is an error that
-    names the policies vCenter has."""
+    """The ID of the security policy vCenter lists under ``name`` (or with that ID); an unknown name
+    is an error that names the policies vCenter has."""
     policies = client.security_policies()
     for policy in policies:
-        if policy.name == name:
+        if name in (policy.name, policy.id):
             return policy.id
     known = ", ".join(repr(p.name) for p in policies) or "none"
     raise ImageError(

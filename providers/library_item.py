@@ -56,7 +56,7 @@ from vmimage.descriptor.source import (
     source_digest,
 )
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
-from vmimage.review.facts import NOT_COMPLIANT, image_facts, readiness, signature_facts
+from vmimage.review.facts import image_facts, predicted_not_compliant, signature_facts
 from vmimage.review.facts import with_compliance as compliance_facts
 from vmimage.review.guard import Declared
 from vmimage.review.lint import cached_lint_errors
@@ -321,9 +321,9 @@ class ContentLibraryItemProvider(VSphereProvider):
                     inputs["becomes"] = compliance_facts(
                         image_facts(status), _signature(source, news.get(TRUST)), bool(news.get(POLICY))
                     )
-                    if str(inputs["becomes"].get("ready", "")).startswith(f"False: {NOT_COMPLIANT}"):
+                    if said := predicted_not_compliant(inputs["becomes"]):
                         warn(
-                            f"{news.get('name')!r}: {readiness(inputs['becomes']['ready'])}: its library has the "
+                            f"{news.get('name')!r}: {said}: its library has the "
                             f"security policy {news.get(POLICY)!r}; sign the package (`vmimage sign`) with a "
                             "certificate of vmimage:trustedCertificates"
                         )

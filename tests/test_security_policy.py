@@ -32,6 +32,7 @@ from tests.vm_operator_playback import publish, recorded_object
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.verify import observed
 from vmimage.descriptor.trust import pem_fingerprint
+from vmimage.review.facts import NOT_COMPLIANT_READY
 
 pytestmark = pytest.mark.vcsim
 PACKAGE = json.loads((RECORDS / "security-policy" / "photon-ova.package.json").read_text())
@@ -141,7 +142,7 @@ def test_a_policy_library_publishes_an_unsigned_image_as_vm_operator_does_and_de
         [sys.executable, "-m", "vmimage", "preview-summary", str(events)], capture_output=True, text=True
     )
     assert summary.returncode == 0, summary.stderr
-    assert "VM Operator would publish it NotReady: not security compliant (unsigned)" in summary.stdout
+    assert "NotReady: not security compliant (unsigned)" in summary.stdout
     becomes = {
         r["inputs"]["name"]: r["inputs"]["becomes"]
         for r in json.loads(events.read_text())["steps"]
@@ -149,7 +150,7 @@ def test_a_policy_library_publishes_an_unsigned_image_as_vm_operator_does_and_de
         if r.get("type", "").endswith("ContentLibraryItem")
     }
     assert becomes[CLUSTER_NAME]["signature"] == {"status": "unsigned", "signer": None, "trusted": False}
-    assert becomes[CLUSTER_NAME]["ready"] == "False: not security compliant (unsigned)"
+    assert becomes[CLUSTER_NAME]["ready"] == NOT_COMPLIANT_READY
 
     up = stack.up()
     (library,) = stack.resources("dynamic/vmimage:ContentLibrary").values()

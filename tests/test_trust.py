@@ -12,7 +12,15 @@ from vmimage.config import ConfigError, load_catalog_config
 from vmimage.descriptor.signature import SignatureReport, SignatureStatus
 from vmimage.descriptor.trust import pem_fingerprint, trusted_certificates
 from vmimage.errors import ImageError
-from vmimage.review.facts import not_compliant_line, readiness, signature_facts, with_compliance
+from vmimage.review.facts import (
+    NOT_COMPLIANT_READY,
+    not_compliant_line,
+    predicted_not_compliant,
+    signature_facts,
+    with_compliance,
+)
+from vmimage.review.governance import unsigned_image
+from vmimage.review.summary import _security_note
 
 
 def _library(**extra) -> dict:
@@ -76,14 +84,17 @@ def test_the_becomes_shape_the_policy_pack_reads():
     untrusted = signature_facts(_report(SignatureStatus.UNTRUSTED))
     assert untrusted == {"status": "untrusted", "signer": "Acme Signer", "trusted": False}
     assert with_compliance(facts, untrusted, policy=False) == {**facts, "signature": untrusted}  # no policy: Ready
-    assert with_compliance(facts, untrusted, policy=True) == {
-        "type": "OVF",
-        "capabilities": ["gpu"],
-        "signature": untrusted,
-        "ready": "False: not security compliant (untrusted)",
-    }
+    predicted = with_compliance(facts, untrusted, policy=True)
+    assert predicted == {"type": "OVF", "capabilities": ["gpu"], "signature": untrusted, "ready": NOT_COMPLIANT_READY}
+    assert NOT_COMPLIANT_READY == (
+        "False: VirtualMachineImageProviderSecurityNotCompliant: Provider item is not security compliant"
+    )  # what image_facts says of VM Operator's recorded object
     assert with_compliance(facts, None, policy=True) == facts  # an ISO: no signature, no policy rule
-    assert readiness("False: not security compliant (untrusted)") == "NotReady: not security compliant (untrusted)"
-    assert readiness("True") == "Ready"
+    assert predicted_not_compliant(predicted) == "NotReady: not security compliant (untrusted)"
+    assert predicted_not_compliant(facts) is None
+    # what the PR comment and the production rule make of it (vmimage/review/summary.py, governance.py)
+    assert _security_note(predicted) == "NotReady: not security compliant (untrusted)"
+    assert unsigned_image("photon", "photon.ova", predicted)  # a violation in production
+    assert unsigned_image("photon", "photon.ova", with_compliance(facts, verified, policy=True)) == []
     assert not_compliant_line("NOT_AVAILABLE") == "NotReady: not security compliant (unsigned)"
     assert not_compliant_line("UNTRUSTED") == "NotReady: not security compliant (untrusted)"

@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from vmimage.contract.models import REASON_SECURITY_NOT_COMPLIANT
+from vmimage.contract.status import NOT_COMPLIANT_MESSAGE
 from vmimage.descriptor.signature import SignatureReport, SignatureStatus
 
 FIELDS = ("type", "os", "version", "hardware", "firmware", "disks", "capabilities", "ready")
 NOT_COMPLIANT = "not security compliant"  # how a reviewer reads VM Operator's SecurityNotCompliant
+# the ``ready`` fact of an image VM Operator publishes NotReady for its item's security compliance:
+# ready() of that status, in VM Operator's words (vmimage/review/summary.py says why, from the signature)
+NOT_COMPLIANT_READY = f"False: {REASON_SECURITY_NOT_COMPLIANT}: {NOT_COMPLIANT_MESSAGE}"
 
 
 def _disk(disk: dict[str, Any]) -> str:
@@ -33,8 +37,6 @@ def ready(status: dict[str, Any]) -> str:
         return "unknown"
     if condition.get("status") == "True":
         return "True"
-    if condition.get("reason") == REASON_SECURITY_NOT_COMPLIANT:
-        return f"False: {NOT_COMPLIANT}"
     detail = ": ".join(str(part) for part in (condition.get("reason"), condition.get("message")) if part)
     return f"{condition.get('status', 'False')}: {detail}" if detail else str(condition.get("status", "False"))
 
@@ -72,16 +74,16 @@ def signature_facts(report: SignatureReport) -> dict[str, Any]:
 def with_compliance(facts: dict[str, Any], signature: dict[str, Any] | None, policy: bool) -> dict[str, Any]:
     """The facts of an item's image with its signature (``signature_facts``); in a library with a
     security policy (``policy``) an OVF package whose signature does not verify against the trust
-    bundle is predicted NotReady, as vCenter and VM Operator will leave it: ``ready`` is
-    "False: not security compliant (<status>)" and the descriptor's facts go (VM Operator stops
-    before the descriptor)."""
+    bundle is predicted NotReady, as vCenter and VM Operator will leave it: ``ready`` is that
+    status's (NOT_COMPLIANT_READY; the signature says why) and the descriptor's facts go (VM
+    Operator stops before the descriptor)."""
     if signature is None:
         return facts
     facts = {**facts, "signature": signature}
     if not policy or signature["status"] == SignatureStatus.VERIFIED:
         return facts
     kept = {key: facts[key] for key in ("type", "capabilities", "signature") if key in facts}
-    return {**kept, "ready": f"False: {NOT_COMPLIANT} ({signature['status']})"}
+    return {**kept, "ready": NOT_COMPLIANT_READY}
 
 
 # vCenter's certificate_verification_info.status in a reviewer's words (the local statuses'
@@ -99,14 +101,13 @@ def not_compliant_line(certificate_status: str | None) -> str:
     return f"NotReady: {NOT_COMPLIANT} ({why})"
 
 
-def readiness(ready: str | None) -> str:
-    """``ready`` as a person reads it: Ready, or "NotReady: <why>" (VM Operator's reason and message,
-    or for an item that is not security compliant, why: unsigned, untrusted, expired…)."""
-    if ready in (None, "unknown"):
-        return "Ready unknown"
-    if ready == "True":
-        return "Ready"
-    return "NotReady: " + str(ready).removeprefix("False: ")
+def predicted_not_compliant(facts: dict[str, Any]) -> str | None:
+    """ "NotReady: not security compliant (unsigned)" for facts ``with_compliance`` predicts NotReady
+    (the local signature's status as the why); None otherwise."""
+    if facts.get("ready") != NOT_COMPLIANT_READY:
+        return None
+    signature = facts.get("signature") if isinstance(facts.get("signature"), dict) else {}
+    return f"NotReady: {NOT_COMPLIANT} ({signature.get('status') or 'not checked'})"
 
 
 def with_capabilities(facts: dict[str, Any], declared: list[str]) -> dict[str, Any]:
