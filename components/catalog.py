@@ -14,6 +14,7 @@ from providers.deletion_guard import DeletionGuard, DestroyGuard
 from providers.instance import StackInstance
 from providers.library_item import ContentLibraryItem
 from providers.namespace_libraries import NamespaceLibraries
+from providers.trusted_certificate import TrustedCertificate
 from providers.vm_image import ClusterVirtualMachineImage, ObservedImages, VirtualMachineImage
 from vmimage.catalog import (
     PlannedImage,
@@ -27,6 +28,8 @@ from vmimage.catalog import (
 from vmimage.cluster.table import format_table, image_row
 from vmimage.config import CatalogConfig, ConfigError, LibraryConfig
 from vmimage.contract.models import Image
+from vmimage.descriptor.trust import trusted_certificates
+from vmimage.errors import ImageError
 from vmimage.review.guard import LIBRARY, object_identity
 from vmimage.vsphere.listing import LibraryListing
 
@@ -160,6 +163,11 @@ class ImageCatalog(pulumi.ComponentResource):
             )
             self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
+        self.certificates = self._certificates(config, child)
+        item_opts = child
+        if self.certificates:  # a library with a security policy verifies an upload against them
+            item_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=self.certificates))
+        trust = list(config.trusted_certificates) or None
         self.items: dict[int, ContentLibraryItem] = {}
         for index, image in enumerate(config.images):
             item_name, aliases = item_names[index]
@@ -173,11 +181,14 @@ class ImageCatalog(pulumi.ComponentResource):
                 source_secret="images" in secret_keys,
                 declaration=_declaration(item_name),
                 instance=self.instance.salt,
-                opts=_aliased(child, aliases),
+                security_policy=config.security_policy(image.library),
+                trust=trust,
+                opts=_aliased(item_opts, aliases),
             )
         self._entries: list[dict[str, Any]] = []
         self.image_resources = [
-            self._image(image, names, target, image_opts) for image, names in zip(planned, image_names, strict=True)
+            self._image(image, names, target, image_opts, config)
+            for image, names in zip(planned, image_names, strict=True)
         ]
         if supervisor and self.image_resources:
             assert kubernetes is not None
@@ -264,11 +275,30 @@ class ImageCatalog(pulumi.ComponentResource):
                 subscription_url=library.subscription_url,
                 subscription_secret=secret,
                 force_destroy=library.force_destroy,
+                security_policy=library.security_policy,
                 opts=_aliased(opts, aliases),
             )
             self.libraries.append(created)
             ids[library.name] = created.id
         return ids
+
+    def _certificates(self, config: CatalogConfig, child: pulumi.ResourceOptions) -> list[TrustedCertificate]:
+        """One resource per distinct certificate of vmimage:trustedCertificates, named by its
+        fingerprint: a file moved or reordered is the same certificate, another one another entry."""
+        try:
+            found = trusted_certificates(config.trusted_certificates)
+        except ImageError as error:
+            raise ConfigError(f"vmimage:trustedCertificates: {error}") from None
+        return [
+            TrustedCertificate(
+                resource_name(self._name, "trusted-certificate", certificate.sha256[:16]),
+                path=certificate.path,
+                pem=certificate.pem,
+                subject=certificate.subject,
+                opts=child,
+            )
+            for certificate in found
+        ]
 
     def _associate(
         self,
@@ -323,7 +353,9 @@ class ImageCatalog(pulumi.ComponentResource):
         names: tuple[str, list[str]],
         target: dict[str, Any],
         opts: pulumi.ResourceOptions,
+        config: CatalogConfig,
     ):
+        policy = None
         if image.synced is not None:
             item_id: pulumi.Input[str] = image.synced.id
             version: pulumi.Input[str | None] = image.synced.content_version
@@ -335,6 +367,7 @@ class ImageCatalog(pulumi.ComponentResource):
             # The resource ID, not the item_id output: an update keeps its ID known during a preview,
             # where an output goes unknown and would make every image look replaced.
             item_id, version, fingerprint, becomes = item.id, item.content_version, item.fingerprint, item.becomes
+            policy = config.security_policy(config.images[image.image_index].library)
         image_name, aliases = names
         common = dict(
             item_id=item_id,
@@ -346,6 +379,7 @@ class ImageCatalog(pulumi.ComponentResource):
             **target,
             declaration=_declaration(image_name),
             instance=self.instance.salt,
+            **({"security_policy": policy} if policy else {}),
             opts=_aliased(opts, aliases),
         )
         self._entries.append(  # what ObservedImages predicts the object from again
@@ -354,6 +388,7 @@ class ImageCatalog(pulumi.ComponentResource):
                 "namespace": image.namespace,
                 **{key: common[key] for key in ("item_id", "content_version", "content_fingerprint", "display_name")},
                 "capabilities": common["capabilities"],  # the stack's; the descriptor's are the item's
+                **({"security_policy": policy} if policy else {}),
             }
         )
         if image.namespace is None:

@@ -26,7 +26,10 @@ from vmimage.vsphere.rest import NotFoundError
 
 INPUTS = ("name", "datastore", "description", "subscription_url")
 FORCE = "force_destroy"  # present, and true, only where the stack config allows deleting others' items
-IN_PLACE = ("name", "description", FORCE)
+# the security policy by name (vmimage:libraries[].securityPolicy), and the ID vCenter lists it under,
+# resolved by check (vCenter is asked only when the state has no ID for that name); present only when set
+POLICY, POLICY_ID = "security_policy", "security_policy_id"
+IN_PLACE = ("name", "description", FORCE, POLICY)
 REPLACING = ("datastore", "subscription_url")
 
 
@@ -39,7 +42,8 @@ def _outputs(library: LibraryInfo, inputs: dict[str, Any]) -> dict[str, Any]:
         "library_id": library.id,
         "type": library.type,
         "datastore_id": library.datastore_ids[0] if library.datastore_ids else None,
-        **present(inputs, FORCE),
+        **present(inputs, FORCE, POLICY),
+        **({POLICY_ID: library.security_policy_id} if library.security_policy_id else {}),
     }
 
 
@@ -68,6 +72,65 @@ def _name_taken(name: str) -> list[CheckFailure]:
     return [CheckFailure("name", f"library {name!r}: {taken}")] if taken else []
 
 
+def resolve_policy(client: ContentLibraryClient, name: str) -> str:
+    """The ID of the security policy vCenter lists under ``name`` (or with that ID); an unknown name
+    is an error that names the policies vCenter has."""
+    policies = client.security_policies()
+    for policy in policies:
+        if name in (policy.name, policy.id):
+            return policy.id
+    known = ", ".join(repr(p.name) for p in policies) or "none"
+    raise ImageError(
+        f"securityPolicy {name!r}",
+        f"vCenter {client.session.settings.server} has no security policy of this name (it has: {known}); "
+        "`ovf-strict` names its OVF default policy",
+    )
+
+
+def _policy_id(olds: dict[str, Any], name: str) -> tuple[str | None, list[CheckFailure]]:
+    """The policy's ID: the state's, for the name it recorded; else vCenter's answer (none offline:
+    create and update resolve it again)."""
+    if olds.get(POLICY) == name and olds.get(POLICY_ID):
+        return str(olds[POLICY_ID]), []
+    try:
+        if offline(os.environ):
+            return None, []
+        with connection.content_library() as client:
+            return resolve_policy(client, name), []
+    except ImageError as error:  # an answer, never read as "no such policy"
+        return None, [CheckFailure(POLICY, str(error))]
+
+
+def _policy_change(name: str, before: str | None, after: str | None) -> str:
+    """What applying, changing or removing a library's security policy does to the items in it."""
+    if after:
+        return (
+            f"library {name!r}: security policy {before or 'none'!r} -> {after!r}: vCenter verifies every OVF item "
+            "already in the library; each one not signed by a certificate vCenter trusts becomes not security "
+            "compliant, and VM Operator publishes its image NotReady (the stack's items show it in their becomes)"
+        )
+    return (
+        f"library {name!r}: security policy {before!r} removed: its items are no longer verified, and VM Operator "
+        "publishes the images of those that were not compliant Ready again"
+    )
+
+
+def _apply_policy(client: ContentLibraryClient, library: LibraryInfo, policy_id: str | None, name: str | None) -> None:
+    """Set (or remove) the library's security policy and check that vCenter holds it: a server
+    that keeps a library's policy as it was (govmomi's simulator ignores the update) is refused."""
+    if library.security_policy_id != policy_id:
+        client.set_security_policy(library, policy_id)
+        library = client.get_library(library.id)
+    if library.security_policy_id != policy_id:
+        wanted = f"the security policy {name!r} ({policy_id})" if policy_id else "no security policy"
+        raise ImageError(
+            f"library {library.name!r} ({library.id})",
+            f"vCenter {client.session.settings.server} did not apply {wanted}: the library still has "
+            f"{library.security_policy_id or 'none'}. Set it in the vSphere Client (the library, Edit Settings, "
+            "Security Policy) and run `pulumi up` again, or put securityPolicy back as it was",
+        )
+
+
 class ContentLibraryProvider(VSphereProvider):
     """Creates, updates (name, description) and deletes a content library; a new datastore replaces it."""
 
@@ -80,9 +143,17 @@ class ContentLibraryProvider(VSphereProvider):
             failures.append(CheckFailure("subscription_url", "subscription_url must be an https:// URL"))
         inputs = {key: news.get(key) for key in INPUTS}
         inputs["description"] = inputs["description"] or ""
-        inputs.update(present(news, FORCE))
+        inputs.update(present(news, FORCE, POLICY))
         if not olds and not failures and not is_unknown(news["name"]):  # a library to create, not the state's
             failures.extend(_name_taken(news["name"]))
+        policy = news.get(POLICY)
+        if policy and not is_unknown(policy) and not failures:
+            policy_id, problems = _policy_id(olds, str(policy))
+            failures.extend(problems)
+            if policy_id:
+                inputs[POLICY_ID] = policy_id
+        if olds and olds.get(POLICY) != news.get(POLICY) and not is_unknown(news.get(POLICY)):
+            warn(_policy_change(str(news.get("name")), olds.get(POLICY), news.get(POLICY)))
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -98,10 +169,13 @@ class ContentLibraryProvider(VSphereProvider):
             taken = _holder(client, props["name"])
             if taken:
                 raise ImageError(f"library {props['name']!r}", taken)
+            policy_id = props.get(POLICY_ID) or (resolve_policy(client, props[POLICY]) if props.get(POLICY) else None)
             library_id = client.create_library(
-                props["name"], datastore_id, props.get("description") or "", props.get("subscription_url")
+                props["name"], datastore_id, props.get("description") or "", props.get("subscription_url"), policy_id
             )
             library = client.get_library(library_id)
+            if policy_id:
+                _apply_policy(client, library, policy_id, props.get(POLICY))
         say(f"created content library {library.name!r} ({library.id})")
         return CreateResult(library_id, _outputs(library, props))
 
@@ -119,6 +193,10 @@ class ContentLibraryProvider(VSphereProvider):
             library = client.get_library(id_)
             if (olds.get("name"), olds.get("description")) != (news["name"], news.get("description")):
                 client.update_library(library, news["name"], news.get("description") or "")
+            if olds.get(POLICY) != news.get(POLICY):
+                policy = news.get(POLICY)
+                policy_id = (news.get(POLICY_ID) or resolve_policy(client, policy)) if policy else None
+                _apply_policy(client, library, policy_id, policy)
             library = client.get_library(id_)
         return UpdateResult(_outputs(library, news))
 
@@ -168,6 +246,7 @@ class ContentLibrary(pulumi.dynamic.Resource, module="vmimage", name="ContentLib
         subscription_url: pulumi.Input[str] | None = None,
         force_destroy: bool = False,
         subscription_secret: bool = False,
+        security_policy: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``force_destroy``: deleting the library may delete items this stack does not manage
@@ -184,6 +263,7 @@ class ContentLibrary(pulumi.dynamic.Resource, module="vmimage", name="ContentLib
             "description": description,
             "subscription_url": subscription_url,
             **({FORCE: True} if force_destroy else {}),
+            **({POLICY: security_policy} if security_policy else {}),
             "library_id": None,
             "type": None,
             "datastore_id": None,

@@ -41,8 +41,9 @@ from providers.common import (
 )
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.image import file_image
-from vmimage.contract.status import CONTRACT, item_status
+from vmimage.contract.status import CONTRACT, item_status, with_compliance
 from vmimage.declaration import marked, unmarked
+from vmimage.descriptor.signing import load_trust_bundle, package_signature
 from vmimage.descriptor.source import (
     EXTENSIONS,
     ImageFile,
@@ -55,7 +56,8 @@ from vmimage.descriptor.source import (
     source_digest,
 )
 from vmimage.errors import ImageError, redact, redact_url, url_has_credentials
-from vmimage.review.facts import image_facts
+from vmimage.review.facts import image_facts, predicted_not_compliant, signature_facts
+from vmimage.review.facts import with_compliance as compliance_facts
 from vmimage.review.guard import Declared
 from vmimage.review.lint import cached_lint_errors
 from vmimage.vsphere.content_library import ContentLibraryClient, ItemInfo
@@ -70,7 +72,11 @@ INPUTS = ("library_id", "name", "source", "description", "sha256", "adopt_id", "
 # so `pulumi preview --diff` shows it before any upload; never a reason for an update by itself
 COMPUTED = ("fingerprint", "becomes")
 SECRET_INPUT = "source_secret"  # present, and true, only for a source set as a secret
-IN_PLACE = ("name", "description", "fingerprint")
+# the library's security policy (vCenter's name; present only for a library that has one): a change
+# re-reads the item's compliance in place; and the stack's trusted certificates (PEM paths) the
+# check verifies a local package's signature against, for ``becomes``
+POLICY, TRUST = "security_policy", "trust"
+IN_PLACE = ("name", "description", "fingerprint", POLICY)
 REPLACING = ("library_id",)
 # The description an item has from its creation until its content is in. With this declaration's
 # token it tells a later create that the item is the remains of its own failed one, which it
@@ -154,15 +160,39 @@ def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str
 
 
 def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
-    return item_status(
+    now = datetime.now(UTC).replace(microsecond=0)
+    image = item_status(
         descriptor,
         source_name,
         iso=item.type.lower() == "iso",
         name=item.name,
-        now=datetime.now(UTC).replace(microsecond=0),
+        now=now,
         item_id=item.id,
         content_version=content_version,
-    ).status.wire()
+    )
+    return with_compliance(image, item.security_compliance, now).status.wire()
+
+
+def _signature(source: str, trust: Any) -> dict[str, Any] | None:
+    """The signature facts of a local package against the stack's trusted certificates (None: an ISO)."""
+    report = package_signature(source, load_trust_bundle(list(trust or [])), datetime.now(UTC))
+    return signature_facts(report) if report is not None else None
+
+
+def _compliance_said(item: ItemInfo, inputs: dict[str, Any]) -> None:
+    """vCenter's word on a new upload's compliance wins; where the local verification said
+    otherwise (vCenter trusts other certificates, or checks otherwise), the difference is a warning."""
+    signature = (inputs.get("becomes") or {}).get("signature") if isinstance(inputs.get("becomes"), dict) else None
+    if item.security_compliance is None or not isinstance(signature, dict):
+        return
+    local = signature.get("status") == "verified"
+    if item.security_compliance != local:
+        warn(
+            f"item {item.id} ({item.name!r}): vCenter holds it {'' if item.security_compliance else 'not '}security "
+            f"compliant (certificate verification {item.certificate_status or 'not reported'}), where the signature "
+            f"verified against the stack's trusted certificates is {signature.get('status')}: vCenter's word wins, "
+            "and its image is published as vCenter says"
+        )
 
 
 def _outputs(
@@ -178,6 +208,8 @@ def _outputs(
     content_version = content_version_of(
         client, item, known=(previous or {}).get("content_version"), uploaded=upload is not None, files=files
     )
+    if upload is not None:
+        _compliance_said(item, inputs)
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
         image = _image(upload.descriptor, upload.descriptor_name or shown_source(inputs), item, content_version)
     elif (
@@ -185,6 +217,7 @@ def _outputs(
         and previous.get("image")
         and previous.get("content_version") == content_version
         and previous.get("contract") == CONTRACT  # an image of an earlier contract is computed anew
+        and previous.get("security_compliance") == item.security_compliance  # a policy applied or removed
     ):
         image = {**previous["image"], "name": item.name}  # same content: keep status and its transition time
     else:
@@ -193,7 +226,9 @@ def _outputs(
         image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version)
     return {
         **{key: inputs.get(key) for key in INPUTS},
-        **present(inputs, SECRET_INPUT),
+        **present(inputs, SECRET_INPUT, POLICY, TRUST),
+        **({"security_compliance": item.security_compliance} if item.security_compliance is not None else {}),
+        **({"certificate_status": item.certificate_status} if item.certificate_status else {}),
         "contract": CONTRACT,
         "name": item.name,
         "description": unmarked(item.description)[0],
@@ -252,7 +287,7 @@ class ContentLibraryItemProvider(VSphereProvider):
         inputs = {key: news.get(key) for key in INPUTS if key not in COMPUTED}
         inputs["description"] = inputs["description"] or ""
         secret = bool(news.get(SECRET_INPUT))
-        inputs.update(present(news, SECRET_INPUT, INSTANCE))
+        inputs.update(present(news, SECRET_INPUT, INSTANCE, POLICY, TRUST))
         sha256 = news.get("sha256")
         if sha256 is not None and not is_unknown(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             failures.append(CheckFailure("sha256", "sha256 must be 64 hexadecimal digits"))
@@ -283,7 +318,15 @@ class ContentLibraryItemProvider(VSphereProvider):
                         failures.append(CheckFailure("source", f"{source}: {finding.code}: {finding.message}"))
                 if image_file is not None:
                     status = file_image(image_file, name=str(news.get("name") or "")).status.wire()
-                    inputs["becomes"] = image_facts(status)
+                    inputs["becomes"] = compliance_facts(
+                        image_facts(status), _signature(source, news.get(TRUST)), bool(news.get(POLICY))
+                    )
+                    if said := predicted_not_compliant(inputs["becomes"]):
+                        warn(
+                            f"{news.get('name')!r}: {said}: its library has the "
+                            f"security policy {news.get(POLICY)!r}; sign the package (`vmimage sign`) with a "
+                            "certificate of vmimage:trustedCertificates"
+                        )
             except (ImageError, OSError) as error:
                 failures.append(CheckFailure("source", str(error)))
         return CheckResult(inputs, failures)
@@ -447,7 +490,7 @@ class ContentLibraryItemProvider(VSphereProvider):
             except NotFoundError:
                 return ReadResult("", {})  # deleted out of band: the next `up` creates it again
             inputs = {key: props.get(key) for key in INPUTS}
-            inputs.update(present(props, SECRET_INPUT))
+            inputs.update(present(props, SECRET_INPUT, POLICY, TRUST))
             inputs.update(library_id=item.library_id, name=item.name, description=unmarked(item.description)[0])
             outputs = _outputs(client, item, inputs, None, previous=props)
         return ReadResult(id_, outputs, inputs)
@@ -487,9 +530,13 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
         source_secret: bool = False,
         declaration: str | None = None,
         instance: pulumi.Input[str] | None = None,
+        security_policy: str | None = None,
+        trust: list[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
+        """``security_policy``: the library's (vCenter's name), ``trust``: the stack's trusted
+        certificates (PEM paths): ``becomes`` says whether vCenter will hold the package compliant.
+        ``adopt_id``: the UUID of an existing item to take over instead of creating one. A source
         URL that carries credentials (user:password@, a signed query) is kept as a secret.
         ``source_secret``: the source was set as a secret (`pulumi config set --secret`): it stays
         one, no message shows it, and the fingerprint keeps only a digest of a URL.
@@ -506,6 +553,8 @@ class ContentLibraryItem(pulumi.dynamic.Resource, module="vmimage", name="Conten
             "adopt_id": adopt_id,
             **({SECRET_INPUT: True} if source_secret else {}),
             **({INSTANCE: instance} if instance is not None else {}),
+            **({POLICY: security_policy} if security_policy else {}),
+            **({TRUST: list(trust)} if trust else {}),
             **{
                 key: None
                 for key in (

@@ -38,10 +38,17 @@ from vmimage.contract.ids import library_item_name, vmi_id
 from vmimage.contract.image import image_object, item_kind
 from vmimage.contract.labels import is_label_name, is_label_value
 from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, REASON_PROVIDER_NOT_READY, VERSION
-from vmimage.contract.status import CONTRACT, ItemImage, image_status, item_status, not_ready_condition
+from vmimage.contract.status import (
+    CONTRACT,
+    ItemImage,
+    image_status,
+    item_status,
+    not_ready_condition,
+    with_compliance,
+)
 from vmimage.contract.verify import behind, differences
 from vmimage.errors import ImageError
-from vmimage.review.facts import with_capabilities
+from vmimage.review.facts import not_compliant_line, with_capabilities
 from vmimage.vsphere.descriptors import DescriptorCache, content_version
 from vmimage.vsphere.rest import NotFoundError
 
@@ -57,6 +64,7 @@ INPUTS = (
     "context",
     "becomes",
 )
+POLICY = "security_policy"  # the library's security policy, present only where it has one: a change republishes
 # becomes: what the image will be (vmimage/review/facts.py), from the item's local descriptor: shown by
 # `pulumi preview --diff` and preview-summary before any upload; never a reason for an update itself
 # content_fingerprint: what the item was published from. A server that keeps the content version
@@ -68,6 +76,7 @@ IN_PLACE = (
     "capabilities",
     "extra_labels",
     "drift",
+    POLICY,
 )
 REPLACING = ("item_id", "namespace", "kubeconfig", "context")
 # How the image reaches the cluster, recorded in the state: "publish" (the resource writes the
@@ -106,6 +115,8 @@ def _image(props: dict[str, Any]) -> tuple[ItemImage, str | None]:
         **common,
         content_version=version,
     )
+    # vCenter's word on the item's signature (a library with a security policy) wins over the descriptor
+    image = with_compliance(image, item.security_compliance, common["now"], item.certificate_status)
     return image, item.library_id or None
 
 
@@ -205,7 +216,7 @@ class _Image(VSphereProvider):
         if mode is not None and not is_unknown(mode) and mode not in (PUBLISH, SUPERVISOR):
             failures.append(CheckFailure(MODE, f"mode {mode!r} is neither {PUBLISH!r} nor {SUPERVISOR!r}"))
         inputs = {key: news.get(key) for key in INPUTS}
-        inputs.update(present(news, INSTANCE))
+        inputs.update(present(news, INSTANCE, POLICY))
         inputs[MODE] = mode if is_unknown(mode) else recorded_mode(news)
         inputs["capabilities"] = (
             sorted(set(inputs["capabilities"] or []))
@@ -243,6 +254,8 @@ class _Image(VSphereProvider):
             obj, image, library_id = _predict(props, cluster_scope, cluster)
             if image.sync_error:
                 warn(f"{props['display_name']!r}: VM Operator would not sync this item: {image.sync_error}")
+            if image.not_compliant:
+                warn(f"{_label(obj, props['display_name'])}: {not_compliant_line(image.not_compliant)}")
             if cluster is not None and supervisor:
                 if cluster_scope and library_id:
                     _require_supervisor_library(cluster, library_id, obj, props["display_name"])
@@ -254,6 +267,7 @@ class _Image(VSphereProvider):
                     say(f"{_label(obj, props['display_name'])}: publish mode: vmimage writes it now")
         return {
             **{key: props.get(key) for key in INPUTS},
+            **present(props, POLICY),
             "contract": CONTRACT,  # which VM Operator's objects it reproduces: a new one rewrites it in place
             MODE: recorded_mode(props),
             "drift": None,
@@ -381,7 +395,7 @@ def _inputs(mode: str | None = None, instance: pulumi.Input[str] | None = None, 
     return {
         **({MODE: mode} if mode else {}),
         **({INSTANCE: instance} if instance is not None else {}),
-        **{key: value for key in INPUTS if (value := values.get(key)) is not None},
+        **{key: value for key in (*INPUTS, POLICY) if (value := values.get(key)) is not None},
         **{key: None for key in ("vmi_id", "status", "labels")},
     }
 
@@ -414,13 +428,15 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
         declaration: str | None = None,
         instance: pulumi.Input[str] | None = None,
         mode: str | None = None,
+        security_policy: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration`` and ``instance`` (the stack instance's salt, providers/instance.py): what
         names this declaration across runs: a create run again after an interrupted one publishes
         as the same owner, and another stack's never does.
         ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
-        (VM Operator publishes it; ObservedImages holds it to the prediction)."""
+        (VM Operator publishes it; ObservedImages holds it to the prediction). ``security_policy``:
+        the item's library's (a change republishes: vCenter holds its items compliant anew)."""
         inputs = _inputs(
             mode,
             instance,
@@ -434,6 +450,7 @@ class VirtualMachineImage(_ImageResource, module="vmimage", name="VirtualMachine
             extra_labels=extra_labels,
             kubeconfig=kubeconfig,
             context=context,
+            security_policy=security_policy,
         )
         super().__init__(VirtualMachineImageProvider(declaration), resource_name, inputs, opts)
 
@@ -457,13 +474,15 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
         declaration: str | None = None,
         instance: pulumi.Input[str] | None = None,
         mode: str | None = None,
+        security_policy: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``declaration`` and ``instance`` (the stack instance's salt, providers/instance.py): what
         names this declaration across runs: a create run again after an interrupted one publishes
         as the same owner, and another stack's never does.
         ``mode``: ``publish`` (the default) writes the object; ``supervisor`` predicts it only
-        (VM Operator publishes it; ObservedImages holds it to the prediction)."""
+        (VM Operator publishes it; ObservedImages holds it to the prediction). ``security_policy``:
+        the item's library's (a change republishes: vCenter holds its items compliant anew)."""
         inputs = _inputs(
             mode,
             instance,
@@ -476,6 +495,7 @@ class ClusterVirtualMachineImage(_ImageResource, module="vmimage", name="Cluster
             extra_labels=extra_labels,
             kubeconfig=kubeconfig,
             context=context,
+            security_policy=security_policy,
         )
         super().__init__(ClusterVirtualMachineImageProvider(declaration), resource_name, inputs, opts)
 
@@ -492,6 +512,7 @@ ENTRY = (
     "display_name",
     "capabilities",
     "extra_labels",
+    POLICY,
 )
 OBSERVER_INPUTS = ("images", "kubeconfig", "context", "wait_seconds", "strict")
 DEFAULT_WAIT = 600  # seconds, as vmimage:kubernetes.waitSeconds defaults

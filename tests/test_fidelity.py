@@ -19,11 +19,13 @@ from tests.helpers import FIXED_NOW
 from vmimage.contract.image import image_object
 from vmimage.contract.labels import CAPABILITY_LABEL_PREFIX
 from vmimage.contract.models import CLUSTER_KIND
-from vmimage.contract.status import ItemImage, descriptor_labels, image_status, sync_error
+from vmimage.contract.status import ItemImage, descriptor_labels, image_status, sync_error, with_compliance
 from vmimage.contract.verify import without_vmimage_capabilities
 from vmimage.descriptor.ovf import parse_descriptor
+from vmimage.vsphere.content_library import ItemInfo
 
 RECORDS = FIXTURES / "vm-operator"
+POLICY_RECORDS = RECORDS / "security-policy"  # items of a library with vCenter's OVF security policy
 PLACEHOLDER_TIME = "<lastTransitionTime>"
 PLACEHOLDER_UID = "<uid>"
 
@@ -49,8 +51,23 @@ def _placeholders(obj: dict) -> dict:
     return obj
 
 
+def _policy_package(record: Path) -> tuple[dict, dict, dict]:
+    """A security-policy record's package, and the simulator item and item object behind it (per
+    scope: ``STEM.cluster.…`` or ``STEM.namespaced.…``)."""
+    stem, scope = record.name.split(".vm-operator.")[0].rsplit(".", 1)
+    package = json.loads((POLICY_RECORDS / f"{stem}.package.json").read_text())
+    return package, package[scope]["simulator_item"], package[scope]["item_object_sent"]
+
+
+def policy_records() -> list[Path]:
+    return sorted(POLICY_RECORDS.glob("*.vm-operator.v1alpha*.json"))
+
+
 def vmimage_object(record: Path, placeholders: bool = True) -> tuple[dict, ItemImage]:
-    package, item, item_object = _package(record)
+    """vmimage's object for a record's item: the item's descriptor, and for a security-policy record
+    what vCenter says of the item (its security_compliance, read as the client reads the item)."""
+    policy = record.parent == POLICY_RECORDS
+    package, item, item_object = _policy_package(record) if policy else _package(record)
     recorded = json.loads(record.read_text())
     stem = package["package"]
     descriptor_path = RECORDS / f"{stem}.ovf"
@@ -61,8 +78,10 @@ def vmimage_object(record: Path, placeholders: bool = True) -> tuple[dict, ItemI
         descriptor, name=item["name"], now=FIXED_NOW, item_id=item["id"], content_version=item["content_version"]
     )
     image = ItemImage(status, descriptor_labels(descriptor), sync_error(descriptor))
+    info = ItemInfo.parse(item)
+    image = with_compliance(image, info.security_compliance, FIXED_NOW, info.certificate_status)
     obj = image_object(
-        status,
+        image.status,
         cluster=recorded["kind"] == CLUSTER_KIND,
         namespace=item_object["metadata"].get("namespace"),
         labels=image.labels,
@@ -78,6 +97,31 @@ def test_vmimage_publishes_what_vm_operator_publishes(record: Path):
     recorded = json.loads(record.read_text())
     obj, _ = vmimage_object(record)
     assert without_vmimage_capabilities(obj, recorded) == recorded
+
+
+@pytest.mark.parametrize("record", policy_records(), ids=lambda path: path.name.removesuffix(".json"))
+def test_an_item_vcenter_holds_not_compliant_is_what_vm_operator_publishes(record: Path):
+    """The item of a library with a security policy, unsigned: NotReady, field for field."""
+    recorded = json.loads(record.read_text())
+    obj, image = vmimage_object(record)
+    assert without_vmimage_capabilities(obj, recorded) == recorded
+    assert image.not_compliant == "NOT_AVAILABLE" and image.sync_error is None
+
+
+def test_the_security_policy_records_cover_both_scopes_and_versions():
+    assert [p.name for p in policy_records()] == [
+        f"photon-ova.{scope}.vm-operator.{version}.json"
+        for scope in ("cluster", "namespaced")
+        for version in ("v1alpha5", "v1alpha6")
+    ]
+
+
+def test_the_same_package_without_a_policy_is_the_ready_record():
+    """Compliance is the one difference: the item outside a policy library is the plain record's object."""
+    obj, image = vmimage_object(RECORDS / "photon-ova.vm-operator.v1alpha5.json")
+    assert image.not_compliant is None and obj["status"]["conditions"][0]["status"] == "True"
+    ready = ItemImage(obj["status"])  # any status: compliant (True) and unknown (None) leave it alone
+    assert with_compliance(ready, True, FIXED_NOW) is ready and with_compliance(ready, None, FIXED_NOW) is ready
 
 
 def test_every_package_is_recorded_at_both_versions():

@@ -18,7 +18,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.devcluster import Cluster, install_crds, start_cluster
-from tests.test_fidelity import PLACEHOLDER_TIME, PLACEHOLDER_UID, RECORDS, _package
+from tests.test_fidelity import PLACEHOLDER_TIME, PLACEHOLDER_UID, RECORDS, _package, _policy_package, policy_records
 from tests.test_fidelity import vmimage_object as record_object
 from vmimage.cluster.kube import ImageObjects, KubeTarget
 from vmimage.contract.crds import crds
@@ -56,11 +56,16 @@ def _as_recorded(live: dict) -> dict:
 
 def _item_object(record: Path) -> dict:
     """The image registry's item object the recorder created, as it sent it (without status)."""
-    _, _, item = _package(record)
+    _, _, item = _policy_package(record) if record in POLICY_RECORDED else _package(record)
     return {key: item[key] for key in ("apiVersion", "kind", "metadata", "spec")}
 
 
-@pytest.mark.parametrize("record", RECORDED, ids=lambda path: path.name.split(".vm-operator.")[0])
+POLICY_RECORDED = [path for path in policy_records() if ".v1alpha5." in path.name]
+
+
+@pytest.mark.parametrize(
+    "record", RECORDED + POLICY_RECORDED, ids=lambda path: path.parent.name + "/" + path.name.split(".vm-operator.")[0]
+)
 def test_the_api_server_holds_what_vm_operator_published(cluster: Cluster, record: Path):
     item = _item_object(record)
     cluster.apply(item)

@@ -97,10 +97,15 @@ def recorded_object(
     content_version: str,
     namespace: str | None = None,
     name: str | None = None,
+    security_policy: bool = False,
 ) -> dict[str, Any]:
     """VM Operator's recorded object for ``package``, for another item of the same bytes (named
-    ``name``: the item's name, which VM Operator takes as the display name)."""
-    stem = f"{package}.namespaced" if namespace else package
+    ``name``: the item's name, which VM Operator takes as the display name); ``security_policy``:
+    the record of the item in a library with the OVF security policy (security-policy/)."""
+    if security_policy:
+        stem = f"security-policy/{package}.{'namespaced' if namespace else 'cluster'}"
+    else:
+        stem = f"{package}.namespaced" if namespace else package
     obj = json.loads((RECORDS / f"{stem}.vm-operator.v1alpha5.json").read_text())
     old_item = obj["status"]["providerItemID"]
     text = json.dumps(obj)
@@ -119,7 +124,8 @@ def recorded_object(
     obj["metadata"].pop("ownerReferences", None)  # no image registry objects in these clusters
     if namespace:
         obj["metadata"]["namespace"] = namespace
-    obj["status"]["providerContentVersion"] = content_version
+    if "providerContentVersion" in obj["status"]:  # none where VM Operator stopped before the sync
+        obj["status"]["providerContentVersion"] = content_version
     if name is not None:
         obj["status"]["name"] = name
         obj["metadata"]["annotations"]["vmware.com/display-name"] = name

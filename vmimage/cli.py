@@ -25,6 +25,7 @@ from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND, Image
 from vmimage.contract.verify import differences
 from vmimage.descriptor.source import cached_file_sha256, default_display_name, pinned_file, read_image_file
 from vmimage.errors import ImageError
+from vmimage.review.facts import not_compliant_line
 
 if TYPE_CHECKING:
     from vmimage.stackfile import StackFile
@@ -471,6 +472,8 @@ def verify_command(stack: str, kubeconfig: str | None, context: str | None, name
         if lines:
             problems += 1
             click.echo(f"{label}:\n  " + "\n  ".join(lines))
+        if meta["name"] in published.not_compliant:  # as predicted, and no image a VM can use
+            click.echo(f"{label}: {not_compliant_line(published.not_compliant[meta['name']])}")
     for entry in absent:
         click.echo(str(entry))
     if problems or absent:

@@ -20,7 +20,7 @@ from vmimage.contract.labels import is_label_name
 from vmimage.descriptor.source import EXTENSIONS
 
 NAMESPACE = "vmimage"
-KEYS = ("libraries", "images", "sync", "kubernetes", "deletionProtection", "allowDelete")
+KEYS = ("libraries", "images", "sync", "kubernetes", "deletionProtection", "allowDelete", "trustedCertificates")
 REFERENCE = "docs/reference.md"
 # The keys of the other namespaces the project reads: vsphere:* (the vCenter connection,
 # vmimage/vsphere/settings.py) and kubernetes:* (pulumi-kubernetes' own provider settings, for the
@@ -48,6 +48,10 @@ KNOWN_KEYS = {
     "vsphere": VSPHERE_KEYS,
     "kubernetes": KUBERNETES_KEYS,
 }
+# vCenter's own name of its OVF security policy (item rule ovf: OVF_STRICT_VERIFICATION), and the
+# short name a stack may use for it
+OVF_DEFAULT_POLICY = "OVF default policy"
+POLICY_ALIASES = {"ovf-strict": OVF_DEFAULT_POLICY}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -80,6 +84,12 @@ def _source(value: str) -> str:
     if not any(lowered.endswith(extension) for extension in EXTENSIONS):
         raise ValueError("a source is a path or https URL ending in .ova, .ovf or .iso")
     return value
+
+
+def policy_name(value: str) -> str:
+    """The security policy vCenter lists under this name: an alias (``ovf-strict``) read as vCenter's
+    name, any other name as written (vCenter resolves it: the library's check)."""
+    return POLICY_ALIASES.get(value.strip().lower(), value.strip())
 
 
 def _a_name(value: str) -> str:
@@ -118,14 +128,18 @@ class LibraryConfig(ConfigModel):
     force_destroy: bool = False
     # names this library had before, so a rename updates it in place (Pulumi aliases)
     renamed_from: list[Annotated[str, Field(min_length=1, max_length=80)]] = []
+    # vCenter's OVF security policy, by name ("OVF default policy", or ovf-strict): the library then
+    # holds an OVF item compliant only when a certificate vCenter trusts verifies its signature
+    security_policy: Annotated[str, AfterValidator(policy_name)] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _needs_storage(self) -> LibraryConfig:
         if not self.existing and self.datastore is None:
             raise ValueError("a library to create needs a datastore (or set existing: true to use one as it is)")
-        if self.existing and (self.force_destroy or self.renamed_from):
+        if self.existing and (self.force_destroy or self.renamed_from or self.security_policy):
             raise ValueError(
-                "an existing library is never changed or deleted: forceDestroy and renamedFrom do not apply"
+                "an existing library is never changed or deleted: forceDestroy, renamedFrom and securityPolicy do "
+                "not apply (vCenter says whether its items are security compliant)"
             )
         return self
 
@@ -212,6 +226,13 @@ class CatalogConfig(ConfigModel):
     # a real vCenter is protected from its first run; allowDelete names what may go in the next run
     deletion_protection: bool = True
     allow_delete: list[Annotated[str, Field(min_length=1), AfterValidator(_a_name)]] = []
+    # PEM files whose certificates vCenter's content libraries trust (the trusted-certificates API):
+    # what a library with a security policy verifies signatures against
+    trusted_certificates: list[Annotated[str, Field(min_length=1)]] = []
+
+    def security_policy(self, library: str) -> str | None:
+        """The security policy of a library the stack creates (None: none, or an existing library)."""
+        return next((entry.security_policy for entry in self.libraries if entry.name == library), None)
 
     def problems(self) -> list[str]:
         """Cross-entry problems, as ``key: message`` lines."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from vmimage.contract.models import ImageStatus
+from vmimage.contract.models import READY, REASON_SECURITY_NOT_COMPLIANT, ImageStatus
 
 TYPE_LABEL = "image.vmoperator.vmware.com/type"
 OS_ID_LABEL = "os.image.vmoperator.vmware.com/id"
@@ -59,6 +59,12 @@ def status_labels(status: ImageStatus) -> dict[str, str]:
     that is empty or not a valid label value leaves its label out; capability labels are "true"."""
     labels: dict[str, str] = {}
     os_info = status.os_info
+    if _not_compliant(status):  # VM Operator stops before its label sync: only vmimage's capabilities
+        return {
+            CAPABILITY_LABEL_PREFIX + c: "true"
+            for c in status.capabilities or ()
+            if is_label_key(CAPABILITY_LABEL_PREFIX + c)
+        }
     for key, value in (
         (TYPE_LABEL, status.type),
         (OS_ID_LABEL, os_info.id),
@@ -71,6 +77,10 @@ def status_labels(status: ImageStatus) -> dict[str, str]:
         if is_label_key(CAPABILITY_LABEL_PREFIX + capability):
             labels[CAPABILITY_LABEL_PREFIX + capability] = "true"
     return labels
+
+
+def _not_compliant(status: ImageStatus) -> bool:
+    return any(c.type == READY and c.reason == REASON_SECURITY_NOT_COMPLIANT for c in status.conditions or ())
 
 
 def image_labels(

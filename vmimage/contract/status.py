@@ -18,6 +18,7 @@ from vmimage.contract.labels import EXTRA_CONFIG_LABELS, extra_config_labels
 from vmimage.contract.models import (
     READY,
     REASON_NOT_SYNCED,
+    REASON_SECURITY_NOT_COMPLIANT,
     V1ALPHA1_COMPATIBLE,
     Condition,
     Disk,
@@ -41,6 +42,7 @@ CAPABILITIES_PROPERTY = "capabilities.image.vmoperator.vmware.com"
 SYSTEM_PROPERTY_PREFIX = "vmware-system"
 DEFER_CLOUD_INIT = "guestinfo.vmservice.defer-cloud-init"  # ExtraConfig: "ready" marks V1Alpha1 compatibility
 NOT_SYNCED_MESSAGE = "Failed to sync to the latest content version from provider"
+NOT_COMPLIANT_MESSAGE = "Provider item is not security compliant"
 
 _VMX = re.compile(r"(?i)^vmx-([0-9]+)$|^([0-9]+)$")
 
@@ -50,7 +52,7 @@ def true_condition(kind: str, now: datetime) -> Condition:
 
 
 def not_ready_condition(reason: str, message: str, now: datetime) -> Condition:
-    """Ready=False: ``reason`` is REASON_PROVIDER_NOT_READY or REASON_NOT_SYNCED."""
+    """Ready=False: ``reason`` is one of models' REASON_* (provider not ready, not synced, not compliant)."""
     return Condition(type=READY, status="False", reason=reason, message=message, last_transition_time=now)
 
 
@@ -163,6 +165,33 @@ def not_synced_status(status: ImageStatus, now: datetime) -> ImageStatus:
     )
 
 
+def not_compliant_status(status: ImageStatus, now: datetime) -> ImageStatus:
+    """What VM Operator publishes for an item vCenter holds not security compliant (a library with
+    an OVF security policy, a package not signed by a certificate vCenter trusts): it stops before
+    the descriptor, so name, type, item id and empty OS and product only, and no content version
+    (tests/fixtures/vm-operator/security-policy)."""
+    return ImageStatus(
+        name=status.name,
+        type=status.type,
+        capabilities=status.capabilities,
+        provider_item_id=status.provider_item_id,
+        conditions=[not_ready_condition(REASON_SECURITY_NOT_COMPLIANT, NOT_COMPLIANT_MESSAGE, now)],
+    )
+
+
+def with_compliance(
+    image: ItemImage, compliant: bool | None, now: datetime, certificate_status: str | None = None
+) -> ItemImage:
+    """The image of an item as vCenter's ``security_compliance`` leaves it: False (an item of a
+    library with a security policy that vCenter did not verify) gives the NotReady status, with no
+    labels and no sync error (VM Operator never reads the descriptor); None (no policy) and True
+    leave it as it is, as the Image Registry Operator reads an item without the field compliant.
+    ``certificate_status``: vCenter's certificate_verification_info.status, kept as the why."""
+    if compliant is not False:
+        return image
+    return ItemImage(not_compliant_status(image.status, now), not_compliant=certificate_status or "not reported")
+
+
 def sync_error(descriptor: Descriptor | None) -> str | None:
     """Why VM Operator would not sync this descriptor, in its own words (None when it would)."""
     if descriptor is None or descriptor.config_error is None:
@@ -178,12 +207,13 @@ def descriptor_labels(descriptor: Descriptor | None) -> dict[str, str]:
 
 
 class ItemImage(NamedTuple):
-    """What a library item gives its image: the status, the descriptor's labels, and why VM
-    Operator would not sync it (None when it would)."""
+    """What a library item gives its image: the status, the descriptor's labels, why VM Operator
+    would not sync it (None when it would), and why vCenter holds it not security compliant."""
 
     status: ImageStatus
     labels: dict[str, str] | None = None
     sync_error: str | None = None
+    not_compliant: str | None = None  # vCenter's certificate verification status of a non-compliant item
 
 
 def item_status(

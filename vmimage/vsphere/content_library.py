@@ -24,6 +24,7 @@ class LibraryInfo:
     description: str
     datastore_ids: tuple[str, ...]
     subscription_url: str | None
+    security_policy_id: str | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> LibraryInfo:
@@ -35,6 +36,7 @@ class LibraryInfo:
             description=body.get("description") or "",
             datastore_ids=tuple(b.get("datastore_id", "") for b in body.get("storage_backings") or ()),
             subscription_url=subscription.get("subscription_url") or None,
+            security_policy_id=body.get("security_policy_id") or None,
         )
 
 
@@ -55,6 +57,10 @@ class ItemInfo:
     size: int
     content_version: str | None
     metadata_version: str | None
+    # in a library with a security policy: whether vCenter verified the item's signature, and how
+    # it reports the verification (VERIFIED, NOT_AVAILABLE for an unsigned package…); None elsewhere
+    security_compliance: bool | None = None
+    certificate_status: str | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ItemInfo:
@@ -67,7 +73,28 @@ class ItemInfo:
             size=int(body.get("size") or 0),
             content_version=body.get("content_version") or None,
             metadata_version=body.get("metadata_version") or None,
+            security_compliance=body.get("security_compliance")
+            if isinstance(body.get("security_compliance"), bool)
+            else None,
+            certificate_status=(body.get("certificate_verification_info") or {}).get("status") or None,
         )
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    id: str
+    name: str
+    item_type_rules: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrustedCertificateEntry:
+    id: str
+    text: str  # PEM
+
+
+SECURITY_POLICIES = "/content/security-policies"  # vSphere 7.0 U3 and later, /api only
+TRUSTED_CERTIFICATES = "/content/trusted-certificates"
 
 
 def _list(value: Any) -> list:
@@ -108,7 +135,12 @@ class ContentLibraryClient:
         return LibraryInfo.parse(body)
 
     def create_library(
-        self, name: str, datastore_id: str, description: str = "", subscription_url: str | None = None
+        self,
+        name: str,
+        datastore_id: str,
+        description: str = "",
+        subscription_url: str | None = None,
+        security_policy_id: str | None = None,
     ) -> str:
         spec: dict[str, Any] = {
             "name": name,
@@ -116,6 +148,8 @@ class ContentLibraryClient:
             "type": "SUBSCRIBED" if subscription_url else "LOCAL",
             "storage_backings": [{"type": "DATASTORE", "datastore_id": datastore_id}],
         }
+        if security_policy_id:
+            spec["security_policy_id"] = security_policy_id
         kind = "local-library"
         if subscription_url:
             kind = "subscribed-library"
@@ -133,6 +167,50 @@ class ContentLibraryClient:
         self.session.call(
             Call("PATCH", f"{CL}/{kind}/id:{library.id}", f"/content/{kind}/{library.id}", {"update_spec": spec}, spec)
         )
+
+    def set_security_policy(self, library: LibraryInfo, policy_id: str | None) -> None:
+        """Apply a security policy to the library, or (None) remove its policy (the update spec's
+        ``unset_security_policy_id``). The caller reads the library back: a server may ignore it."""
+        kind = "subscribed-library" if library.type == "SUBSCRIBED" else "local-library"
+        spec: dict[str, Any] = {"security_policy_id": policy_id} if policy_id else {"unset_security_policy_id": True}
+        self.session.call(
+            Call("PATCH", f"{CL}/{kind}/id:{library.id}", f"/content/{kind}/{library.id}", {"update_spec": spec}, spec)
+        )
+
+    def security_policies(self) -> list[SecurityPolicy]:
+        """The security policies vCenter has (GET /api/content/security-policies)."""
+        listed = self.session.call(Call("GET", SECURITY_POLICIES, SECURITY_POLICIES, api_only=True))
+        return [
+            SecurityPolicy(str(p.get("policy", "")), str(p.get("name", "")), dict(p.get("item_type_rules") or {}))
+            for p in _list(listed)
+            if isinstance(p, dict)
+        ]
+
+    def trusted_certificates(self) -> list[TrustedCertificateEntry]:
+        """The certificates content libraries trust (GET /api/content/trusted-certificates)."""
+        listed = self.session.call(Call("GET", TRUSTED_CERTIFICATES, TRUSTED_CERTIFICATES, api_only=True)) or {}
+        return [
+            TrustedCertificateEntry(str(c.get("certificate", "")), str(c.get("cert_text", "")))
+            for c in _list(listed.get("certificates") if isinstance(listed, dict) else None)
+            if isinstance(c, dict)
+        ]
+
+    def add_trusted_certificate(self, pem: str) -> str | None:
+        """Trust a certificate; vCenter answers its ID (govmomi's simulator answers nothing: None)."""
+        body = {"cert_text": pem}
+        created = self.session.call(
+            Call("POST", TRUSTED_CERTIFICATES, TRUSTED_CERTIFICATES, body, body, api_only=True, idempotent=False)
+        )
+        return created if isinstance(created, str) and created else None
+
+    def delete_trusted_certificate(self, certificate_id: str) -> bool:
+        """Stop trusting one; False when it was already gone."""
+        where = f"{TRUSTED_CERTIFICATES}/{certificate_id}"
+        try:
+            self.session.call(Call("DELETE", where, where, api_only=True))
+        except NotFoundError:
+            return False
+        return True
 
     def delete_library(self, library: LibraryInfo) -> None:
         kind = "subscribed-library" if library.type == "SUBSCRIBED" else "local-library"

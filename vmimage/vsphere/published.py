@@ -8,7 +8,7 @@ this never reads an error as "nothing there"."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from vmimage.catalog import SyncedItem, plan
 from vmimage.config import NAMESPACE, CatalogConfig, Scope, scopes
 from vmimage.contract.image import image_object
 from vmimage.contract.models import CLUSTER_KIND, NAMESPACED_KIND
-from vmimage.contract.status import item_status
+from vmimage.contract.status import item_status, with_compliance
 from vmimage.vsphere.descriptors import DescriptorCache
 from vmimage.vsphere.listing import VCenterListing
 
@@ -48,6 +48,8 @@ class Absent:
 class Published:
     objects: list[dict[str, Any]]  # the image objects the items vCenter holds now would become
     absent: list[Absent]
+    # VMI ID → vCenter's certificate verification status, for an item it holds not security compliant
+    not_compliant: dict[str, str] = field(default_factory=dict)
 
 
 def _scope_text(scope: Scope) -> str:
@@ -121,6 +123,7 @@ def published_images(config: CatalogConfig, listing: VCenterListing, cache: Desc
     absent = declared_but_absent(config, libraries, listing.settings.server)
     synced = {index: libraries.get(sync.library) or [] for index, sync in enumerate(config.sync)}
     objects = []
+    not_compliant: dict[str, str] = {}
     now = datetime.now(UTC).replace(microsecond=0)
     for planned in plan(config, synced):
         if planned.synced is not None:
@@ -143,6 +146,7 @@ def published_images(config: CatalogConfig, listing: VCenterListing, cache: Desc
             item_id=item.id,
             content_version=item.content_version,
         )
+        image = with_compliance(image, info.security_compliance, now, info.certificate_status)
         obj = image_object(
             image.status,
             cluster=planned.namespace is None,
@@ -151,4 +155,6 @@ def published_images(config: CatalogConfig, listing: VCenterListing, cache: Desc
             library_id=info.library_id or None,
         )
         objects.append(obj.wire())
-    return Published(objects, absent)
+        if image.not_compliant:
+            not_compliant[obj.metadata.name or ""] = image.not_compliant
+    return Published(objects, absent, not_compliant)
