@@ -338,7 +338,10 @@ def test_a_production_dev_stack_is_refused_until_its_images_are_signed(stack, si
     assert result.returncode != 0
     found = [line for line in violations(result.stdout) if "vmimage-production-signed" in line]
     assert len(found) == 3 and all("[mandatory]" in line for line in found), result.stdout
-    assert "image 'photon-5-sample'" in result.stdout and "image 'ubuntu-24.04-sample'" in result.stdout
+    # the items' own signature facts (becomes.signature, read from each package): unsigned, not unknown
+    for name in ("photon-5-sample", "ubuntu-24.04-sample"):
+        assert f"image '{name}' (" in result.stdout and f"{name}.ova) is not signed" in result.stdout
+    assert "could not be checked" not in result.stdout
     assert "image 'tools-sample'" not in result.stdout
     assert "library 'dev-images' has no security policy" in result.stdout
     assert PASSWORD not in result.output
