@@ -345,3 +345,38 @@ def test_a_production_dev_stack_is_refused_until_its_images_are_signed(stack, si
     assert "image 'tools-sample'" not in result.stdout
     assert "library 'dev-images' has no security policy" in result.stdout
     assert PASSWORD not in result.output
+
+
+def test_a_production_image_signed_by_vmimage_sign_with_a_trusted_ca_passes(stack, simulator, samples, tmp_path):
+    """End to end: a package signed by `vmimage sign`, the CA in `vmimage:trustedCertificates`, a
+    library with the security policy. The item's check verifies the signature against the stack's
+    certificates, the rule reads it from becomes.signature: only the unsigned image is named."""
+    from tests.test_signature import Pki, vmimage
+    from vmimage.descriptor.samples import SAMPLES, write_ova
+
+    (tmp_path / "pki").mkdir()
+    pki = Pki(tmp_path / "pki")
+    root = pki.root("Platform Root")
+    signer = pki.issue("Platform Images", root)
+    signed = tmp_path / "photon-5-signed.ova"
+    unsigned = write_ova(tmp_path / "photon-5.ova", SAMPLES[0], manifest=False)
+    done = vmimage("sign", str(unsigned), "--key", str(signer.key), "--cert", str(signer.pem), "-o", str(signed))
+    assert done.returncode == 0, done.stderr
+    config = dev_config(simulator, samples)
+    (library,) = config["vmimage:libraries"]
+    config["vmimage:libraries"] = [{**library, "securityPolicy": "ovf-strict"}]
+    photon = next(image for image in config["vmimage:images"] if image["displayName"] == "photon-5-sample")
+    photon["source"] = str(signed)
+    config["vmimage:trustedCertificates"] = [str(root.pem)]
+    result = preview(stack, config, {"vmimage-production-signed": {"production": True}}, tmp_path)
+    found = [line for line in violations(result.stdout) if "vmimage-production-signed" in line]
+    assert len(found) == 1 and "ubuntu-24-04-sample" in found[0], result.stdout
+    assert "image 'ubuntu-24.04-sample' (" in result.stdout and "is not signed" in result.stdout
+    assert "image 'photon-5-sample'" not in result.stdout and "has no security policy" not in result.stdout
+    # the same package with the CA not trusted: named, with its signer
+    config["vmimage:trustedCertificates"] = []
+    result = preview(stack, config, {"vmimage-production-signed": {"production": True}}, tmp_path)
+    assert "image 'photon-5-sample' (" in result.stdout
+    assert "is signed by Platform Images, whose certificate chains to none in vmimage:trustedCertificates" in (
+        result.stdout
+    )
