@@ -306,7 +306,7 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
     from tests.pulumi_cli import Stack
     from tests.test_engine import dev_config
     from tests.test_providers import direct_client
-    from tests.vm_operator_playback import associate_with_supervisor, publish, recorded_object
+    from tests.vm_operator_playback import associate_with_supervisor, publish, recorded_object, up_while
     from vmimage.vsphere.descriptors import content_version
     from vmimage.vsphere.inventory import find_datastore_id
 
@@ -338,9 +338,11 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
         assert summary.returncode == 0, summary.stderr
         assert "**2 added**" in summary.stdout and "tools-sample" in summary.stdout
 
-        stop, published = threading.Event(), set()
+        published = set()
 
-        def supervisor() -> None:  # VM Operator: an object per item, once its library reaches the scope
+        def supervisor(
+            stop: threading.Event,
+        ) -> None:  # VM Operator: an object per item, once its library reaches the scope
             with direct_client(simulator) as vcenter:
                 while not stop.wait(0.3):
                     for library_id in vcenter.find_libraries("dev-images") + vcenter.find_libraries("cluster-images"):
@@ -358,13 +360,7 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
                                 publish(kube, recorded_object(item.name, item_id, library_id, version, "dev"))
                                 published.add(item_id)
 
-        thread = threading.Thread(target=supervisor, daemon=True)
-        thread.start()
-        try:
-            up = stack.up()
-        finally:
-            stop.set()
-            thread.join(10)
+        up = up_while(stack, supervisor)
         assert "differs from the prediction" not in up.output, up.output
         (library,) = stack.resources("dynamic/vmimage:ContentLibrary").values()
         assert client.libraries("dev") == ["by-hand", library["id"]]

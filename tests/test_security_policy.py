@@ -12,7 +12,6 @@ marks every item of a policy library not compliant (NOT_AVAILABLE), the side the
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import sys
@@ -20,15 +19,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from tests.pulumi_cli import Stack
 from tests.test_fidelity import PLACEHOLDER_TIME, RECORDS
 from tests.test_providers import PASSWORD, direct_client, vsphere_config
-from tests.vm_operator_playback import publish, recorded_object
+from tests.tls import self_signed
+from tests.vm_operator_playback import publish, recorded_object, up_while
 from vmimage.contract.ids import vmi_id
 from vmimage.contract.verify import observed
 from vmimage.descriptor.trust import pem_fingerprint
@@ -43,20 +40,7 @@ CERTIFICATE = "dynamic/vmimage:TrustedCertificate"
 
 def certificate(path: Path, common_name: str, before: str = "") -> Path:
     """A self-signed signing CA, as PEM (with ``before``: explanatory text ahead of it, as bundles have)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    _, cert = self_signed(common_name, days=30, hosts=False)
     path.write_text(before + cert.public_bytes(serialization.Encoding.PEM).decode())
     return path
 
@@ -204,9 +188,11 @@ def test_a_supervisor_stack_predicts_the_not_compliant_object_and_vm_operator_ag
         stack.configure(config, secrets={"vsphere:password": PASSWORD})
         assert "NotReady: not security compliant (unsigned)" in stack.preview().output
 
-        stop, done = threading.Event(), []
+        done = []
 
-        def vm_operator() -> None:  # publishes the record once the namespace has the library and its item
+        def vm_operator(
+            stop: threading.Event,
+        ) -> None:  # publishes the record once the namespace has the library and its item
             with direct_client(simulator) as client:
                 while not stop.wait(0.3) and not done:
                     for library_id in client.find_libraries("signed-only-sv"):
@@ -224,13 +210,7 @@ def test_a_supervisor_stack_predicts_the_not_compliant_object_and_vm_operator_ag
                                 )  # fmt: skip
                                 done.append(item_id)
 
-        thread = threading.Thread(target=vm_operator, daemon=True)
-        thread.start()
-        try:
-            up = stack.up()
-        finally:
-            stop.set()
-            thread.join(10)
+        up = up_while(stack, vm_operator)
         assert done and "differs from the prediction" not in up.output, up.output
         (observer,) = stack.resources("dynamic/vmimage:ObservedImages").values()
         assert list(observer["outputs"]["observed"].values()) == ["as predicted"]

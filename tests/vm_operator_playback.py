@@ -156,3 +156,16 @@ def publish_later(cluster: Cluster, obj: dict[str, Any], after: float, change: C
     thread = threading.Thread(target=lambda: (time.sleep(after), publish(cluster, obj)), daemon=True)
     thread.start()
     return thread
+
+
+def up_while(stack, vm_operator: Callable[[threading.Event], None]):
+    """``stack.up()`` while ``vm_operator`` plays VM Operator in a thread of its own; it is given the
+    event that tells it to stop, set once the run is over."""
+    stop = threading.Event()
+    thread = threading.Thread(target=vm_operator, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        return stack.up()
+    finally:
+        stop.set()
+        thread.join(10)
