@@ -544,3 +544,34 @@ def test_the_previews_check_refuses_a_broken_signature_and_not_an_untrusted_one(
     assert [f.code for f in errors] == ["signature-wrong-key"]
     good = signed_ova(tmp_path / "g.ova", openssl_cert_file(certs.pki, members[1][1], certs.leaf, []))
     assert cached_lint_errors(str(good), "g" * 64, cache_dir=tmp_path / "cache") == []  # trust is not its to judge
+
+
+# --- what a red team tried (issue 28) -------------------------------------------------------------
+
+
+def test_a_manifest_that_lists_a_file_twice_is_neither_signed_nor_verified(certs, tmp_path):
+    """Two digests for one disk: a verifier that reads the first line accepts a disk the signer never
+    saw if the signer checked the last. `vmimage sign` refuses to vouch for such a manifest, and one
+    signed elsewhere (openssl) does not verify."""
+    members = photon_members()
+    disk_name = members[2][0]
+    other_disk = f"SHA256({disk_name})= {'ab' * 32}\n".encode()
+    twice = other_disk + members[1][1]  # another disk's digest first, the real one last
+    ova = ova_of(tmp_path / "t.ova", [members[0], ("p.mf", twice), members[2]])
+    before = ova.read_bytes()
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [])
+    with pytest.raises(ImageError, match=f"manifest line 3 lists '{disk_name}' again"):
+        sign_package(str(ova), key, chain, NOW)
+    assert ova.read_bytes() == before
+    cert_file = openssl_cert_file(certs.pki, twice, certs.leaf, [certs.intermediate.pem])
+    signed = ova_of(tmp_path / "s.ova", [members[0], ("p.mf", twice), ("p.cert", cert_file), members[2]])
+    with pytest.raises(ImageError, match=f"lists '{disk_name}' again"):
+        lint(signed, certs.root)
+    report = verify_signature(
+        manifest=("p.mf", twice),
+        certificates=[("p.cert", cert_file)],
+        members={name: None for name, _ in [members[0], members[2]]},
+        trust=load_trust_bundle([str(certs.root.pem)]),
+        now=NOW,
+    )
+    assert report.status == "malformed" and f"lists '{disk_name}' again" in report.message
