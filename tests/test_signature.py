@@ -25,6 +25,7 @@ from vmimage.errors import ImageError
 from vmimage.review.lint import lint_package
 
 NOW = datetime.now(UTC)
+LIBRARY_NAME = "vmimage-signature-tests"  # the conftest `library` fixture's, for the upload tests
 
 CA_CONFIG = """\
 [ca]
@@ -575,3 +576,39 @@ def test_a_manifest_that_lists_a_file_twice_is_neither_signed_nor_verified(certs
         now=NOW,
     )
     assert report.status == "malformed" and f"lists '{disk_name}' again" in report.message
+
+
+def test_a_signed_ovf_is_published_with_its_certificate_and_a_new_signature_is_new_content(
+    library, client, certs, tmp_path
+):
+    """On the simulator: a bare .ovf's .cert goes into the item with its manifest (without it
+    vCenter holds the item unsigned, while lint said verified); signing it, or signing again with
+    another key, changes the source's digest (the fingerprint, lint's cache key), and an item that
+    holds the same manifest with another signature does not hold the package."""
+    from vmimage.descriptor.source import source_digest
+    from vmimage.vsphere.publish import holds_source, upload_source
+
+    ovf = write_ovf(tmp_path, SAMPLES[0])
+    unsigned = source_digest(str(ovf), cache_dir=tmp_path / "cache")
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [str(certs.intermediate.pem)])
+    sign_package(str(ovf), key, chain, NOW)
+    cert = ovf.with_suffix(".cert")
+    signed = source_digest(str(ovf), cache_dir=tmp_path / "cache")
+    assert signed != unsigned
+    item = client.create_item(library.id, "signed-ovf", "", "OVF")
+    upload_source(client, item, str(ovf))
+    files = {f.name for f in client.item_files(item)}
+    assert files == {ovf.name, ovf.with_suffix(".mf").name, cert.name, "photon-5-sample-disk1.vmdk"}
+    assert client.download(item, cert.name, MAX_CERT_BYTES) == cert.read_bytes()
+    assert holds_source(client, item, str(ovf))
+    key, chain = load_signer(str(certs.leaf_ec.key), str(certs.leaf_ec.pem), [])
+    sign_package(str(ovf), key, chain, NOW)  # the same manifest, signed by another key
+    assert source_digest(str(ovf), cache_dir=tmp_path / "cache") not in (signed, unsigned)
+    assert not holds_source(client, item, str(ovf))
+    ova = write_ova(tmp_path / "photon.ova", SAMPLES[0])
+    sign_package(str(ova), *load_signer(str(certs.leaf.key), str(certs.leaf.pem), []), NOW)
+    item = client.create_item(library.id, "signed-ova", "", "OVF")
+    upload_source(client, item, str(ova))
+    assert holds_source(client, item, str(ova))
+    sign_package(str(ova), key, chain, NOW)
+    assert not holds_source(client, item, str(ova))

@@ -47,6 +47,7 @@ from vmimage.descriptor.signature import (
     verify_signature,
 )
 from vmimage.descriptor.source import (
+    certificate_beside,
     content_type,
     manifest_beside,
     open_regular,
@@ -85,8 +86,8 @@ def load_trust_bundle(paths: Sequence[str]) -> list[x509.Certificate]:
 
 def read_certificate_beside(path: str) -> list[tuple[str, bytes]]:
     """The .cert of a bare .ovf (``name.cert`` beside ``name.ovf``), to one byte past the cap."""
-    beside = os.path.splitext(path)[0] + ".cert"
-    if not os.path.lexists(beside):
+    beside = certificate_beside(path)
+    if beside is None:
         return []
     with open_regular(beside, follow=False) as stream:
         return [(os.path.basename(beside), stream.read(MAX_CERT_BYTES + 1))]
