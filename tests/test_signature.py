@@ -612,3 +612,36 @@ def test_a_signed_ovf_is_published_with_its_certificate_and_a_new_signature_is_n
     assert holds_source(client, item, str(ova))
     sign_package(str(ova), key, chain, NOW)
     assert not holds_source(client, item, str(ova))
+
+
+def test_sign_stopped_by_sigterm_leaves_the_package_and_no_temporary_file(certs, tmp_path):
+    """A CI job cancelled mid-sign (SIGTERM): the .ova is as it was and its half-written successor gone."""
+    import signal
+    import time
+
+    ova = write_ova(tmp_path / "big.ova", SAMPLES[0], disk_bytes=256 * 2**20)
+    before = ova.stat().st_mtime_ns, ova.stat().st_size
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vmimage",
+            "sign",
+            str(ova),
+            "--key",
+            str(certs.leaf.key),
+            "--cert",
+            str(certs.leaf.pem),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.ova"]
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert (ova.stat().st_mtime_ns, ova.stat().st_size) == before
