@@ -645,3 +645,16 @@ def test_sign_stopped_by_sigterm_leaves_the_package_and_no_temporary_file(certs,
     assert [p.name for p in tmp_path.iterdir()] == ["big.ova"]
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert (ova.stat().st_mtime_ns, ova.stat().st_size) == before
+
+
+def test_a_trust_bundle_that_holds_a_private_key_is_refused(certs, tmp_path):
+    """A signer's key and certificate in one PEM, given as the CA to trust: refused, never read as
+    the certificates alone (the file is likely beside the stack, perhaps committed)."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(certs.leaf.key.read_bytes() + certs.root.pem.read_bytes())
+    ova = write_ova(tmp_path / "p.ova", SAMPLES[0])
+    result = vmimage("lint", str(ova), "--trust", str(bundle))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {bundle}: holds a private key: give a file of certificates only, and keep the key out of the stack\n"
+    )

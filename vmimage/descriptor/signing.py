@@ -78,9 +78,12 @@ def load_trust_bundle(paths: Sequence[str]) -> list[x509.Certificate]:
     """The certificates of PEM files (CA bundles, or a signer's certificate trusted directly)."""
     trust: list[x509.Certificate] = []
     for path in paths:
-        trust.extend(
-            load_certificates(read_limited(path, MAX_BUNDLE_BYTES, "a trust bundle"), path, MAX_BUNDLE_CERTIFICATES)
-        )
+        data = read_limited(path, MAX_BUNDLE_BYTES, "a trust bundle")
+        if b"PRIVATE KEY-----" in data:  # a signer's key+certificate PEM given as the CA, likely committed
+            raise ImageError(
+                path, "holds a private key: give a file of certificates only, and keep the key out of the stack"
+            )
+        trust.extend(load_certificates(data, path, MAX_BUNDLE_CERTIFICATES))
     return trust
 
 
