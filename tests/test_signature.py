@@ -658,3 +658,23 @@ def test_a_trust_bundle_that_holds_a_private_key_is_refused(certs, tmp_path):
     assert result.stderr == (
         f"error: {bundle}: holds a private key: give a file of certificates only, and keep the key out of the stack\n"
     )
+
+
+def test_sign_refuses_a_package_that_lost_a_file_while_it_was_signed(certs, tmp_path, monkeypatch):
+    """The .ova is read twice (hashed, then copied): one rewritten in between without its disk
+    would be written signed for a disk it lacks. Refused, and nothing is written."""
+    import vmimage.descriptor.signing as signing
+
+    members = photon_members()
+    ova = ova_of(tmp_path / "p.ova", members)
+    sign = signing.certificate_file
+
+    def rewritten_meanwhile(*args, **kwargs):
+        ova_of(ova, members[:2])  # the descriptor and manifest, the disk gone
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(signing, "certificate_file", rewritten_meanwhile)
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [])
+    with pytest.raises(ImageError, match="'p-disk1.vmdk' went while it was being signed"):
+        sign_package(str(ova), key, chain, NOW, out=str(tmp_path / "s.ova"))
+    assert [p.name for p in tmp_path.iterdir()] == ["p.ova"]

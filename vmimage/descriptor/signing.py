@@ -260,11 +260,13 @@ def _sign_ova(source: str, out: str, key, certificates, algorithm: str, now: dat
         _add_member(target, descriptor_path, descriptor_data, mtime)
         _add_member(target, manifest_name, manifest_data, mtime)
         _add_member(target, cert_name, cert_data, mtime)
+        copied = [order[0]]
         with open_regular(source) as raw, io.BufferedReader(raw) as stream, tar_errors(source):
             for index, (info, reader) in enumerate(iter_members(stream, source)):
                 name = posixpath.basename(info.name)
                 if index == 0 or name.lower().endswith((".mf", ".cert")):
                     continue
+                copied.append(name)
                 header = tarfile.TarInfo(info.name)
                 header.size, header.mode, header.mtime = info.size, 0o644, int(info.mtime)
                 target.write(header.tobuf(format=tarfile.PAX_FORMAT))
@@ -278,6 +280,8 @@ def _sign_ova(source: str, out: str, key, certificates, algorithm: str, now: dat
                 target.write(bytes(-info.size % tarfile.BLOCKSIZE))
                 if hasher.hexdigest() != digests.get(name, {}).get("SHA256"):
                     raise ImageError(source, f"{name!r} changed while it was being signed; sign it again")
+        for gone in [name for name in order if name not in copied]:  # the manifest would list what is not there
+            raise ImageError(source, f"{gone!r} went while it was being signed; sign it again")
         target.write(bytes(2 * tarfile.BLOCKSIZE))
         target.write(bytes(-target.tell() % tarfile.RECORDSIZE))
     return Signed([out], manifest is None, report)
