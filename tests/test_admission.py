@@ -148,3 +148,26 @@ def test_an_image_not_ready_for_another_reason_is_not_refused_by_the_security_ch
     compliant["status"]["conditions"][0].update(status="True", reason="True", message="")
     answer = review(request({"imageName": compliant["status"]["name"]}), [compliant])["response"]
     assert answer["allowed"] is True
+
+
+def test_spec_image_is_checked_as_the_kind_it_names():
+    """A namespaced image and a cluster image may share a name (a VMI ID): a VM whose spec.image
+    names the cluster one, not security compliant, is refused though the namespaced one is Ready,
+    and one naming the namespaced kind gets that image's checks."""
+    cluster = json.loads(next(p for p in NOT_COMPLIANT if ".cluster." in p.name).read_text())
+    name = cluster["metadata"]["name"]
+    namespaced = {
+        "kind": "VirtualMachineImage",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "status": {
+            "name": "photon",
+            "capabilities": ["cloud-init"],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    for kind, allowed in (("ClusterVirtualMachineImage", False), ("VirtualMachineImage", True)):
+        body = with_required(request({"imageName": name, "image": {"kind": kind, "name": name}}), "cloud-init")
+        answer = review(body, [namespaced, cluster])["response"]
+        assert answer["allowed"] is allowed, (kind, answer)
+        if not allowed:
+            assert "is not security compliant" in answer["status"]["message"]

@@ -25,6 +25,7 @@ from vmimage.errors import ImageError
 from vmimage.review.lint import lint_package
 
 NOW = datetime.now(UTC)
+LIBRARY_NAME = "vmimage-signature-tests"  # the conftest `library` fixture's, for the upload tests
 
 CA_CONFIG = """\
 [ca]
@@ -544,3 +545,136 @@ def test_the_previews_check_refuses_a_broken_signature_and_not_an_untrusted_one(
     assert [f.code for f in errors] == ["signature-wrong-key"]
     good = signed_ova(tmp_path / "g.ova", openssl_cert_file(certs.pki, members[1][1], certs.leaf, []))
     assert cached_lint_errors(str(good), "g" * 64, cache_dir=tmp_path / "cache") == []  # trust is not its to judge
+
+
+# --- what a red team tried (issue 28) -------------------------------------------------------------
+
+
+def test_a_manifest_that_lists_a_file_twice_is_neither_signed_nor_verified(certs, tmp_path):
+    """Two digests for one disk: a verifier that reads the first line accepts a disk the signer never
+    saw if the signer checked the last. `vmimage sign` refuses to vouch for such a manifest, and one
+    signed elsewhere (openssl) does not verify."""
+    members = photon_members()
+    disk_name = members[2][0]
+    other_disk = f"SHA256({disk_name})= {'ab' * 32}\n".encode()
+    twice = other_disk + members[1][1]  # another disk's digest first, the real one last
+    ova = ova_of(tmp_path / "t.ova", [members[0], ("p.mf", twice), members[2]])
+    before = ova.read_bytes()
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [])
+    with pytest.raises(ImageError, match=f"manifest line 3 lists '{disk_name}' again"):
+        sign_package(str(ova), key, chain, NOW)
+    assert ova.read_bytes() == before
+    cert_file = openssl_cert_file(certs.pki, twice, certs.leaf, [certs.intermediate.pem])
+    signed = ova_of(tmp_path / "s.ova", [members[0], ("p.mf", twice), ("p.cert", cert_file), members[2]])
+    with pytest.raises(ImageError, match=f"lists '{disk_name}' again"):
+        lint(signed, certs.root)
+    report = verify_signature(
+        manifest=("p.mf", twice),
+        certificates=[("p.cert", cert_file)],
+        members={name: None for name, _ in [members[0], members[2]]},
+        trust=load_trust_bundle([str(certs.root.pem)]),
+        now=NOW,
+    )
+    assert report.status == "malformed" and f"lists '{disk_name}' again" in report.message
+
+
+def test_a_signed_ovf_is_published_with_its_certificate_and_a_new_signature_is_new_content(
+    library, client, certs, tmp_path
+):
+    """On the simulator: a bare .ovf's .cert goes into the item with its manifest (without it
+    vCenter holds the item unsigned, while lint said verified); signing it, or signing again with
+    another key, changes the source's digest (the fingerprint, lint's cache key), and an item that
+    holds the same manifest with another signature does not hold the package."""
+    from vmimage.descriptor.source import source_digest
+    from vmimage.vsphere.publish import holds_source, upload_source
+
+    ovf = write_ovf(tmp_path, SAMPLES[0])
+    unsigned = source_digest(str(ovf), cache_dir=tmp_path / "cache")
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [str(certs.intermediate.pem)])
+    sign_package(str(ovf), key, chain, NOW)
+    cert = ovf.with_suffix(".cert")
+    signed = source_digest(str(ovf), cache_dir=tmp_path / "cache")
+    assert signed != unsigned
+    item = client.create_item(library.id, "signed-ovf", "", "OVF")
+    upload_source(client, item, str(ovf))
+    files = {f.name for f in client.item_files(item)}
+    assert files == {ovf.name, ovf.with_suffix(".mf").name, cert.name, "photon-5-sample-disk1.vmdk"}
+    assert client.download(item, cert.name, MAX_CERT_BYTES) == cert.read_bytes()
+    assert holds_source(client, item, str(ovf))
+    key, chain = load_signer(str(certs.leaf_ec.key), str(certs.leaf_ec.pem), [])
+    sign_package(str(ovf), key, chain, NOW)  # the same manifest, signed by another key
+    assert source_digest(str(ovf), cache_dir=tmp_path / "cache") not in (signed, unsigned)
+    assert not holds_source(client, item, str(ovf))
+    ova = write_ova(tmp_path / "photon.ova", SAMPLES[0])
+    sign_package(str(ova), *load_signer(str(certs.leaf.key), str(certs.leaf.pem), []), NOW)
+    item = client.create_item(library.id, "signed-ova", "", "OVF")
+    upload_source(client, item, str(ova))
+    assert holds_source(client, item, str(ova))
+    sign_package(str(ova), key, chain, NOW)
+    assert not holds_source(client, item, str(ova))
+
+
+def test_sign_stopped_by_sigterm_leaves_the_package_and_no_temporary_file(certs, tmp_path):
+    """A CI job cancelled mid-sign (SIGTERM): the .ova is as it was and its half-written successor gone."""
+    import signal
+    import time
+
+    ova = write_ova(tmp_path / "big.ova", SAMPLES[0], disk_bytes=256 * 2**20)
+    before = ova.stat().st_mtime_ns, ova.stat().st_size
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vmimage",
+            "sign",
+            str(ova),
+            "--key",
+            str(certs.leaf.key),
+            "--cert",
+            str(certs.leaf.pem),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.ova"]
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert (ova.stat().st_mtime_ns, ova.stat().st_size) == before
+
+
+def test_a_trust_bundle_that_holds_a_private_key_is_refused(certs, tmp_path):
+    """A signer's key and certificate in one PEM, given as the CA to trust: refused, never read as
+    the certificates alone (the file is likely beside the stack, perhaps committed)."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(certs.leaf.key.read_bytes() + certs.root.pem.read_bytes())
+    ova = write_ova(tmp_path / "p.ova", SAMPLES[0])
+    result = vmimage("lint", str(ova), "--trust", str(bundle))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {bundle}: holds a private key: give a file of certificates only, and keep the key out of the stack\n"
+    )
+
+
+def test_sign_refuses_a_package_that_lost_a_file_while_it_was_signed(certs, tmp_path, monkeypatch):
+    """The .ova is read twice (hashed, then copied): one rewritten in between without its disk
+    would be written signed for a disk it lacks. Refused, and nothing is written."""
+    import vmimage.descriptor.signing as signing
+
+    members = photon_members()
+    ova = ova_of(tmp_path / "p.ova", members)
+    sign = signing.certificate_file
+
+    def rewritten_meanwhile(*args, **kwargs):
+        ova_of(ova, members[:2])  # the descriptor and manifest, the disk gone
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(signing, "certificate_file", rewritten_meanwhile)
+    key, chain = load_signer(str(certs.leaf.key), str(certs.leaf.pem), [])
+    with pytest.raises(ImageError, match="'p-disk1.vmdk' went while it was being signed"):
+        sign_package(str(ova), key, chain, NOW, out=str(tmp_path / "s.ova"))
+    assert [p.name for p in tmp_path.iterdir()] == ["p.ova"]

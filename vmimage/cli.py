@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -234,6 +235,7 @@ def sign_command(
             raise ImageError(f"--passphrase-env {passphrase_env}", "the environment variable is not set")
         password = os.environ[passphrase_env].encode()
     signing_key, certificates = load_signer(key, cert, chain, password)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # as Ctrl-C does: the temporary .ova is removed
     signed = sign_package(package, signing_key, certificates, datetime.now(UTC), out=out, algorithm=digest)
     for path in signed.written:
         click.echo(f"wrote {path}")
@@ -243,6 +245,11 @@ def sign_command(
     click.echo(
         "signature: " + "; ".join(report.details()) + f" (check its trust with: vmimage lint --trust CA.pem {package})"
     )
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """A signal that ends the process by unwinding it, so its `finally`s run (exit status 128+N)."""
+    raise SystemExit(128 + signum)
 
 
 @main.command("crds")

@@ -156,15 +156,17 @@ def review(
         vm_name = f"{namespace}/{metadata.get('name') or metadata.get('generateName') or '(unnamed)'}"
         image_name = spec.get("imageName")
         named = spec.get("image")
+        kind = None
         if isinstance(image_name, str) and image_name and not named:
             wanted, patching = image_name, True  # resolve the display name, patch the VMI ID in
         elif required and isinstance(named, dict) and isinstance(named.get("name"), str):
             wanted, patching = named["name"], False  # named already: only the capability check
+            kind = named.get("kind")  # of that kind: a namespaced and a cluster image may share a name
         else:
             wanted = None
         if wanted is not None:
             try:
-                resolved = resolve(wanted, namespace, images, strict=strict)
+                resolved = resolve(wanted, namespace, images, strict=strict, kind=kind)
                 check_security(resolved, vm_name)
                 check_capabilities(resolved, parse_capabilities(required), vm_name)
             except UnknownImage as error:

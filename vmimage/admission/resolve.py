@@ -72,10 +72,17 @@ def _refs(images: Iterable[ImageRef | Mapping[str, Any]]) -> list[ImageRef]:
 
 
 def resolve(
-    image_name: str, namespace: str, images: Iterable[ImageRef | Mapping[str, Any]], strict: bool = False
+    image_name: str,
+    namespace: str,
+    images: Iterable[ImageRef | Mapping[str, Any]],
+    strict: bool = False,
+    kind: str | None = None,
 ) -> ImageRef:
-    """The image a VM in ``namespace`` gets for ``image_name``, or a ResolutionError."""
+    """The image a VM in ``namespace`` gets for ``image_name``, or a ResolutionError. ``kind``: the
+    one a VM's ``spec.image`` names, whose object it gets, never the other kind's of the same name."""
     refs = _refs(images)
+    if kind in (NAMESPACED_KIND, CLUSTER_KIND):
+        refs = [r for r in refs if r.kind == kind]
     namespaced = [r for r in refs if not r.is_cluster and r.namespace == namespace]
     cluster = [r for r in refs if r.is_cluster]
     if is_vmi_id(image_name):

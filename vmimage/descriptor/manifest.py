@@ -47,7 +47,12 @@ def parse_manifest(data: bytes, source: str) -> dict[str, Digest]:
             raise ImageError(
                 source, f"manifest line {number}: a {algorithm} digest has {expected} hex digits, not {len(hexdigest)}"
             )
-        digests[name.strip()] = Digest(algorithm, hexdigest.lower())
+        name = name.strip()
+        if name in digests:  # which line counts is the verifier's guess: a signer must not vouch for both
+            raise ImageError(
+                source, f"manifest line {number} lists {name!r} again: a file has one digest (list each file once)"
+            )
+        digests[name] = Digest(algorithm, hexdigest.lower())
     return digests
 
 

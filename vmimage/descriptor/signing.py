@@ -47,6 +47,7 @@ from vmimage.descriptor.signature import (
     verify_signature,
 )
 from vmimage.descriptor.source import (
+    certificate_beside,
     content_type,
     manifest_beside,
     open_regular,
@@ -77,16 +78,19 @@ def load_trust_bundle(paths: Sequence[str]) -> list[x509.Certificate]:
     """The certificates of PEM files (CA bundles, or a signer's certificate trusted directly)."""
     trust: list[x509.Certificate] = []
     for path in paths:
-        trust.extend(
-            load_certificates(read_limited(path, MAX_BUNDLE_BYTES, "a trust bundle"), path, MAX_BUNDLE_CERTIFICATES)
-        )
+        data = read_limited(path, MAX_BUNDLE_BYTES, "a trust bundle")
+        if b"PRIVATE KEY-----" in data:  # a signer's key+certificate PEM given as the CA, likely committed
+            raise ImageError(
+                path, "holds a private key: give a file of certificates only, and keep the key out of the stack"
+            )
+        trust.extend(load_certificates(data, path, MAX_BUNDLE_CERTIFICATES))
     return trust
 
 
 def read_certificate_beside(path: str) -> list[tuple[str, bytes]]:
     """The .cert of a bare .ovf (``name.cert`` beside ``name.ovf``), to one byte past the cap."""
-    beside = os.path.splitext(path)[0] + ".cert"
-    if not os.path.lexists(beside):
+    beside = certificate_beside(path)
+    if beside is None:
         return []
     with open_regular(beside, follow=False) as stream:
         return [(os.path.basename(beside), stream.read(MAX_CERT_BYTES + 1))]
@@ -256,11 +260,13 @@ def _sign_ova(source: str, out: str, key, certificates, algorithm: str, now: dat
         _add_member(target, descriptor_path, descriptor_data, mtime)
         _add_member(target, manifest_name, manifest_data, mtime)
         _add_member(target, cert_name, cert_data, mtime)
+        copied = [order[0]]
         with open_regular(source) as raw, io.BufferedReader(raw) as stream, tar_errors(source):
             for index, (info, reader) in enumerate(iter_members(stream, source)):
                 name = posixpath.basename(info.name)
                 if index == 0 or name.lower().endswith((".mf", ".cert")):
                     continue
+                copied.append(name)
                 header = tarfile.TarInfo(info.name)
                 header.size, header.mode, header.mtime = info.size, 0o644, int(info.mtime)
                 target.write(header.tobuf(format=tarfile.PAX_FORMAT))
@@ -274,6 +280,8 @@ def _sign_ova(source: str, out: str, key, certificates, algorithm: str, now: dat
                 target.write(bytes(-info.size % tarfile.BLOCKSIZE))
                 if hasher.hexdigest() != digests.get(name, {}).get("SHA256"):
                     raise ImageError(source, f"{name!r} changed while it was being signed; sign it again")
+        for gone in [name for name in order if name not in copied]:  # the manifest would list what is not there
+            raise ImageError(source, f"{gone!r} went while it was being signed; sign it again")
         target.write(bytes(2 * tarfile.BLOCKSIZE))
         target.write(bytes(-target.tell() % tarfile.RECORDSIZE))
     return Signed([out], manifest is None, report)

@@ -135,6 +135,11 @@ def package_contents(path: str) -> PackageContents:
             if beside is not None:
                 manifest_name, manifest = beside
                 sizes[manifest_name] = len(manifest)
+            certificate = certificate_beside(path)
+            if certificate is not None:  # to one byte past what the verification accepts
+                with open_regular(certificate, follow=False) as stream:
+                    certificates.append((os.path.basename(certificate), stream.read(MAX_CERT_BYTES + 1)))
+                sizes[certificates[0][0]] = require_regular(certificate, follow=False).st_size
             for reference in parse_descriptor(descriptor, path).files:
                 sizes[reference.href] = require_regular(referenced_file(path, reference.href), follow=False).st_size
     except OSError as exc:
@@ -197,6 +202,16 @@ def manifest_beside(path: str) -> str | None:
     return beside
 
 
+def certificate_beside(path: str) -> str | None:
+    """The .cert that signs a bare .ovf's manifest, when there is one (a regular file, never a
+    link): part of the package as its manifest is, uploaded and fingerprinted with it."""
+    beside = os.path.splitext(path)[0] + ".cert"
+    if not os.path.lexists(beside):
+        return None
+    require_regular(beside, follow=False)
+    return beside
+
+
 def read_manifest_beside(path: str) -> tuple[str, bytes] | None:
     """That manifest's file name and bytes, read to one byte past the limit that
     `parse_manifest` enforces, so an oversized one is refused without reading it all."""
@@ -252,13 +267,13 @@ def cached_file_sha256(path: str, cache_dir: Path | None = None, follow: bool = 
 
 def source_digest(path: str, cache_dir: Path | None = None) -> str:
     """What identifies a local source's content: the SHA-256 of an .ova or .iso file; for a bare
-    .ovf, of the package (the descriptor, its manifest and every file it references, by name)."""
+    .ovf, of the package (the descriptor, its manifest, certificate and every file it references, by name)."""
     if not path.lower().endswith(".ovf"):
         return cached_file_sha256(path, cache_dir)
     files = {path: cached_file_sha256(path, cache_dir)}
-    beside = manifest_beside(path)
-    if beside is not None:
-        files[beside] = cached_file_sha256(beside, cache_dir, follow=False)
+    for beside in (manifest_beside(path), certificate_beside(path)):  # a signature added is new content
+        if beside is not None:
+            files[beside] = cached_file_sha256(beside, cache_dir, follow=False)
     descriptor = parse_descriptor(read_descriptor_file(path), path)
     for reference in descriptor.files:
         referenced = referenced_file(path, reference.href)

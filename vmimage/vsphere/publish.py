@@ -31,7 +31,9 @@ from vmimage.descriptor.manifest import (
 )
 from vmimage.descriptor.ova import duplicate_message, iter_members, read_member, tar_errors
 from vmimage.descriptor.ovf import MAX_DESCRIPTOR_BYTES, parse_descriptor
+from vmimage.descriptor.signature import MAX_CERT_BYTES
 from vmimage.descriptor.source import (
+    certificate_beside,
     content_type,
     declared_sha256_problem,
     open_regular,
@@ -262,6 +264,13 @@ def _upload_ovf(up: _Uploader, path: str) -> None:
         manifest_name, manifest = beside
         up.take_manifest(manifest_name, manifest)
         up.put_bytes(manifest_name, manifest)
+    certificate = certificate_beside(path)
+    if certificate is not None:  # the signature vCenter verifies: without it the item is unsigned
+        with open_regular(certificate, follow=False) as stream:
+            signature = stream.read(MAX_CERT_BYTES + 1)
+        if len(signature) > MAX_CERT_BYTES:
+            raise ImageError(certificate, f"over the {MAX_CERT_BYTES} byte limit for a certificate file")
+        up.put_bytes(os.path.basename(certificate), signature)
     beside = [
         (reference.href, referenced_file(path, reference.href)) for reference in parse_descriptor(data, path).files
     ]
@@ -389,7 +398,8 @@ def holds_source(client: ContentLibraryClient, item_id: str, source: str) -> boo
     sizes = {f.name: f.size for f in client.item_files(item_id)}
     if set(sizes) != set(package.sizes):
         return False
-    for name, data in ((package.descriptor_name, package.descriptor), (package.manifest_name, package.manifest)):
+    small = [(package.descriptor_name, package.descriptor), (package.manifest_name, package.manifest)]
+    for name, data in [*small, *package.certificates]:  # a signature by another key is other content
         if sizes[name] and sizes[name] != len(data):  # another file (a longer one is over the download's limit)
             return False
         if client.download(item_id, name, len(data)) != data:
