@@ -340,9 +340,8 @@ def test_a_supervisor_mode_stack_associates_its_libraries_and_holds_vm_operator_
 
         published = set()
 
-        def supervisor(
-            stop: threading.Event,
-        ) -> None:  # VM Operator: an object per item, once its library reaches the scope
+        # VM Operator: an object per item, once its library reaches the scope
+        def supervisor(stop: threading.Event) -> None:
             with direct_client(simulator) as vcenter:
                 while not stop.wait(0.3):
                     for library_id in vcenter.find_libraries("dev-images") + vcenter.find_libraries("cluster-images"):

@@ -190,9 +190,8 @@ def test_a_supervisor_stack_predicts_the_not_compliant_object_and_vm_operator_ag
 
         done = []
 
-        def vm_operator(
-            stop: threading.Event,
-        ) -> None:  # publishes the record once the namespace has the library and its item
+        # publishes the record once the namespace has the library and its item
+        def vm_operator(stop: threading.Event) -> None:
             with direct_client(simulator) as client:
                 while not stop.wait(0.3) and not done:
                     for library_id in client.find_libraries("signed-only-sv"):
