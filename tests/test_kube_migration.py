@@ -38,12 +38,13 @@ ITEMS = {  # one object per test, each an item ID of its own
 OTHERS_LABELS = {"team": "a", "argocd.argoproj.io/instance": "catalog"}
 OTHERS_ANNOTATIONS = {"change-ticket": "CHG-1"}
 
-# What the previous release's vm_image provider wrote for an image (its `_publish`), run with its code.
+# What the previous release's vm_image provider wrote for an image (its `_publish`), run with its code
+# (and its module paths, from before vmimage/ was grouped into packages).
 PREVIOUS_PUBLISH = """
 import json, sys, uuid
-from vmimage.contract.image import file_status, image_object
-from vmimage.cluster.kube import ImageObjects, KubeTarget
-from vmimage.descriptor.source import read_image_file
+from vmimage.image import file_status, image_object
+from vmimage.kube import ImageObjects, KubeTarget
+from vmimage.source import read_image_file
 kubeconfig, ova, item_id = sys.argv[1:]
 status = file_status(read_image_file(ova), name="photon-5-sample", capabilities=["nvidia-gpu"], item_id=item_id)
 obj = image_object(status, cluster=True, extra_labels={"tier": "gold"}, owner=uuid.uuid4().hex).wire()
@@ -51,7 +52,7 @@ with ImageObjects(KubeTarget(kubeconfig)) as cluster:
     cluster.apply(obj)
     cluster.apply_status(obj)
 """
-PREVIOUS_CRDS = "import json; from vmimage.contract.crds import crds; print(json.dumps(crds()))"
+PREVIOUS_CRDS = "import json; from vmimage.crds import crds; print(json.dumps(crds()))"  # its module paths
 
 
 def run_previous(release: Path, code: str, *args: str) -> str:
