@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.checkout import dev_checkout, free_port, held_port, new_shell_env, run_bash
+from tests.checkout import dev_checkout, free_port, held_port, new_shell_env, run_bash, stop_dev_up
 from tests.postgres import SCRIPT, postgres_folder, psql, start_postgres
 from tests.pulumi_cli import ROOT
 
@@ -190,17 +190,21 @@ def process_start(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
 
 
-@pytest.fixture
-def sandbox(tmp_path) -> Path:
+def make_sandbox(folder: Path) -> Path:
     """A copy of dev-up with stand-in scripts/vcsim, devcluster and postgres that only wait."""
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "dev-up", tmp_path / "scripts" / "dev-up")
+    (folder / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "dev-up", folder / "scripts" / "dev-up")
     for name in ("vcsim", "devcluster", "postgres"):
-        script = tmp_path / "scripts" / name
+        script = folder / "scripts" / name
         script.write_text("#!/usr/bin/env bash\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n")
         script.chmod(0o755)
-    (tmp_path / ".build").mkdir()
-    return tmp_path
+    (folder / ".build").mkdir()
+    return folder
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Path:
+    return make_sandbox(tmp_path)
 
 
 def stop(sandbox: Path) -> str:
@@ -226,7 +230,11 @@ def test_dev_up_stop_leaves_a_process_it_did_not_start(sandbox):
 
 
 @pytest.mark.parametrize("name", ["vcsim", "postgres"])
-def test_dev_up_stop_stops_what_it_started(sandbox, name):
+@pytest.mark.parametrize("folder", ["plain", "a checkout [1] with 'quotes' and *"])
+def test_dev_up_stop_stops_what_it_started(tmp_path, name, folder):
+    """In a checkout whose path reads as a pattern ([1], *) too: dev-up once matched it as one,
+    never found its own simulator, started another on the next run and left both to run."""
+    sandbox = make_sandbox(tmp_path / folder)
     script = sandbox / "scripts" / name
     ours = subprocess.Popen([str(script), "--port", "1"], start_new_session=True)
     try:
@@ -361,6 +369,42 @@ def test_dev_up_runs_on_other_ports_while_the_defaults_are_taken(checkout):
         back = run_bash(checkout, "./scripts/dev-up --free-ports", env)
         assert back.returncode == 0, back.stdout
         assert "stopping the simulator: it holds the postgres backend's dev stacks" in back.stdout
+
+
+def scripts_running(checkout: Path, name: str) -> list[int]:
+    """The pids of the processes running ``checkout``'s scripts/NAME."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if f"{checkout}/scripts/{name} " in command:
+            found.append(int(proc.name))
+    return found
+
+
+def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reaches(checkout):
+    """Two at once (two terminals, a double paste): both started a simulator, the second
+    generated the certificate anew under the first (which then never answered) and took the pid
+    file, so one simulator ran on that no --stop would reach. Now the second says why and stops."""
+    env = new_shell_env(checkout)
+    command = ["bash", "-c", "./scripts/dev-up --free-ports"]
+    runs = [
+        subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    said = [run.communicate(timeout=600)[0] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes[0] == 0 and codes[1] != 0, said
+    refused = said[[run.returncode for run in runs].index(codes[1])]
+    assert refused.splitlines() == [
+        f"dev-up: another dev-up is running in this checkout ({checkout}); wait for it to end, then run this again"
+    ]
+    running = scripts_running(checkout, "vcsim")
+    assert len(running) == 1 and (checkout / ".build" / "vcsim.pid").read_text().split()[0] == str(running[0])
+    stop_dev_up(checkout, env)
+    assert scripts_running(checkout, "vcsim") == []
 
 
 def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
