@@ -250,6 +250,29 @@ def test_dev_up_stop_stops_what_it_started(tmp_path, name, folder):
             ours.kill()
 
 
+@pytest.mark.parametrize(
+    ("flag", "variable", "value", "as_variable"),
+    [
+        ("--vcsim-port", "VMIMAGE_VCSIM_PORT", "0", False),
+        ("--vcsim-port", "VMIMAGE_VCSIM_PORT", "99999", False),
+        ("--postgres-port", "VMIMAGE_POSTGRES_PORT", "abc", False),
+        ("--kube-port", "VMIMAGE_KUBE_PORT", "70000", True),
+    ],
+)
+def test_dev_up_refuses_a_port_that_is_no_port_at_once_in_one_line(sandbox, flag, variable, value, as_variable):
+    """Port 0 started a simulator on any port, waited 30 s for it on port 0 and left it running;
+    99999 printed a Python traceback, then started it. Now: one line, before anything."""
+    env = {key: v for key, v in os.environ.items() if not key.startswith("VMIMAGE_")}
+    args, env = ([], {**env, variable: value}) if as_variable else ([flag, value], env)
+    began = time.monotonic()
+    done = subprocess.run(
+        [str(sandbox / "scripts" / "dev-up"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and time.monotonic() - began < 5
+    assert done.stderr == f"dev-up: {flag} (or {variable}): '{value}' is not a port number (1 to 65535)\n"
+    assert sorted(p.name for p in (sandbox / ".build").iterdir()) == ["dev-up.lock"]  # nothing started
+
+
 # --- a changed pin is built by the scripts that use the tools ---------------------------------
 
 STUB_GO = """#!/bin/sh
