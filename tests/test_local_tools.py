@@ -445,6 +445,62 @@ def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     )
 
 
+# --- scripts/env: what a shell gets, and what of the user's it keeps --------------------------
+
+
+@pytest.fixture
+def env_checkout(tmp_path) -> Path:
+    """scripts/env beside a .build/dev-env as dev-up writes it (the simulator on port 41234)."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "env", tmp_path / "scripts" / "env")
+    (tmp_path / ".build").mkdir()
+    (tmp_path / ".build" / "dev-env").write_text(
+        "VSPHERE_SERVER=127.0.0.1:41234\nVMIMAGE_DEV_BACKEND=file\n"
+        f"VMIMAGE_DEV_BACKEND_URL=file://{tmp_path}/.build/pulumi-state\nVMIMAGE_DEV_PORTS=vcsim=41234\n"
+    )
+    return tmp_path
+
+
+def sourced(checkout: Path, script: str, shell: str = "bash", **env: str) -> dict[str, str]:
+    """What ``script`` (which sources scripts/env) leaves, under ``set -u``, run from /."""
+    dump = f'set -u\n{script}\necho "SERVER=${{VSPHERE_SERVER-unset}} BACKEND=${{PULUMI_BACKEND_URL-unset}}"'
+    base = {key: v for key, v in os.environ.items() if key not in ("VSPHERE_SERVER", "PULUMI_BACKEND_URL")}
+    done = subprocess.run(
+        [shell, "-c", dump.replace("ENV", str(checkout / "scripts" / "env"))],
+        cwd="/",
+        env={**base, "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    said = done.stdout.strip().splitlines()[-1]
+    return {"rc": str(done.returncode), "stderr": done.stderr, **dict(kv.split("=", 1) for kv in said.split())}
+
+
+def test_scripts_env_keeps_the_users_own_vcenter_as_it_keeps_their_backend(env_checkout):
+    """A user's VSPHERE_SERVER was replaced by the simulator's, their credentials and backend
+    kept: a stack of theirs that names no server then met the simulator (or, after a reboot,
+    whoever listens on its port). Now theirs stays; the one scripts/env set follows dev-env."""
+    own = sourced(env_checkout, ". ENV; . ENV", VSPHERE_SERVER="vc.example.com", PULUMI_BACKEND_URL="s3://mine")
+    assert (own["SERVER"], own["BACKEND"]) == ("vc.example.com", "s3://mine")
+    dev = sourced(env_checkout, ". ENV; . ENV")  # sourced twice, under set -u: the dev ones
+    assert (dev["SERVER"], dev["BACKEND"]) == ("127.0.0.1:41234", f"file://{env_checkout}/.build/pulumi-state")
+    moved = f"sed -i s/41234/41235/ {env_checkout}/.build/dev-env"  # another dev-up since
+    assert sourced(env_checkout, f". ENV; {moved}; . ENV")["SERVER"] == "127.0.0.1:41235"
+    stopped = f"rm {env_checkout}/.build/dev-env"  # dev-up --stop: nothing runs for it to name
+    assert sourced(env_checkout, f". ENV; {stopped}; . ENV")["SERVER"] == "unset"
+
+
+def test_scripts_env_in_sh_says_it_needs_bash_and_sets_nothing(env_checkout):
+    """dash cannot tell where a sourced file is: scripts/env took / for the checkout and pointed
+    Pulumi at file:////.build/pulumi-state."""
+    done = sourced(env_checkout, ". ENV || echo refused", shell="dash")
+    assert done["rc"] == "0" and done["BACKEND"] == "unset"
+    assert done["stderr"] == (
+        "scripts/env: source it from bash or zsh (this shell cannot tell where the file is): bash, then . scripts/env\n"
+    )
+
+
 # --- setup: its steps on the terminal, the tools' output in a log --------------------------------
 
 SETUP_STUBS = {
