@@ -36,7 +36,8 @@ def test_the_readme_has_no_indented_code_a_paste_would_run():
 
 
 # `typeset -r` in zsh 5.9: names a block pasted into zsh cannot assign (bash, its like, has none)
-ZSH_READ_ONLY = {"status", "zsh_eval_context", "ARGC", "HISTCMD", "LINENO", "PPID", "TTYIDLE", "ZSH_SUBSHELL"}
+ZSH_READ_ONLY = {"status", "zsh_eval_context", "ARGC", "HISTCMD", "LINENO", "PPID", "TTYIDLE"}
+ZSH_READ_ONLY |= {"ZSH_EVAL_CONTEXT", "ZSH_SUBSHELL"}
 
 
 def test_the_readme_blocks_assign_no_name_zsh_holds_read_only():
