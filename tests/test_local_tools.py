@@ -430,6 +430,22 @@ def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reach
     assert scripts_running(checkout, "vcsim") == []
 
 
+def test_dev_up_postgres_then_file_then_postgres_reuses_the_database_it_started(checkout):
+    """The issue's back and forth. The third run did not see its running PostgreSQL (pg_isready
+    took the relative socket folder for a host name), started a second on the same data, which
+    died on its lock file, and dropped the pid file: the first then ran on, out of --stop's reach."""
+    env = new_shell_env(checkout)
+    runs = [run_bash(checkout, f"./scripts/dev-up --free-ports {flags}", env) for flags in ("--backend postgres", "")]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stdout[-3000:]
+    started = (checkout / ".build" / "postgres.pid").read_text()
+    again = run_bash(checkout, "./scripts/dev-up --free-ports --backend postgres", env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "starting PostgreSQL" not in again.stdout and "already has a library" not in again.stdout
+    assert (checkout / ".build" / "postgres.pid").read_text() == started
+    stop_dev_up(checkout, env)
+    assert scripts_running(checkout, "postgres") == []
+
+
 def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     vcsim = checkout / "scripts" / "vcsim"
     vcsim.write_text(
