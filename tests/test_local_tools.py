@@ -10,6 +10,7 @@ import shutil
 import ssl
 import stat
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -459,6 +460,34 @@ def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     assert done.stdout.splitlines()[-1] == (
         "dev-up: vcsim exited at once: panic: listen tcp 127.0.0.1:1: bind: permission denied (log: .build/vcsim.log)"
     )
+
+
+# --- make-samples -----------------------------------------------------------------------------
+
+
+def test_make_samples_force_replaces_a_link_and_never_writes_through_it(tmp_path):
+    """A user's own image linked in a sample's place: --force wrote the 5.0 sample over it."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (tmp_path / "mine.ova").write_text("my own image\n")
+    (samples / "photon-5-sample.ova").symlink_to("../mine.ova")
+
+    def make_samples(*args: str) -> list[str]:
+        command = [str(ROOT / "venv" / "bin" / "python"), str(ROOT / "scripts" / "make-samples"), *args, str(samples)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+
+    assert str(samples / "photon-5-sample.ova") not in make_samples()  # what is there stays
+    assert (samples / "photon-5-sample.ova").is_symlink()
+    assert str(samples / "photon-5-sample.ova") in make_samples("--force")
+    assert (tmp_path / "mine.ova").read_bytes() == b"my own image\n"
+    assert not (samples / "photon-5-sample.ova").is_symlink()
+    with tarfile.open(samples / "photon-5-sample.ova") as ova:
+        assert ova.getnames()[0] == "photon-5-sample.ovf"  # the members named after the file, as before
+    assert sorted(p.name for p in samples.iterdir()) == [
+        "photon-5-sample.ova",
+        "tools-sample.iso",
+        "ubuntu-24.04-sample.ova",
+    ]  # nothing left beside them
 
 
 # --- scripts/env: what a shell gets, and what of the user's it keeps --------------------------
