@@ -434,8 +434,10 @@ def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reach
 def test_dev_up_postgres_then_file_then_postgres_reuses_the_database_it_started(checkout):
     """The issue's back and forth. The third run did not see its running PostgreSQL (pg_isready
     took the relative socket folder for a host name), started a second on the same data, which
-    died on its lock file, and dropped the pid file: the first then ran on, out of --stop's reach."""
-    env = new_shell_env(checkout)
+    died on its lock file, and dropped the pid file: the first then ran on, out of --stop's reach.
+    With a passphrase and PGPASSWORD of the user's in the environment (for stacks of theirs):
+    dev-up used that passphrase for the dev stacks, encrypted with "dev", and failed."""
+    env = new_shell_env(checkout, PULUMI_CONFIG_PASSPHRASE="mine", PGPASSWORD="my-db")
     runs = [run_bash(checkout, f"./scripts/dev-up --free-ports {flags}", env) for flags in ("--backend postgres", "")]
     assert [run.returncode for run in runs] == [0, 0], runs[-1].stdout[-3000:]
     started = (checkout / ".build" / "postgres.pid").read_text()
@@ -443,6 +445,8 @@ def test_dev_up_postgres_then_file_then_postgres_reuses_the_database_it_started(
     assert again.returncode == 0, again.stdout[-3000:]
     assert "starting PostgreSQL" not in again.stdout and "already has a library" not in again.stdout
     assert (checkout / ".build" / "postgres.pid").read_text() == started
+    outputs = run_bash(checkout, ". scripts/env && pulumi stack output table --stack dev", env)  # the tour's
+    assert outputs.returncode == 0 and "photon-5-sample" in outputs.stdout, outputs.stdout[-3000:]
     stop_dev_up(checkout, env)
     assert scripts_running(checkout, "postgres") == []
 
@@ -508,8 +512,10 @@ def env_checkout(tmp_path) -> Path:
 
 def sourced(checkout: Path, script: str, shell: str = "bash", **env: str) -> dict[str, str]:
     """What ``script`` (which sources scripts/env) leaves, under ``set -u``, run from /."""
-    dump = f'set -u\n{script}\necho "SERVER=${{VSPHERE_SERVER-unset}} BACKEND=${{PULUMI_BACKEND_URL-unset}}"'
-    base = {key: v for key, v in os.environ.items() if key not in ("VSPHERE_SERVER", "PULUMI_BACKEND_URL")}
+    shown = {"SERVER": "VSPHERE_SERVER", "BACKEND": "PULUMI_BACKEND_URL", "PASSPHRASE": "PULUMI_CONFIG_PASSPHRASE"}
+    shown |= {"PASSPHRASE_FILE": "PULUMI_CONFIG_PASSPHRASE_FILE", "PGPASSWORD": "PGPASSWORD"}
+    dump = f"set -u\n{script}\necho " + " ".join(f"{key}=${{{name}-unset}}" for key, name in shown.items())
+    base = {key: v for key, v in os.environ.items() if key not in shown.values()}
     done = subprocess.run(
         [shell, "-c", dump.replace("ENV", str(checkout / "scripts" / "env"))],
         cwd="/",
@@ -534,6 +540,25 @@ def test_scripts_env_keeps_the_users_own_vcenter_as_it_keeps_their_backend(env_c
     assert sourced(env_checkout, f". ENV; {moved}; . ENV")["SERVER"] == "127.0.0.1:41235"
     stopped = f"rm {env_checkout}/.build/dev-env"  # dev-up --stop: nothing runs for it to name
     assert sourced(env_checkout, f". ENV; {stopped}; . ENV")["SERVER"] == "unset"
+
+
+def test_scripts_env_gives_the_dev_backend_its_passphrase_and_password_and_a_users_backend_theirs(env_checkout):
+    """A passphrase (or file) or PGPASSWORD of the user's, meant for stacks of theirs, was kept
+    with the dev backend, whose stacks are encrypted with "dev": every tour command failed with
+    "incorrect passphrase" (PostgreSQL: "password authentication failed")."""
+    (env_checkout / ".build" / "postgres").mkdir()
+    (env_checkout / ".build" / "postgres" / "password").write_text("the-dev-database's\n")
+    dev_env = env_checkout / ".build" / "dev-env"
+    dev_env.write_text(dev_env.read_text().replace("BACKEND=file", "BACKEND=postgres"))
+    users = {
+        "PULUMI_CONFIG_PASSPHRASE": "mine",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": "/home/me/pass",
+        "PGPASSWORD": "my-db",
+    }
+    dev = sourced(env_checkout, ". ENV", **users)
+    assert (dev["PASSPHRASE"], dev["PASSPHRASE_FILE"], dev["PGPASSWORD"]) == ("dev", "unset", "the-dev-database's")
+    own = sourced(env_checkout, ". ENV", PULUMI_BACKEND_URL="s3://mine", **users)
+    assert (own["PASSPHRASE"], own["PASSPHRASE_FILE"], own["PGPASSWORD"]) == ("mine", "/home/me/pass", "my-db")
 
 
 def test_scripts_env_in_sh_says_it_needs_bash_and_sets_nothing(env_checkout):
