@@ -411,8 +411,13 @@ def scripts_running(checkout: Path, name: str) -> list[int]:
 def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reaches(checkout):
     """Two at once (two terminals, a double paste): both started a simulator, the second
     generated the certificate anew under the first (which then never answered) and took the pid
-    file, so one simulator ran on that no --stop would reach. Now the second says why and stops."""
+    file, so one simulator ran on that no --stop would reach. Now the second says why and stops.
+    .build/dev-env is written whole, by a rename: a shell that sources it meanwhile never reads
+    half of it (and a link in its place is replaced, not written through)."""
     env = new_shell_env(checkout)
+    elsewhere = checkout / "notes"  # .build/dev-env a link to it: replaced, not written through
+    elsewhere.write_text("# someone's notes\n")
+    (checkout / ".build" / "dev-env").symlink_to(elsewhere)
     command = ["bash", "-c", "./scripts/dev-up --free-ports"]
     runs = [
         subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -427,6 +432,7 @@ def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reach
     ]
     running = scripts_running(checkout, "vcsim")
     assert len(running) == 1 and (checkout / ".build" / "vcsim.pid").read_text().split()[0] == str(running[0])
+    assert elsewhere.read_text() == "# someone's notes\n" and not (checkout / ".build" / "dev-env").is_symlink()
     stop_dev_up(checkout, env)
     assert scripts_running(checkout, "vcsim") == []
 
