@@ -458,6 +458,20 @@ def test_dev_up_postgres_then_file_then_postgres_reuses_the_database_it_started(
     assert scripts_running(checkout, "postgres") == []
 
 
+def test_dev_up_refuses_one_port_for_two_services_before_starting_either(checkout):
+    """Each port was free when checked: the simulator started on it, then the API server died on
+    it. Now one line names the two flags, and nothing starts."""
+    port = free_port()
+    done = run_bash(
+        checkout, f"./scripts/dev-up --kube --vcsim-port {port} --kube-port {port}", new_shell_env(checkout)
+    )
+    assert done.returncode != 0
+    assert (
+        done.stdout.splitlines()[-1] == f"dev-up: --vcsim-port and --kube-port name one port, {port}: give each its own"
+    )
+    assert "starting" not in done.stdout and not list((checkout / ".build").glob("*.pid"))
+
+
 def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     vcsim = checkout / "scripts" / "vcsim"
     vcsim.write_text(
