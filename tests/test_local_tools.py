@@ -11,6 +11,7 @@ import ssl
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -250,6 +251,31 @@ def test_dev_up_stop_stops_what_it_started(tmp_path, name, folder):
     finally:
         if ours.poll() is None:
             ours.kill()
+
+
+def test_dev_up_in_a_checkout_whose_build_folder_is_not_the_users_says_so_in_one_line():
+    """dev-up takes a lock in .build/ first: where that cannot be written (sudo ran setup, say),
+    bash's own error was all a user saw."""
+    folder = Path(tempfile.mkdtemp(prefix="vmimage-not-mine-"))
+    try:
+        folder.chmod(0o755)
+        sandbox = make_sandbox(folder / "checkout")
+        command = [str(sandbox / "scripts" / "dev-up"), "--stop"]
+        if os.geteuid() == 0:  # root writes anywhere: another user meets root's .build/
+            command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+            owner = "root"
+        else:
+            (sandbox / ".build").chmod(0o555)
+            owner = pwd.getpwuid(os.geteuid()).pw_name
+        done = subprocess.run(command, cwd=sandbox, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert done.stderr == (
+            f"dev-up: cannot write in {sandbox}/.build (it is {owner}'s): "
+            "run dev-up as the user who set this checkout up\n"
+        )
+    finally:
+        (folder / "checkout" / ".build").chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
