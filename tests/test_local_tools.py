@@ -10,6 +10,8 @@ import shutil
 import ssl
 import stat
 import subprocess
+import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.checkout import dev_checkout, free_port, held_port, new_shell_env, run_bash
+from tests.checkout import dev_checkout, free_port, held_port, new_shell_env, run_bash, stop_dev_up
 from tests.postgres import SCRIPT, postgres_folder, psql, start_postgres
 from tests.pulumi_cli import ROOT
 
@@ -190,17 +192,21 @@ def process_start(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
 
 
-@pytest.fixture
-def sandbox(tmp_path) -> Path:
+def make_sandbox(folder: Path) -> Path:
     """A copy of dev-up with stand-in scripts/vcsim, devcluster and postgres that only wait."""
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "dev-up", tmp_path / "scripts" / "dev-up")
+    (folder / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "dev-up", folder / "scripts" / "dev-up")
     for name in ("vcsim", "devcluster", "postgres"):
-        script = tmp_path / "scripts" / name
+        script = folder / "scripts" / name
         script.write_text("#!/usr/bin/env bash\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n")
         script.chmod(0o755)
-    (tmp_path / ".build").mkdir()
-    return tmp_path
+    (folder / ".build").mkdir()
+    return folder
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Path:
+    return make_sandbox(tmp_path)
 
 
 def stop(sandbox: Path) -> str:
@@ -218,7 +224,8 @@ def test_dev_up_stop_leaves_a_process_it_did_not_start(sandbox):
         said = stop(sandbox)
         time.sleep(0.3)
         assert other.poll() is None, "dev-up --stop killed a process it did not start"
-        assert said.count("names no process dev-up started") == 2
+        # the pid is alive: not "it has exited" alone, as the line once said
+        assert said.count("names no process dev-up started (it has exited, or its pid is now another process's)") == 2
         assert not (sandbox / ".build" / "vcsim.pid").exists()
     finally:
         other.kill()
@@ -226,7 +233,11 @@ def test_dev_up_stop_leaves_a_process_it_did_not_start(sandbox):
 
 
 @pytest.mark.parametrize("name", ["vcsim", "postgres"])
-def test_dev_up_stop_stops_what_it_started(sandbox, name):
+@pytest.mark.parametrize("folder", ["plain", "a checkout [1] with 'quotes' and *"])
+def test_dev_up_stop_stops_what_it_started(tmp_path, name, folder):
+    """In a checkout whose path reads as a pattern ([1], *) too: dev-up once matched it as one,
+    never found its own simulator, started another on the next run and left both to run."""
+    sandbox = make_sandbox(tmp_path / folder)
     script = sandbox / "scripts" / name
     ours = subprocess.Popen([str(script), "--port", "1"], start_new_session=True)
     try:
@@ -240,6 +251,54 @@ def test_dev_up_stop_stops_what_it_started(sandbox, name):
     finally:
         if ours.poll() is None:
             ours.kill()
+
+
+def test_dev_up_in_a_checkout_whose_build_folder_is_not_the_users_says_so_in_one_line():
+    """dev-up takes a lock in .build/ first: where that cannot be written (sudo ran setup, say),
+    bash's own error was all a user saw."""
+    folder = Path(tempfile.mkdtemp(prefix="vmimage-not-mine-"))
+    try:
+        folder.chmod(0o755)
+        sandbox = make_sandbox(folder / "checkout")
+        command = [str(sandbox / "scripts" / "dev-up"), "--stop"]
+        if os.geteuid() == 0:  # root writes anywhere: another user meets root's .build/
+            command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+            owner = "root"
+        else:
+            (sandbox / ".build").chmod(0o555)
+            owner = pwd.getpwuid(os.geteuid()).pw_name
+        done = subprocess.run(command, cwd=sandbox, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert done.stderr == (
+            f"dev-up: cannot write in {sandbox}/.build (it is {owner}'s): "
+            "run dev-up as the user who set this checkout up\n"
+        )
+    finally:
+        (folder / "checkout" / ".build").chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable", "value", "as_variable"),
+    [
+        ("--vcsim-port", "VMIMAGE_VCSIM_PORT", "0", False),
+        ("--vcsim-port", "VMIMAGE_VCSIM_PORT", "99999", False),
+        ("--postgres-port", "VMIMAGE_POSTGRES_PORT", "abc", False),
+        ("--kube-port", "VMIMAGE_KUBE_PORT", "70000", True),
+    ],
+)
+def test_dev_up_refuses_a_port_that_is_no_port_at_once_in_one_line(sandbox, flag, variable, value, as_variable):
+    """Port 0 started a simulator on any port, waited 30 s for it on port 0 and left it running;
+    99999 printed a Python traceback, then started it. Now: one line, before anything."""
+    env = {key: v for key, v in os.environ.items() if not key.startswith("VMIMAGE_")}
+    args, env = ([], {**env, variable: value}) if as_variable else ([flag, value], env)
+    began = time.monotonic()
+    done = subprocess.run(
+        [str(sandbox / "scripts" / "dev-up"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and time.monotonic() - began < 5
+    assert done.stderr == f"dev-up: {flag} (or {variable}): '{value}' is not a port number (1 to 65535)\n"
+    assert sorted(p.name for p in (sandbox / ".build").iterdir()) == ["dev-up.lock"]  # nothing started
 
 
 # --- a changed pin is built by the scripts that use the tools ---------------------------------
@@ -363,6 +422,82 @@ def test_dev_up_runs_on_other_ports_while_the_defaults_are_taken(checkout):
         assert "stopping the simulator: it holds the postgres backend's dev stacks" in back.stdout
 
 
+def scripts_running(checkout: Path, name: str) -> list[int]:
+    """The pids of the processes running ``checkout``'s scripts/NAME."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if f"{checkout}/scripts/{name} " in command:
+            found.append(int(proc.name))
+    return found
+
+
+def test_two_dev_ups_at_once_in_one_checkout_start_one_simulator_that_stop_reaches(checkout):
+    """Two at once (two terminals, a double paste): both started a simulator, the second
+    generated the certificate anew under the first (which then never answered) and took the pid
+    file, so one simulator ran on that no --stop would reach. Now the second says why and stops.
+    .build/dev-env is written whole, by a rename: a shell that sources it meanwhile never reads
+    half of it (and a link in its place is replaced, not written through)."""
+    env = new_shell_env(checkout)
+    elsewhere = checkout / "notes"  # .build/dev-env a link to it: replaced, not written through
+    elsewhere.write_text("# someone's notes\n")
+    (checkout / ".build" / "dev-env").symlink_to(elsewhere)
+    command = ["bash", "-c", "./scripts/dev-up --free-ports"]
+    runs = [
+        subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    said = [run.communicate(timeout=600)[0] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes[0] == 0 and codes[1] != 0, said
+    refused = said[[run.returncode for run in runs].index(codes[1])]
+    assert refused.splitlines() == [
+        f"dev-up: another dev-up is running in this checkout ({checkout}); wait for it to end, then run this again"
+    ]
+    running = scripts_running(checkout, "vcsim")
+    assert len(running) == 1 and (checkout / ".build" / "vcsim.pid").read_text().split()[0] == str(running[0])
+    assert elsewhere.read_text() == "# someone's notes\n" and not (checkout / ".build" / "dev-env").is_symlink()
+    stop_dev_up(checkout, env)
+    assert scripts_running(checkout, "vcsim") == []
+
+
+def test_dev_up_postgres_then_file_then_postgres_reuses_the_database_it_started(checkout):
+    """The issue's back and forth. The third run did not see its running PostgreSQL (pg_isready
+    took the relative socket folder for a host name), started a second on the same data, which
+    died on its lock file, and dropped the pid file: the first then ran on, out of --stop's reach.
+    With a passphrase and PGPASSWORD of the user's in the environment (for stacks of theirs):
+    dev-up used that passphrase for the dev stacks, encrypted with "dev", and failed."""
+    env = new_shell_env(checkout, PULUMI_CONFIG_PASSPHRASE="mine", PGPASSWORD="my-db")
+    runs = [run_bash(checkout, f"./scripts/dev-up --free-ports {flags}", env) for flags in ("--backend postgres", "")]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stdout[-3000:]
+    started = (checkout / ".build" / "postgres.pid").read_text()
+    again = run_bash(checkout, "./scripts/dev-up --free-ports --backend postgres", env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "starting PostgreSQL" not in again.stdout and "already has a library" not in again.stdout
+    assert (checkout / ".build" / "postgres.pid").read_text() == started
+    outputs = run_bash(checkout, ". scripts/env && pulumi stack output table --stack dev", env)  # the tour's
+    assert outputs.returncode == 0 and "photon-5-sample" in outputs.stdout, outputs.stdout[-3000:]
+    stop_dev_up(checkout, env)
+    assert scripts_running(checkout, "postgres") == []
+
+
+def test_dev_up_refuses_one_port_for_two_services_before_starting_either(checkout):
+    """Each port was free when checked: the simulator started on it, then the API server died on
+    it. Now one line names the two flags, and nothing starts."""
+    port = free_port()
+    done = run_bash(
+        checkout, f"./scripts/dev-up --kube --vcsim-port {port} --kube-port {port}", new_shell_env(checkout)
+    )
+    assert done.returncode != 0
+    assert (
+        done.stdout.splitlines()[-1] == f"dev-up: --vcsim-port and --kube-port name one port, {port}: give each its own"
+    )
+    assert "starting" not in done.stdout and not list((checkout / ".build").glob("*.pid"))
+
+
 def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     vcsim = checkout / "scripts" / "vcsim"
     vcsim.write_text(
@@ -375,6 +510,111 @@ def test_dev_up_says_at_once_why_a_service_it_started_died(checkout):
     assert done.returncode != 0 and time.monotonic() - began < 15
     assert done.stdout.splitlines()[-1] == (
         "dev-up: vcsim exited at once: panic: listen tcp 127.0.0.1:1: bind: permission denied (log: .build/vcsim.log)"
+    )
+
+
+# --- make-samples -----------------------------------------------------------------------------
+
+
+def test_make_samples_force_replaces_a_link_and_never_writes_through_it(tmp_path):
+    """A user's own image linked in a sample's place: --force wrote the 5.0 sample over it."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (tmp_path / "mine.ova").write_text("my own image\n")
+    (samples / "photon-5-sample.ova").symlink_to("../mine.ova")
+
+    def make_samples(*args: str) -> list[str]:
+        command = [str(ROOT / "venv" / "bin" / "python"), str(ROOT / "scripts" / "make-samples"), *args, str(samples)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+
+    assert str(samples / "photon-5-sample.ova") not in make_samples()  # what is there stays
+    assert (samples / "photon-5-sample.ova").is_symlink()
+    assert str(samples / "photon-5-sample.ova") in make_samples("--force")
+    assert (tmp_path / "mine.ova").read_bytes() == b"my own image\n"
+    assert not (samples / "photon-5-sample.ova").is_symlink()
+    with tarfile.open(samples / "photon-5-sample.ova") as ova:
+        assert ova.getnames()[0] == "photon-5-sample.ovf"  # the members named after the file, as before
+    assert sorted(p.name for p in samples.iterdir()) == [
+        "photon-5-sample.ova",
+        "tools-sample.iso",
+        "ubuntu-24.04-sample.ova",
+    ]  # nothing left beside them
+
+
+# --- scripts/env: what a shell gets, and what of the user's it keeps --------------------------
+
+
+@pytest.fixture
+def env_checkout(tmp_path) -> Path:
+    """scripts/env beside a .build/dev-env as dev-up writes it (the simulator on port 41234)."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "env", tmp_path / "scripts" / "env")
+    (tmp_path / ".build").mkdir()
+    (tmp_path / ".build" / "dev-env").write_text(
+        "VSPHERE_SERVER=127.0.0.1:41234\nVMIMAGE_DEV_BACKEND=file\n"
+        f"VMIMAGE_DEV_BACKEND_URL=file://{tmp_path}/.build/pulumi-state\nVMIMAGE_DEV_PORTS=vcsim=41234\n"
+    )
+    return tmp_path
+
+
+def sourced(checkout: Path, script: str, shell: str = "bash", **env: str) -> dict[str, str]:
+    """What ``script`` (which sources scripts/env) leaves, under ``set -u``, run from /."""
+    shown = {"SERVER": "VSPHERE_SERVER", "BACKEND": "PULUMI_BACKEND_URL", "PASSPHRASE": "PULUMI_CONFIG_PASSPHRASE"}
+    shown |= {"PASSPHRASE_FILE": "PULUMI_CONFIG_PASSPHRASE_FILE", "PGPASSWORD": "PGPASSWORD"}
+    dump = f"set -u\n{script}\necho " + " ".join(f"{key}=${{{name}-unset}}" for key, name in shown.items())
+    base = {key: v for key, v in os.environ.items() if key not in shown.values()}
+    done = subprocess.run(
+        [shell, "-c", dump.replace("ENV", str(checkout / "scripts" / "env"))],
+        cwd="/",
+        env={**base, "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    said = done.stdout.strip().splitlines()[-1]
+    return {"rc": str(done.returncode), "stderr": done.stderr, **dict(kv.split("=", 1) for kv in said.split())}
+
+
+def test_scripts_env_keeps_the_users_own_vcenter_as_it_keeps_their_backend(env_checkout):
+    """A user's VSPHERE_SERVER was replaced by the simulator's, their credentials and backend
+    kept: a stack of theirs that names no server then met the simulator (or, after a reboot,
+    whoever listens on its port). Now theirs stays; the one scripts/env set follows dev-env."""
+    own = sourced(env_checkout, ". ENV; . ENV", VSPHERE_SERVER="vc.example.com", PULUMI_BACKEND_URL="s3://mine")
+    assert (own["SERVER"], own["BACKEND"]) == ("vc.example.com", "s3://mine")
+    dev = sourced(env_checkout, ". ENV; . ENV")  # sourced twice, under set -u: the dev ones
+    assert (dev["SERVER"], dev["BACKEND"]) == ("127.0.0.1:41234", f"file://{env_checkout}/.build/pulumi-state")
+    moved = f"sed -i s/41234/41235/ {env_checkout}/.build/dev-env"  # another dev-up since
+    assert sourced(env_checkout, f". ENV; {moved}; . ENV")["SERVER"] == "127.0.0.1:41235"
+    stopped = f"rm {env_checkout}/.build/dev-env"  # dev-up --stop: nothing runs for it to name
+    assert sourced(env_checkout, f". ENV; {stopped}; . ENV")["SERVER"] == "unset"
+
+
+def test_scripts_env_gives_the_dev_backend_its_passphrase_and_password_and_a_users_backend_theirs(env_checkout):
+    """A passphrase (or file) or PGPASSWORD of the user's, meant for stacks of theirs, was kept
+    with the dev backend, whose stacks are encrypted with "dev": every tour command failed with
+    "incorrect passphrase" (PostgreSQL: "password authentication failed")."""
+    (env_checkout / ".build" / "postgres").mkdir()
+    (env_checkout / ".build" / "postgres" / "password").write_text("the-dev-database's\n")
+    dev_env = env_checkout / ".build" / "dev-env"
+    dev_env.write_text(dev_env.read_text().replace("BACKEND=file", "BACKEND=postgres"))
+    users = {
+        "PULUMI_CONFIG_PASSPHRASE": "mine",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": "/home/me/pass",
+        "PGPASSWORD": "my-db",
+    }
+    dev = sourced(env_checkout, ". ENV", **users)
+    assert (dev["PASSPHRASE"], dev["PASSPHRASE_FILE"], dev["PGPASSWORD"]) == ("dev", "unset", "the-dev-database's")
+    own = sourced(env_checkout, ". ENV", PULUMI_BACKEND_URL="s3://mine", **users)
+    assert (own["PASSPHRASE"], own["PASSPHRASE_FILE"], own["PGPASSWORD"]) == ("mine", "/home/me/pass", "my-db")
+
+
+def test_scripts_env_in_sh_says_it_needs_bash_and_sets_nothing(env_checkout):
+    """dash cannot tell where a sourced file is: scripts/env took / for the checkout and pointed
+    Pulumi at file:////.build/pulumi-state."""
+    done = sourced(env_checkout, ". ENV || echo refused", shell="dash")
+    assert done["rc"] == "0" and done["BACKEND"] == "unset"
+    assert done["stderr"] == (
+        "scripts/env: source it from bash or zsh (this shell cannot tell where the file is): bash, then . scripts/env\n"
     )
 
 

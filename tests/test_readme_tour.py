@@ -35,6 +35,21 @@ def test_the_readme_has_no_indented_code_a_paste_would_run():
             assert re.search(rf"^{heredoc}$", block, re.MULTILINE), f"heredoc {heredoc} never ends:\n{block}"
 
 
+# `typeset -r` in zsh 5.9: names a block pasted into zsh cannot assign (bash, its like, has none)
+ZSH_READ_ONLY = {"status", "zsh_eval_context", "ARGC", "HISTCMD", "LINENO", "PPID", "TTYIDLE"}
+ZSH_READ_ONLY |= {"ZSH_EVAL_CONTEXT", "ZSH_SUBSHELL"}
+
+
+def test_the_readme_blocks_assign_no_name_zsh_holds_read_only():
+    """The webhook block's trap began `status=$?`: in zsh (scripts/env's other shell) that fails,
+    the trap stops there, and the webhook keeps its port while the block exits 1."""
+    readme = (ROOT / "README.md").read_text()
+    for block in FENCE.findall(readme):
+        assigned = set(re.findall(r"(?:^|[\s;(&|'\"])([A-Za-z_]\w*)=", block, re.MULTILINE))
+        assigned |= set(re.findall(r"\bfor\s+([A-Za-z_]\w*)\s+in\b", block))
+        assert not assigned & ZSH_READ_ONLY, block
+
+
 @pytest.fixture
 def checkout() -> Iterator[Path]:
     yield from dev_checkout("vmimage-tour-")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -239,14 +241,21 @@ SAMPLES = (
 
 def write_samples(directory: Path, overwrite: bool = True) -> list[Path]:
     """The dev stack's images: two OVAs and an ISO; the paths written. With ``overwrite`` false,
-    a sample already there is kept (it may be a newer version a user wrote on purpose)."""
+    a sample already there is kept (it may be a newer version a user wrote on purpose).
+
+    Each is written beside its place and renamed into it: a stack reading the old one never
+    meets half a file, and a link in its place is replaced, not written through (--force
+    wrote over the file a user had linked there)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for image in SAMPLES:
-        path = directory / f"{image.name}.ova"
-        if overwrite or not path.exists():
-            written.append(write_ova(path, image))
-    iso = directory / "tools-sample.iso"
-    if overwrite or not iso.exists():
-        written.append(write_iso(iso, "TOOLS"))
+    for name, write in [
+        *((f"{image.name}.ova", lambda path, image=image: write_ova(path, image)) for image in SAMPLES),
+        ("tools-sample.iso", lambda path: write_iso(path, "TOOLS")),
+    ]:
+        path = directory / name
+        if overwrite or not (path.exists() or path.is_symlink()):
+            with tempfile.TemporaryDirectory(dir=directory, prefix=".make-samples-") as scratch:
+                write(Path(scratch) / name)  # the same file name: an OVA's members are named after it
+                os.replace(Path(scratch) / name, path)
+            written.append(path)
     return written
