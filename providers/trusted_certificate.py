@@ -81,8 +81,10 @@ class TrustedCertificateProvider(VSphereProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         with connection.content_library() as client:
             found = _entry(client, str(props.get("sha256")), id_)
-        if found is None:
-            return ReadResult("", {})  # no longer trusted: the next `up` adds it again
+        # The entry the stack added is gone: another entry of the same certificate (an administrator's)
+        # is not the stack's to delete, so the next `up` adopts it (or adds it again, if none).
+        if found is None or (found.id != id_ and not props.get(ADOPTED)):
+            return ReadResult("", {})
         return ReadResult(found.id, {**props, "certificate_id": found.id})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

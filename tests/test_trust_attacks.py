@@ -1,0 +1,48 @@
+"""Red-team cases for the stack's trusted certificates and policy libraries, on the simulator
+through the real engine: who else could match what the stack deletes or adopts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.pulumi_cli import Stack
+from tests.test_providers import PASSWORD, direct_client
+from tests.test_security_policy import CERTIFICATE, certificate, trust_store
+
+pytestmark = pytest.mark.vcsim
+
+
+def trust_config(simulator, certificates: list[Path]) -> dict:
+    return {
+        "vsphere:vsphereServer": simulator.server,
+        "vsphere:user": "user",
+        "vsphere:caFile": str(simulator.ca_file),
+        "vmimage:deletionProtection": "false",
+        "vmimage:trustedCertificates": [str(path) for path in certificates],
+    }
+
+
+def test_a_refresh_never_takes_an_administrators_entry_for_the_one_the_stack_added(simulator, tmp_path):
+    """The stack added its certificate; an administrator trusted the same certificate again (another
+    entry) and removed the stack's entry. A refresh must not record the administrator's entry as
+    the stack's own: destroy would delete it."""
+    ours = certificate(tmp_path / "ca.pem", "refresh CA")
+    stack = Stack(tmp_path / "refresh", name="refresh")
+    stack.configure(trust_config(simulator, [ours]), secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    (resource,) = stack.resources(CERTIFICATE).values()
+    assert resource["outputs"]["adopted"] is False
+    with direct_client(simulator) as client:
+        client.add_trusted_certificate(ours.read_text().replace("\n", "\r\n"))
+        client.delete_trusted_certificate(resource["id"])
+    admins = trust_store(simulator)
+    assert len(admins) == 1 and resource["id"] not in admins
+    stack.refresh()
+    assert stack.resources(CERTIFICATE) == {}  # the stack's entry is gone: no longer in the state
+    stack.up()
+    (adopted,) = stack.resources(CERTIFICATE).values()
+    assert (adopted["id"], adopted["outputs"]["adopted"]) == (next(iter(admins)), True)
+    stack.destroy()
+    assert trust_store(simulator) == admins
