@@ -46,3 +46,25 @@ def test_a_refresh_never_takes_an_administrators_entry_for_the_one_the_stack_add
     assert (adopted["id"], adopted["outputs"]["adopted"]) == (next(iter(admins)), True)
     stack.destroy()
     assert trust_store(simulator) == admins
+
+
+def test_an_item_of_a_policy_library_that_vcenter_says_nothing_of_is_not_compliant():
+    """vCenter's security_compliance absent (or not a boolean) on an OVF item of a policy library is no
+    answer: VM Operator reads the missing field as not compliant, so the prediction must not say Ready.
+    Outside a policy library, and for an ISO, the absent field changes nothing."""
+    from providers.library_item import _image
+    from tests.test_fidelity import RECORDS
+    from vmimage.vsphere.content_library import ItemInfo
+
+    descriptor = (RECORDS / "photon-ova.ovf").read_bytes()
+    for body in ({}, {"security_compliance": None}, {"security_compliance": "true"}):
+        item = ItemInfo.parse({"id": "i-1", "library_id": "l-1", "name": "photon", "type": "ovf", **body})
+        assert item.security_compliance is None
+        (condition,) = _image(descriptor, "photon.ovf", item, "1", policy=True)["conditions"]
+        assert (condition["status"], condition["reason"]) == (
+            "False",
+            "VirtualMachineImageProviderSecurityNotCompliant",
+        )
+        assert _image(descriptor, "photon.ovf", item, "1", policy=False)["conditions"][0]["status"] == "True"
+    iso = ItemInfo.parse({"id": "i-2", "library_id": "l-1", "name": "tools", "type": "iso"})
+    assert _image(None, "tools.iso", iso, "1", policy=True)["conditions"][0]["status"] == "True"
