@@ -68,3 +68,27 @@ def test_an_item_of_a_policy_library_that_vcenter_says_nothing_of_is_not_complia
         assert _image(descriptor, "photon.ovf", item, "1", policy=False)["conditions"][0]["status"] == "True"
     iso = ItemInfo.parse({"id": "i-2", "library_id": "l-1", "name": "tools", "type": "iso"})
     assert _image(None, "tools.iso", iso, "1", policy=True)["conditions"][0]["status"] == "True"
+
+
+def test_a_certificate_file_rewritten_in_place_deletes_the_old_certificate_only_when_allowed(simulator, tmp_path):
+    """The same path, another certificate: the new one is added, and the old one (the stack's) is a
+    deletion the guard refuses until allowDelete names the file."""
+    path = certificate(tmp_path / "ca.pem", "rotated CA")
+    stack = Stack(tmp_path / "rotate", name="rotate")
+    config = {**trust_config(simulator, [path]), "vmimage:deletionProtection": "true"}
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    (old,) = stack.resources(CERTIFICATE).values()
+    certificate(path, "rotated CA")  # rotated: a new key, the same file
+    refused = stack.up(check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.output
+    assert "not deleted" in refused.output and str(path) in refused.output, refused.output
+    assert old["id"] in trust_store(simulator)
+    stack.configure({**config, "vmimage:allowDelete": [str(path)]})
+    stack.up()
+    (new,) = stack.resources(CERTIFICATE).values()
+    assert set(trust_store(simulator)) >= {new["id"]} and old["id"] not in trust_store(simulator)
+    stack.configure({**config, "vmimage:deletionProtection": "false"})
+    stack.up()  # the destroy guard lets go
+    stack.destroy()
+    assert new["id"] not in trust_store(simulator)
