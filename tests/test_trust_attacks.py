@@ -92,3 +92,41 @@ def test_a_certificate_file_rewritten_in_place_deletes_the_old_certificate_only_
     stack.up()  # the destroy guard lets go
     stack.destroy()
     assert new["id"] not in trust_store(simulator)
+
+
+def test_an_unchecked_policy_name_never_makes_an_unpoliced_library_and_a_removal_is_previewed(
+    simulator, samples, tmp_path
+):
+    """Offline, the preview cannot resolve the policy's name: `up` (online) must fail before creating the
+    library (never a library without the policy the config asks for). Taking the policy off a library
+    that has it is previewed for its items, and `up` reads back what vCenter did."""
+    ova = samples / "ubuntu-24.04-sample.ova"
+    stack = Stack(tmp_path / "offline", name="offline", env={"VMIMAGE_OFFLINE": "1"})
+    config = trust_config(simulator, [])
+    del config["vmimage:trustedCertificates"]
+    config["vmimage:libraries"] = [{"name": "typo-policy", "datastore": "LocalDS_0", "securityPolicy": "Strict OVF"}]
+    config["vmimage:images"] = [{"displayName": "ubuntu", "source": str(ova), "library": "typo-policy"}]
+    stack.configure(config, secrets={"vsphere:password": PASSWORD})
+    preview = stack.preview()
+    assert "'ubuntu': NotReady: not security compliant (unsigned)" in preview.output
+    del stack.env["VMIMAGE_OFFLINE"]  # `up` refuses it
+    failed = stack.up(check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.output
+    assert "securityPolicy 'Strict OVF'" in failed.output, failed.output
+    assert "has no security policy of this name" in failed.output
+    with direct_client(simulator) as client:
+        assert client.find_libraries("typo-policy") == []  # nothing created without its policy
+
+    config["vmimage:libraries"][0]["securityPolicy"] = "ovf-strict"
+    stack.configure(config)
+    stack.up()
+    (library,) = stack.resources("dynamic/vmimage:ContentLibrary").values()
+    assert library["outputs"]["security_policy_id"]
+    del config["vmimage:libraries"][0]["securityPolicy"]
+    stack.configure(config)
+    preview = stack.preview()
+    assert "security policy 'OVF default policy' removed" in preview.output
+    refused = stack.up(check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.output
+    assert "did not apply no security policy" in refused.output, refused.output
+    stack.destroy()
