@@ -130,3 +130,25 @@ def test_an_unchecked_policy_name_never_makes_an_unpoliced_library_and_a_removal
     assert refused.returncode != 0 and "Traceback" not in refused.output
     assert "did not apply no security policy" in refused.output, refused.output
     stack.destroy()
+
+
+def test_a_policy_taken_off_by_hand_is_a_change_that_up_applies_again(host):
+    """A refresh that reads the library without its policy (taken off in the vSphere Client; the
+    simulator cannot do it) leaves outputs without security_policy_id while the config still asks
+    for the policy: the diff must be a change, warned, and the update applies it and reads it back
+    (the simulator's library has the policy still: nothing to change, nothing refused)."""
+    from providers.content_library import ContentLibraryProvider
+    from tests.test_providers import LIBRARY
+
+    inputs = {"name": "kept-policy", "datastore": "LocalDS_0", "security_policy": "OVF default policy"}
+    created = host.up(LIBRARY, ContentLibraryProvider(), inputs)
+    policy_id = created.outputs["security_policy_id"]
+    assert policy_id
+    as_refreshed = {k: v for k, v in created.outputs.items() if k != "security_policy_id"}
+    checked = host.check(LIBRARY, ContentLibraryProvider(), created.inputs, inputs)
+    since = len(host.stderr)
+    assert host.diff(created.id, created.outputs, checked.inputs).changes is False  # nothing lost: no change
+    assert host.diff(created.id, as_refreshed, checked.inputs).changes is True
+    assert "without its security policy 'OVF default policy'" in host.wait_for_log("without its", since)
+    assert host.update(created.id, as_refreshed, checked.inputs)["security_policy_id"] == policy_id
+    host.delete(created.id, created.outputs)
