@@ -152,3 +152,25 @@ def test_a_policy_taken_off_by_hand_is_a_change_that_up_applies_again(host):
     assert "without its security policy 'OVF default policy'" in host.wait_for_log("without its", since)
     assert host.update(created.id, as_refreshed, checked.inputs)["security_policy_id"] == policy_id
     host.delete(created.id, created.outputs)
+
+
+def test_a_trust_store_answer_that_cannot_be_read_is_an_error_not_an_empty_store():
+    """An answer of another shape must not read as "vCenter trusts nothing": delete would take the
+    stack's entry for gone (and drop it from the state), create would add the certificate again."""
+    from types import SimpleNamespace
+
+    from vmimage.vsphere.content_library import ContentLibraryClient
+    from vmimage.vsphere.rest import VSphereError
+
+    def client(answer):
+        settings = SimpleNamespace(server="vc.example")
+        return ContentLibraryClient(SimpleNamespace(settings=settings, call=lambda call: answer))
+
+    for answer in ({"certificates": "abc"}, {"certificates": ["id-1"]}, "abc", {"certificates": {"id": "x"}}):
+        with pytest.raises(VSphereError) as caught:
+            client(answer).trusted_certificates()
+        assert "vc.example" in str(caught.value) and "not a list of entries" in str(caught.value)
+    for empty in (None, {}, {"certificates": None}, {"certificates": []}, []):
+        assert client(empty).trusted_certificates() == []
+    listed = client({"certificates": [{"certificate": "id-1", "cert_text": "PEM"}]}).trusted_certificates()
+    assert [(e.id, e.text) for e in listed] == [("id-1", "PEM")]
