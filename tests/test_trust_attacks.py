@@ -71,19 +71,23 @@ def test_an_item_of_a_policy_library_that_vcenter_says_nothing_of_is_not_complia
 
 
 def test_a_certificate_file_rewritten_in_place_deletes_the_old_certificate_only_when_allowed(simulator, tmp_path):
-    """The same path, another certificate: the new one is added, and the old one (the stack's) is a
-    deletion the guard refuses until allowDelete names the file."""
+    """The same path, another certificate: the old one (the stack's) is a deletion the guard refuses
+    in the preview, and `up` before it changes anything, until allowDelete names the file."""
     path = certificate(tmp_path / "ca.pem", "rotated CA")
     stack = Stack(tmp_path / "rotate", name="rotate")
     config = {**trust_config(simulator, [path]), "vmimage:deletionProtection": "true"}
     stack.configure(config, secrets={"vsphere:password": PASSWORD})
     stack.up()
     (old,) = stack.resources(CERTIFICATE).values()
+    before = trust_store(simulator)
     certificate(path, "rotated CA")  # rotated: a new key, the same file
+    preview = stack.preview(check=False)  # the guard says it in the review, as of an item
+    assert preview.returncode != 0 and "Traceback" not in preview.output
+    assert str(path) in preview.output and "trusted certificate" in preview.output, preview.output
     refused = stack.up(check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.output
-    assert "not deleted" in refused.output and str(path) in refused.output, refused.output
-    assert old["id"] in trust_store(simulator)
+    assert str(path) in refused.output, refused.output
+    assert trust_store(simulator) == before  # refused before anything changed: the new one is not added either
     stack.configure({**config, "vmimage:allowDelete": [str(path)]})
     stack.up()
     (new,) = stack.resources(CERTIFICATE).values()
