@@ -178,3 +178,33 @@ def test_a_trust_store_answer_that_cannot_be_read_is_an_error_not_an_empty_store
         assert client(empty).trusted_certificates() == []
     listed = client({"certificates": [{"certificate": "id-1", "cert_text": "PEM"}]}).trusted_certificates()
     assert [(e.id, e.text) for e in listed] == [("id-1", "PEM")]
+
+
+def test_the_same_certificate_trusted_again_by_hand_stays_when_the_stack_lets_go_of_its_own(simulator, tmp_path):
+    """After the stack added its certificate, an administrator trusts it again (vCenter keeps a second
+    entry of the same certificate, written otherwise): destroy deletes the stack's entry only."""
+    ours = certificate(tmp_path / "ca.pem", "twice trusted CA")
+    stack = Stack(tmp_path / "twice", name="twice")
+    stack.configure(trust_config(simulator, [ours]), secrets={"vsphere:password": PASSWORD})
+    stack.up()
+    (resource,) = stack.resources(CERTIFICATE).values()
+    with direct_client(simulator) as client:
+        client.add_trusted_certificate("# ours too\n" + ours.read_text().replace("\n", "\r\n"))
+    admins = {k: v for k, v in trust_store(simulator).items() if k != resource["id"]}
+    assert list(admins.values()) == [resource["outputs"]["sha256"]]
+    stack.destroy()
+    assert trust_store(simulator) == admins
+
+
+def test_a_policy_name_in_a_vcenter_without_policies_is_an_error_naming_none():
+    """A vCenter that lists no security policy cannot create a policy library: an error, never a
+    library without one."""
+    from types import SimpleNamespace
+
+    from providers.content_library import resolve_policy
+    from vmimage.errors import ImageError
+
+    client = SimpleNamespace(security_policies=list, session=SimpleNamespace(settings=SimpleNamespace(server="vc")))
+    with pytest.raises(ImageError) as caught:
+        resolve_policy(client, "OVF default policy")
+    assert "vCenter vc has no security policy of this name (it has: none)" in str(caught.value)
