@@ -208,3 +208,28 @@ def test_a_policy_name_in_a_vcenter_without_policies_is_an_error_naming_none():
     with pytest.raises(ImageError) as caught:
         resolve_policy(client, "OVF default policy")
     assert "vCenter vc has no security policy of this name (it has: none)" in str(caught.value)
+
+
+def test_a_certificate_two_stacks_list_is_trusted_again_by_the_one_left(simulator, tmp_path):
+    """Stack a added the certificate and stack b adopted it; a's destroy deletes it (vCenter records no
+    owner). b's next preview asks vCenter, says it is no longer trusted, and its `up` trusts it again,
+    as b's own now: b's destroy then deletes it, and vCenter is left as it was."""
+    shared = certificate(tmp_path / "shared-ca.pem", "shared CA")
+    before = trust_store(simulator)
+    a, b = Stack(tmp_path / "a", name="a"), Stack(tmp_path / "b", name="b")
+    for stack in (a, b):
+        stack.configure(trust_config(simulator, [shared]), secrets={"vsphere:password": PASSWORD})
+        stack.up()
+    ((added,), (adopted,)) = (list(s.resources(CERTIFICATE).values()) for s in (a, b))
+    assert (added["outputs"]["adopted"], adopted["outputs"]["adopted"]) == (False, True)
+    b.preview("--expect-no-changes")  # vCenter still trusts it: nothing to do
+    a.destroy()
+    assert trust_store(simulator) == before  # gone from under b
+    preview = b.preview()
+    assert "vCenter no longer trusts it" in preview.output and "`up` trusts it again" in preview.output
+    b.up()
+    (again,) = b.resources(CERTIFICATE).values()
+    assert again["outputs"]["adopted"] is False and again["id"] in trust_store(simulator)
+    b.preview("--expect-no-changes")
+    b.destroy()
+    assert trust_store(simulator) == before
