@@ -167,7 +167,10 @@ class ImageCatalog(pulumi.ComponentResource):
             )
             self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
-        self.certificates = self._certificates(trusted, child)
+        # after the guard, as the libraries: a refused run adds no certificate either
+        self.certificates = self._certificates(
+            trusted, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.guard]))
+        )
         item_opts = child
         if self.certificates:  # a library with a security policy verifies an upload against them
             item_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=self.certificates))
