@@ -28,6 +28,7 @@ from vmimage.catalog import (
 from vmimage.cluster.table import format_table, image_row
 from vmimage.config import CatalogConfig, ConfigError, LibraryConfig
 from vmimage.contract.models import Image
+from vmimage.descriptor.trust import TrustedCertificate as TrustedCertificateFile
 from vmimage.descriptor.trust import trusted_certificates
 from vmimage.errors import ImageError
 from vmimage.review.guard import LIBRARY, object_identity
@@ -142,6 +143,9 @@ class ImageCatalog(pulumi.ComponentResource):
             ]
             for image, (image_name, _) in zip(planned, image_names, strict=True)
         }
+        # a certificate the stack added is deleted when it leaves the list, or its file holds another one
+        trusted = self._trusted(config)
+        declared |= {self._certificate_name(c): [c.path, "trusted certificate", ""] for c in trusted}
         named = [*self._library_names.values(), *item_names.values(), *image_names]
         self.guard = DeletionGuard(
             f"{name}-deletion-guard",
@@ -163,7 +167,10 @@ class ImageCatalog(pulumi.ComponentResource):
             )
             self.crds = VmOperatorCrds(f"{name}-crds", cluster_crds or {}, provider=provider, opts=child)
             image_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
-        self.certificates = self._certificates(config, child)
+        # after the guard, as the libraries: a refused run adds no certificate either
+        self.certificates = self._certificates(
+            trusted, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.guard]))
+        )
         item_opts = child
         if self.certificates:  # a library with a security policy verifies an upload against them
             item_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=self.certificates))
@@ -282,16 +289,25 @@ class ImageCatalog(pulumi.ComponentResource):
             ids[library.name] = created.id
         return ids
 
-    def _certificates(self, config: CatalogConfig, child: pulumi.ResourceOptions) -> list[TrustedCertificate]:
-        """One resource per distinct certificate of vmimage:trustedCertificates, named by its
-        fingerprint: a file moved or reordered is the same certificate, another one another entry."""
+    @staticmethod
+    def _trusted(config: CatalogConfig) -> list[TrustedCertificateFile]:
         try:
-            found = trusted_certificates(config.trusted_certificates)
+            return trusted_certificates(config.trusted_certificates)
         except ImageError as error:
             raise ConfigError(f"vmimage:trustedCertificates: {error}") from None
+
+    def _certificate_name(self, certificate: TrustedCertificateFile) -> str:
+        """Named by its fingerprint: a file moved or reordered is the same certificate, another one
+        another entry."""
+        return resource_name(self._name, "trusted-certificate", certificate.sha256[:16])
+
+    def _certificates(
+        self, found: list[TrustedCertificateFile], child: pulumi.ResourceOptions
+    ) -> list[TrustedCertificate]:
+        """One resource per distinct certificate of vmimage:trustedCertificates."""
         return [
             TrustedCertificate(
-                resource_name(self._name, "trusted-certificate", certificate.sha256[:16]),
+                self._certificate_name(certificate),
                 path=certificate.path,
                 pem=certificate.pem,
                 subject=certificate.subject,

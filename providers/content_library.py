@@ -115,6 +115,19 @@ def _policy_change(name: str, before: str | None, after: str | None) -> str:
     )
 
 
+def _policy_lost(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """The config keeps a library's policy, but the state's outputs (as a refresh read vCenter)
+    record the library without it: taken off by hand, the library verifies nothing."""
+    policy = news.get(POLICY)
+    return (
+        bool(olds)
+        and bool(policy)
+        and not is_unknown(policy)
+        and olds.get(POLICY) == policy
+        and not olds.get(POLICY_ID)
+    )
+
+
 def _apply_policy(client: ContentLibraryClient, library: LibraryInfo, policy_id: str | None, name: str | None) -> None:
     """Set (or remove) the library's security policy and check that vCenter holds it: a server
     that keeps a library's policy as it was (govmomi's simulator ignores the update) is refused."""
@@ -159,8 +172,19 @@ class ContentLibraryProvider(VSphereProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         updates = changed(olds, news, IN_PLACE)
         replaces = changed(olds, news, REPLACING)
+        lost = _policy_lost(olds, news)
+        if lost:
+            warn(
+                f"library {news.get('name')!r}: vCenter holds it without its security policy {news.get(POLICY)!r} "
+                "(taken off outside the stack, as `refresh` read): `up` applies it again. "
+                + _policy_change(str(news.get("name")), None, str(news.get(POLICY)))
+            )
         # Library names are unique in vCenter: the old library must go before its replacement comes.
-        return DiffResult(changes=bool(updates or replaces), replaces=replaces, delete_before_replace=bool(replaces))
+        return DiffResult(
+            changes=bool(updates or replaces or lost),
+            replaces=replaces,
+            delete_before_replace=bool(replaces),
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         settings = connection.settings()
@@ -193,7 +217,7 @@ class ContentLibraryProvider(VSphereProvider):
             library = client.get_library(id_)
             if (olds.get("name"), olds.get("description")) != (news["name"], news.get("description")):
                 client.update_library(library, news["name"], news.get("description") or "")
-            if olds.get(POLICY) != news.get(POLICY):
+            if olds.get(POLICY) != news.get(POLICY) or _policy_lost(olds, news):
                 policy = news.get(POLICY)
                 policy_id = (news.get(POLICY_ID) or resolve_policy(client, policy)) if policy else None
                 _apply_policy(client, library, policy_id, policy)

@@ -159,7 +159,9 @@ def _upload(client: ContentLibraryClient, item_id: str, source: str, sha256: str
     return upload
 
 
-def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None) -> dict[str, Any]:
+def _image(
+    descriptor: bytes | None, source_name: str, item: ItemInfo, content_version: str | None, policy: bool
+) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     image = item_status(
         descriptor,
@@ -170,7 +172,7 @@ def _image(descriptor: bytes | None, source_name: str, item: ItemInfo, content_v
         item_id=item.id,
         content_version=content_version,
     )
-    return with_compliance(image, item.security_compliance, now).status.wire()
+    return with_compliance(image, item.security_compliance, now, policy=policy).status.wire()
 
 
 def _signature(source: str, trust: Any) -> dict[str, Any] | None:
@@ -210,20 +212,22 @@ def _outputs(
     )
     if upload is not None:
         _compliance_said(item, inputs)
+    policy = bool(inputs.get(POLICY))
     if upload is not None and (upload.descriptor is not None or item.type.lower() == "iso"):
-        image = _image(upload.descriptor, upload.descriptor_name or shown_source(inputs), item, content_version)
+        image = _image(upload.descriptor, upload.descriptor_name or shown_source(inputs), item, content_version, policy)
     elif (
         previous
         and previous.get("image")
         and previous.get("content_version") == content_version
         and previous.get("contract") == CONTRACT  # an image of an earlier contract is computed anew
         and previous.get("security_compliance") == item.security_compliance  # a policy applied or removed
+        and previous.get(POLICY) == inputs.get(POLICY)
     ):
         image = {**previous["image"], "name": item.name}  # same content: keep status and its transition time
     else:
         descriptor = DESCRIPTORS.fetch(client, item, content_version)
         name = descriptor.name if descriptor else None
-        image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version)
+        image = _image(descriptor.data if descriptor else None, f"item {item.id}:{name}", item, content_version, policy)
     return {
         **{key: inputs.get(key) for key in INPUTS},
         **present(inputs, SECRET_INPUT, POLICY, TRUST),

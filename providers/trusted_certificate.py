@@ -9,6 +9,7 @@ never deleted by it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
@@ -19,12 +20,16 @@ from providers.common import VSphereProvider, changed, is_unknown, say, warn
 from vmimage.descriptor.trust import pem_fingerprint
 from vmimage.errors import ImageError
 from vmimage.review.guard import Declared
+from vmimage.review.preview_checks import offline
 from vmimage.vsphere.content_library import ContentLibraryClient, TrustedCertificateEntry
 
 INPUTS = ("path", "pem", "sha256", "subject")
 IN_PLACE = ("path",)  # where the stack reads it: the state's record only
 REPLACING = ("sha256",)  # another certificate is another entry
 ADOPTED = "adopted"  # true: vCenter trusted it before the stack did; the stack never deletes it
+# set by check, never kept: vCenter no longer trusts the state's certificate (taken off by hand, or by
+# the stack that added it where this one adopted it), so `up` trusts it again, as this stack's own
+GONE = "no_longer_trusted"
 
 
 def _entry(
@@ -55,14 +60,36 @@ class TrustedCertificateProvider(VSphereProvider):
             elif news.get("sha256") not in (None, sha256):
                 failures.append(CheckFailure("sha256", f"{news.get('path')}: the certificate's sha256 is {sha256}"))
             inputs["sha256"] = sha256
+            if olds and not failures and olds.get("sha256") == sha256:
+                failures.extend(self._still_trusted(inputs))
         return CheckResult(inputs, failures)
+
+    @staticmethod
+    def _still_trusted(inputs: dict[str, Any]) -> list[CheckFailure]:
+        """Marks ``inputs`` GONE when vCenter trusts the certificate no more (asked in every preview,
+        unless offline); a question vCenter does not answer is a failure, never "still trusted"."""
+        try:
+            if offline(os.environ):
+                return []
+            with connection.content_library() as client:
+                gone = _entry(client, str(inputs["sha256"])) is None
+        except ImageError as error:
+            return [CheckFailure("pem", f"{_label(inputs)}: cannot ask vCenter whether it still trusts it: {error}")]
+        if gone:
+            inputs[GONE] = True
+            warn(
+                f"{_label(inputs)}: vCenter no longer trusts it (taken off by hand, or by a stack that added it "
+                "where this one adopted it): `up` trusts it again, as this stack's"
+            )
+        return []
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         updates = changed(olds, news, IN_PLACE)
-        replaces = changed(olds, news, REPLACING)
+        replaces = changed(olds, news, REPLACING) + ([GONE] if news.get(GONE) else [])
         return DiffResult(changes=bool(updates or replaces), replaces=replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        props = {key: value for key, value in props.items() if key != GONE}
         with connection.content_library() as client:
             found = _entry(client, props["sha256"])
             if found is not None:
@@ -81,8 +108,10 @@ class TrustedCertificateProvider(VSphereProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         with connection.content_library() as client:
             found = _entry(client, str(props.get("sha256")), id_)
-        if found is None:
-            return ReadResult("", {})  # no longer trusted: the next `up` adds it again
+        # The entry the stack added is gone: another entry of the same certificate (an administrator's)
+        # is not the stack's to delete, so the next `up` adopts it (or adds it again, if none).
+        if found is None or (found.id != id_ and not props.get(ADOPTED)):
+            return ReadResult("", {})
         return ReadResult(found.id, {**props, "certificate_id": found.id})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -94,9 +123,6 @@ class TrustedCertificateProvider(VSphereProvider):
         if props.get(ADOPTED):
             say(f"{_label(props)}: left in vCenter's trust store: it trusted it before this stack did")
             return
-        refused = connection.refused_delete(Declared(str(props.get("path")), "trusted certificate"))
-        if refused:
-            raise ImageError(_label(props), f"not deleted: {refused}")
         with connection.content_library() as client:
             found = _entry(client, str(props.get("sha256")), id_)
             if found is None:
@@ -104,6 +130,9 @@ class TrustedCertificateProvider(VSphereProvider):
             if found.id != id_:
                 warn(f"{_label(props)}: vCenter trusts it under entry {found.id}, not the stack's {id_}: left there")
                 return
+            refused = connection.refused_delete(Declared(str(props.get("path")), "trusted certificate"))
+            if refused:
+                raise ImageError(_label(props), f"not deleted: {refused}")
             client.delete_trusted_certificate(id_)
 
 

@@ -116,7 +116,9 @@ def _image(props: dict[str, Any]) -> tuple[ItemImage, str | None]:
         content_version=version,
     )
     # vCenter's word on the item's signature (a library with a security policy) wins over the descriptor
-    image = with_compliance(image, item.security_compliance, common["now"], item.certificate_status)
+    image = with_compliance(
+        image, item.security_compliance, common["now"], item.certificate_status, policy=bool(props.get(POLICY))
+    )
     return image, item.library_id or None
 
 

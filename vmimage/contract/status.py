@@ -180,14 +180,21 @@ def not_compliant_status(status: ImageStatus, now: datetime) -> ImageStatus:
 
 
 def with_compliance(
-    image: ItemImage, compliant: bool | None, now: datetime, certificate_status: str | None = None
+    image: ItemImage,
+    compliant: bool | None,
+    now: datetime,
+    certificate_status: str | None = None,
+    policy: bool = False,
 ) -> ItemImage:
     """The image of an item as vCenter's ``security_compliance`` leaves it: False (an item of a
     library with a security policy that vCenter did not verify) gives the NotReady status, with no
-    labels and no sync error (VM Operator never reads the descriptor); None (no policy) and True
-    leave it as it is, as the Image Registry Operator reads an item without the field compliant.
-    ``certificate_status``: vCenter's certificate_verification_info.status, kept as the why."""
-    if compliant is not False:
+    labels and no sync error (VM Operator never reads the descriptor); True, and None outside a
+    policy library, leave it as it is, as the Image Registry Operator reads an item without the
+    field compliant. ``policy``: the library has a security policy, where an OVF item vCenter
+    reports nothing of is not compliant (VM Operator reads a missing field as not compliant, and
+    an unanswered check never passes). ``certificate_status``: vCenter's
+    certificate_verification_info.status, kept as the why."""
+    if compliant is True or (compliant is None and not (policy and image.status.type == "OVF")):
         return image
     return ItemImage(not_compliant_status(image.status, now), not_compliant=certificate_status or "not reported")
 

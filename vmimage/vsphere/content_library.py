@@ -189,10 +189,16 @@ class ContentLibraryClient:
     def trusted_certificates(self) -> list[TrustedCertificateEntry]:
         """The certificates content libraries trust (GET /api/content/trusted-certificates)."""
         listed = self.session.call(Call("GET", TRUSTED_CERTIFICATES, TRUSTED_CERTIFICATES, api_only=True)) or {}
+        certificates = listed.get("certificates") if isinstance(listed, dict) else listed
+        if not isinstance(certificates, list | None) or not all(isinstance(c, dict) for c in certificates or []):
+            # an answer that cannot be read is no answer: never "vCenter trusts nothing" (a delete
+            # would take the stack's entry for gone, a create would add it twice)
+            raise VSphereError(
+                self.session.settings.server, f"GET /api{TRUSTED_CERTIFICATES}: an answer that is not a list of entries"
+            )
         return [
             TrustedCertificateEntry(str(c.get("certificate", "")), str(c.get("cert_text", "")))
-            for c in _list(listed.get("certificates") if isinstance(listed, dict) else None)
-            if isinstance(c, dict)
+            for c in _list(certificates)
         ]
 
     def add_trusted_certificate(self, pem: str) -> str | None:

@@ -146,7 +146,9 @@ def published_images(config: CatalogConfig, listing: VCenterListing, cache: Desc
             item_id=item.id,
             content_version=item.content_version,
         )
-        image = with_compliance(image, info.security_compliance, now, info.certificate_status)
+        library = config.images[planned.image_index or 0].library if planned.synced is None else None
+        policy = library is not None and config.security_policy(library) is not None
+        image = with_compliance(image, info.security_compliance, now, info.certificate_status, policy)
         obj = image_object(
             image.status,
             cluster=planned.namespace is None,
